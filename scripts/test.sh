@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test: the native unit tests (cargo test on the host), then one fresh build of
+# the worker, then the integration suite (node:test against `wrangler dev`, one local
+# server per test file, files run one at a time).
+#   bash scripts/test.sh                         everything
+#   bash scripts/test.sh tests/integration/auth.test.mjs   only these integration files
+# Environment: EDGESYNC_SKIP_CARGO_TEST=1 skips `cargo test`; EDGESYNC_SKIP_BUILD=1 reuses an
+# existing build/worker/shim.mjs; EDGESYNC_TEST_LOG_LEVEL sets wrangler dev's --log-level.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+export WRANGLER_SEND_METRICS=false
+
+log() { printf '[test] %s\n' "$*" >&2; }
+
+if [ "${EDGESYNC_SKIP_CARGO_TEST:-}" != 1 ]; then
+  log "cargo test (native unit tests)"
+  cargo test --quiet
+fi
+
+if [ "${EDGESYNC_SKIP_BUILD:-}" = 1 ] && [ -f build/worker/shim.mjs ]; then
+  log "reusing build/worker/shim.mjs (EDGESYNC_SKIP_BUILD=1)"
+else
+  log "building the worker"
+  # build.sh exits early when EDGESYNC_SKIP_BUILD=1; here we want a fresh build
+  EDGESYNC_SKIP_BUILD= bash scripts/build.sh
+fi
+
+# Leftovers of an interrupted earlier run (test servers remove their own dirs on exit).
+mkdir -p .tmp
+find .tmp -maxdepth 1 \( -name 'it-*' -o -name 'd1-staging-*' \) -mmin +60 -exec rm -rf {} + 2>/dev/null || true
+
+if [ "$#" -gt 0 ]; then files=("$@"); else files=(tests/integration/*.test.mjs); fi
+log "integration tests: ${files[*]}"
+# The harness sets EDGESYNC_SKIP_BUILD=1 for the wrangler dev servers it starts, so
+# wrangler's [build] step reuses the build above instead of rebuilding per server.
+exec node --test --test-concurrency=1 --test-timeout=600000 "${files[@]}"

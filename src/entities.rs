@@ -1,0 +1,192 @@
+//! The entity types, declared once as data.
+//!
+//! Everything type-specific (validation, defaults, SQL column lists, the JSON a record is
+//! returned as) is derived from [`ENTITIES`]. Adding a type is one entry here plus its
+//! table in `schema.sql` (a unit test checks the two agree).
+
+/// How a field is validated, stored and returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// UTF-8 string of at most `max` characters; stored as TEXT.
+    Str { max: usize },
+    /// JSON boolean; stored as INTEGER 0/1.
+    Bool,
+    /// Integer within ±(2^53 − 1) so JavaScript clients read it exactly; stored as INTEGER.
+    Int,
+    /// Integer (ms since the epoch) or null.
+    NullableInt,
+    /// A record id (same syntax as `id`) or null: a reference to another record.
+    NullableId,
+    /// One of a fixed set of strings.
+    Enum(&'static [&'static str]),
+    /// Any JSON value whose serialization is at most `max_bytes`; stored as JSON text.
+    Json { max_bytes: usize },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Default {
+    Str(&'static str),
+    Bool(bool),
+    Int(i64),
+    Null,
+}
+
+#[derive(Debug)]
+pub struct Field {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+    pub default: Default,
+    /// Other names clients may send for this field (the briefs' `content` for a task title).
+    pub aliases: &'static [&'static str],
+}
+
+#[derive(Debug)]
+pub struct Entity {
+    /// Name in URLs and in `type` of a change; also the table name.
+    pub name: &'static str,
+    pub fields: &'static [Field],
+}
+
+const fn field(name: &'static str, kind: Kind, default: Default) -> Field {
+    Field { name, kind, required: false, default, aliases: &[] }
+}
+
+pub const PRIORITIES: &[&str] = &["low", "medium", "high"];
+
+pub static ENTITIES: &[Entity] = &[
+    Entity {
+        name: "tasks",
+        fields: &[
+            Field {
+                name: "title",
+                kind: Kind::Str { max: 1_000 },
+                required: true,
+                default: Default::Str(""),
+                aliases: &["content"],
+            },
+            field("description", Kind::Str { max: 10_000 }, Default::Str("")),
+            field("completed", Kind::Bool, Default::Bool(false)),
+            field("pinned", Kind::Bool, Default::Bool(false)),
+            field("priority", Kind::Enum(PRIORITIES), Default::Str("medium")),
+            field("due_date", Kind::NullableInt, Default::Null),
+            field("list_id", Kind::NullableId, Default::Null),
+            field("sort_order", Kind::Int, Default::Int(0)),
+        ],
+    },
+    Entity {
+        name: "lists",
+        fields: &[
+            Field {
+                name: "name",
+                kind: Kind::Str { max: 200 },
+                required: true,
+                default: Default::Str(""),
+                aliases: &[],
+            },
+            field("color", Kind::Str { max: 32 }, Default::Str("")),
+            field("icon", Kind::Str { max: 64 }, Default::Str("")),
+            field("sort_order", Kind::Int, Default::Int(0)),
+        ],
+    },
+    Entity {
+        name: "notes",
+        fields: &[
+            field("title", Kind::Str { max: 1_000 }, Default::Str("")),
+            field("body", Kind::Str { max: 100_000 }, Default::Str("")),
+            field("pinned", Kind::Bool, Default::Bool(false)),
+            field("list_id", Kind::NullableId, Default::Null),
+        ],
+    },
+    Entity {
+        name: "settings",
+        fields: &[field("value", Kind::Json { max_bytes: 16 * 1024 }, Default::Null)],
+    },
+];
+
+/// Sync columns every entity table has, in the order records are returned.
+pub const SYNC_COLUMNS: &[&str] =
+    &["id", "version", "rev", "created_at", "updated_at", "deleted_at", "device_id"];
+
+/// Types are identified by name.
+impl PartialEq for Entity {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+pub fn entity(name: &str) -> Option<&'static Entity> {
+    ENTITIES.iter().find(|e| e.name == name)
+}
+
+impl Entity {
+    /// The field a client key names, by name or alias.
+    pub fn field(&self, key: &str) -> Option<&'static Field> {
+        // `fields` is 'static, so the reference outlives `self`.
+        let fields: &'static [Field] = self.fields;
+        fields.iter().find(|f| f.name == key || f.aliases.contains(&key))
+    }
+}
+
+/// Record ids (and `list_id` references): 1–128 characters of `[A-Za-z0-9_.:-]`.
+pub fn valid_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
+/// Largest integer a JavaScript client can hold exactly (2^53 − 1).
+pub const MAX_SAFE_INT: i64 = 9_007_199_254_740_991;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(valid_id("a"));
+        assert!(valid_id("task:2024-01.x_y"));
+        assert!(valid_id(&"x".repeat(128)));
+        assert!(!valid_id(""));
+        assert!(!valid_id(&"x".repeat(129)));
+        assert!(!valid_id("a b"));
+        assert!(!valid_id("a/b"));
+        assert!(!valid_id("é"));
+        assert!(!valid_id("a'--"));
+    }
+
+    #[test]
+    fn aliases_resolve() {
+        let tasks = entity("tasks").unwrap();
+        assert_eq!(tasks.field("content").unwrap().name, "title");
+        assert!(tasks.field("nope").is_none());
+        assert!(entity("widgets").is_none());
+    }
+
+    /// schema.sql and the specs must describe the same columns, or writes would fail at runtime.
+    #[test]
+    fn schema_sql_matches_specs() {
+        let schema = include_str!("../schema.sql");
+        for e in ENTITIES {
+            let start = schema
+                .find(&format!("CREATE TABLE IF NOT EXISTS {} (", e.name))
+                .unwrap_or_else(|| panic!("no table for {}", e.name));
+            let body = &schema[start..];
+            let body = &body[..body.find(") WITHOUT ROWID;").expect("table end")];
+            let columns: Vec<&str> = body
+                .lines()
+                .skip(1)
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("PRIMARY KEY"))
+                .filter_map(|l| l.split_whitespace().next())
+                .collect();
+            let mut expected = vec!["user_id", "id", "version", "rev", "created_rev"];
+            expected.extend(["created_at", "updated_at", "deleted_at", "device_id"]);
+            expected.extend(e.fields.iter().map(|f| f.name));
+            assert_eq!(columns, expected, "columns of {}", e.name);
+            assert!(schema.contains(&format!(
+                "CREATE INDEX IF NOT EXISTS {0}_user_rev ON {0} (user_id, rev);",
+                e.name
+            )));
+        }
+    }
+}

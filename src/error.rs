@@ -1,0 +1,176 @@
+//! Every way a request can fail, as data. `http::problem` turns an [`ApiError`] into an
+//! RFC 9457 `application/problem+json` response; nothing else builds error responses.
+
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// Body is not JSON.
+    InvalidJson(String),
+    /// A field of the body or query is unknown, missing, of the wrong type or out of range.
+    /// `field` is a JSON path such as `changes[3].title` or `since`.
+    InvalidField { field: String, detail: String },
+    UnsupportedMediaType,
+    PayloadTooLarge(String),
+    /// Missing or unacceptable credentials; `token_given` selects the `WWW-Authenticate` form.
+    Unauthorized { detail: String, token_given: bool },
+    NotFound,
+    MethodNotAllowed { allow: &'static str },
+    /// A full upload based on a cursor older than the server's latest change of that type.
+    SyncConflict { server_cursor: i64, client_cursor: i64 },
+    /// A delta pull from before the tombstone purge horizon.
+    ResetRequired { horizon: i64 },
+    /// Concurrent pushes of one user kept winning the race; the client retries.
+    Busy,
+    /// Unexpected failure; the detail is logged, never sent.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn field(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        ApiError::InvalidField { field: field.into(), detail: detail.into() }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::InvalidJson(_) | ApiError::InvalidField { .. } => 400,
+            ApiError::Unauthorized { .. } => 401,
+            ApiError::NotFound => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::SyncConflict { .. } => 409,
+            ApiError::ResetRequired { .. } => 410,
+            ApiError::PayloadTooLarge(_) => 413,
+            ApiError::UnsupportedMediaType => 415,
+            ApiError::Internal(_) => 500,
+            ApiError::Busy => 503,
+        }
+    }
+
+    /// Stable machine-readable code (the `error` member).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidField { .. } => "invalid_field",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::SyncConflict { .. } => "sync_conflict",
+            ApiError::ResetRequired { .. } => "reset_required",
+            ApiError::Busy => "busy",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "Malformed JSON",
+            ApiError::InvalidField { .. } => "Invalid request field",
+            ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::PayloadTooLarge(_) => "Payload too large",
+            ApiError::Unauthorized { .. } => "Unauthorized",
+            ApiError::NotFound => "Not found",
+            ApiError::MethodNotAllowed { .. } => "Method not allowed",
+            ApiError::SyncConflict { .. } => "Sync conflict",
+            ApiError::ResetRequired { .. } => "Reset required",
+            ApiError::Busy => "Busy",
+            ApiError::Internal(_) => "Internal error",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            ApiError::InvalidJson(d) | ApiError::PayloadTooLarge(d) => d.clone(),
+            ApiError::InvalidField { field, detail } => format!("{field}: {detail}"),
+            ApiError::Unauthorized { detail, .. } => detail.clone(),
+            ApiError::UnsupportedMediaType => "request bodies must be application/json".into(),
+            ApiError::NotFound => "no such resource".into(),
+            ApiError::MethodNotAllowed { allow } => format!("allowed methods: {allow}"),
+            ApiError::SyncConflict { .. } => {
+                "the server has changes newer than your cursor; pull them, then upload again".into()
+            }
+            ApiError::ResetRequired { .. } => {
+                "your cursor is older than the tombstone purge horizon; download the full set, then pull from its cursor".into()
+            }
+            ApiError::Busy => "too many concurrent pushes for this user; retry shortly".into(),
+            ApiError::Internal(_) => "an unexpected error occurred".into(),
+        }
+    }
+
+    /// Response headers this error needs besides the content type.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            ApiError::Unauthorized { token_given: true, .. } => {
+                vec![("WWW-Authenticate", r#"Bearer error="invalid_token""#.into())]
+            }
+            ApiError::Unauthorized { token_given: false, .. } => {
+                vec![("WWW-Authenticate", "Bearer".into())]
+            }
+            ApiError::MethodNotAllowed { allow } => vec![("Allow", (*allow).into())],
+            ApiError::Busy => vec![("Retry-After", "1".into())],
+            _ => vec![],
+        }
+    }
+
+    /// The RFC 9457 problem document.
+    pub fn body(&self, now_ms: i64) -> Value {
+        let mut m = Map::new();
+        m.insert("type".into(), "about:blank".into());
+        m.insert("title".into(), self.title().into());
+        m.insert("status".into(), self.status().into());
+        m.insert("detail".into(), self.detail().into());
+        m.insert("error".into(), self.code().into());
+        m.insert("timestamp".into(), now_ms.into());
+        match self {
+            ApiError::InvalidField { field, .. } => {
+                m.insert("field".into(), field.clone().into());
+            }
+            ApiError::SyncConflict { server_cursor, client_cursor } => {
+                m.insert("server_cursor".into(), (*server_cursor).into());
+                m.insert("client_cursor".into(), (*client_cursor).into());
+                m.insert("action_required".into(), "refresh".into());
+            }
+            ApiError::ResetRequired { horizon } => {
+                m.insert("purge_horizon".into(), (*horizon).into());
+                m.insert("action_required".into(), "full_download".into());
+            }
+            _ => {}
+        }
+        Value::Object(m)
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    fn from(e: serde_json::Error) -> Self {
+        ApiError::Internal(format!("json: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_text_is_never_sent() {
+        let body = ApiError::Internal("D1_ERROR: secret table".into()).body(1);
+        assert_eq!(body["status"], 500);
+        assert!(!body.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn field_errors_name_the_field() {
+        let body = ApiError::field("changes[2].foo", "unknown field").body(5);
+        assert_eq!(body["error"], "invalid_field");
+        assert_eq!(body["field"], "changes[2].foo");
+        assert_eq!(body["timestamp"], 5);
+        assert!(body["detail"].as_str().unwrap().contains("changes[2].foo"));
+    }
+
+    #[test]
+    fn unauthorized_challenges() {
+        let e = ApiError::Unauthorized { detail: "x".into(), token_given: false };
+        assert_eq!(e.headers(), vec![("WWW-Authenticate", "Bearer".to_string())]);
+        assert_eq!(e.status(), 401);
+    }
+}

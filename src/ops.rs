@@ -1,0 +1,75 @@
+//! What a request cost: D1 statements, rows read and written, KV operations, and time
+//! spent waiting on each. Reported in `X-Sync-Ops` (an RFC 8941 dictionary) and
+//! `Server-Timing`, so tests and benchmarks can assert costs instead of timings.
+
+use std::cell::Cell;
+
+#[derive(Debug, Default)]
+pub struct Ops {
+    pub d1: Cell<u64>,
+    pub rows_read: Cell<u64>,
+    pub rows_written: Cell<u64>,
+    pub kv_read: Cell<u64>,
+    pub kv_write: Cell<u64>,
+    pub d1_ms: Cell<f64>,
+    pub kv_ms: Cell<f64>,
+}
+
+fn add(c: &Cell<u64>, n: u64) {
+    c.set(c.get() + n);
+}
+
+impl Ops {
+    pub fn d1_batch(&self, statements: u64, rows_read: u64, rows_written: u64, ms: f64) {
+        add(&self.d1, statements);
+        add(&self.rows_read, rows_read);
+        add(&self.rows_written, rows_written);
+        self.d1_ms.set(self.d1_ms.get() + ms);
+    }
+
+    pub fn kv(&self, reads: u64, writes: u64, ms: f64) {
+        add(&self.kv_read, reads);
+        add(&self.kv_write, writes);
+        self.kv_ms.set(self.kv_ms.get() + ms);
+    }
+
+    /// `X-Sync-Ops` value.
+    pub fn header(&self) -> String {
+        format!(
+            "d1={}, rows-read={}, rows-written={}, kv-read={}, kv-write={}",
+            self.d1.get(),
+            self.rows_read.get(),
+            self.rows_written.get(),
+            self.kv_read.get(),
+            self.kv_write.get()
+        )
+    }
+
+    /// `Server-Timing` value; d1/kv entries only when used.
+    pub fn server_timing(&self, total_ms: f64) -> String {
+        let mut s = format!("total;dur={total_ms:.1}");
+        if self.d1.get() > 0 {
+            s.push_str(&format!(", d1;dur={:.1}", self.d1_ms.get()));
+        }
+        if self.kv_read.get() + self.kv_write.get() > 0 {
+            s.push_str(&format!(", kv;dur={:.1}", self.kv_ms.get()));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_is_an_rfc8941_dictionary() {
+        let ops = Ops::default();
+        ops.d1_batch(2, 10, 3, 1.5);
+        ops.d1_batch(1, 1, 0, 0.5);
+        ops.kv(1, 0, 0.25);
+        assert_eq!(ops.header(), "d1=3, rows-read=11, rows-written=3, kv-read=1, kv-write=0");
+        assert_eq!(ops.server_timing(4.0), "total;dur=4.0, d1;dur=2.0, kv;dur=0.2");
+        assert_eq!(Ops::default().server_timing(1.0), "total;dur=1.0");
+    }
+}

@@ -1,0 +1,563 @@
+//! Request parsing: JSON bodies and query strings become domain types once, here
+//! ("parse, don't validate"). Everything past this module works with [`Change`]s whose
+//! fields are complete, typed and within limits. Errors name the offending field.
+
+use serde_json::{Map, Value};
+
+use crate::entities::{self, valid_id, Default, Entity, Field, Kind, MAX_SAFE_INT};
+use crate::error::ApiError;
+
+/// Default and maximum page size of every pull and download.
+pub const DEFAULT_LIMIT: i64 = 500;
+pub const MAX_LIMIT: i64 = 1_000;
+
+/// One record change of a push, validated and normalized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub entity: &'static Entity,
+    pub id: String,
+    /// Proposed version; `None` means "one more than the server's".
+    pub version: Option<i64>,
+    pub device_id: Option<String>,
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// The record's full field set, in `entity.fields` order, defaults filled in.
+    Upsert(Vec<Value>),
+    Delete,
+}
+
+/// `POST /api/sync`.
+#[derive(Debug, PartialEq)]
+pub struct SyncRequest {
+    pub cursor: i64,
+    pub changes: Vec<Change>,
+    pub limit: i64,
+}
+
+/// `POST /api/sync/{type}/delta`: the changes, and how many of each kind were sent.
+#[derive(Debug, PartialEq)]
+pub struct DeltaPush {
+    pub changes: Vec<Change>,
+    /// Index ranges of `changes`: created, then updated, then deleted.
+    pub counts: [usize; 3],
+    pub cursor: Option<i64>,
+}
+
+/// `POST /api/sync/{type}`: the complete live set of one type.
+#[derive(Debug, PartialEq)]
+pub struct FullUpload {
+    pub records: Vec<Change>,
+    pub cursor: i64,
+}
+
+/// Limits that come from configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_changes: usize,
+}
+
+fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ApiError> {
+    v.as_object().ok_or_else(|| ApiError::field(path, "must be an object"))
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// A non-negative cursor; `null` counts as absent.
+fn cursor(v: &Value, path: &str) -> Result<Option<i64>, ApiError> {
+    match v {
+        Value::Null => Ok(None),
+        _ => match v.as_i64() {
+            Some(n) if (0..=MAX_SAFE_INT).contains(&n) => Ok(Some(n)),
+            _ => Err(ApiError::field(path, "must be an integer >= 0")),
+        },
+    }
+}
+
+fn limit(v: &Value, path: &str) -> Result<i64, ApiError> {
+    match v.as_i64() {
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        _ => Err(ApiError::field(path, format!("must be an integer from 1 to {MAX_LIMIT}"))),
+    }
+}
+
+fn array<'a>(v: &'a Value, path: &str) -> Result<&'a [Value], ApiError> {
+    match v {
+        Value::Array(a) => Ok(a),
+        _ => Err(ApiError::field(path, "must be an array")),
+    }
+}
+
+fn check_count(n: usize, limits: Limits) -> Result<(), ApiError> {
+    if n > limits.max_changes {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{n} changes in one request; the limit is {}",
+            limits.max_changes
+        )));
+    }
+    Ok(())
+}
+
+fn id(v: &Value, path: &str) -> Result<String, ApiError> {
+    match v.as_str() {
+        Some(s) if valid_id(s) => Ok(s.to_string()),
+        _ => Err(ApiError::field(path, "must be 1-128 characters of [A-Za-z0-9_.:-]")),
+    }
+}
+
+/// Parses one change. `forced` is the type named by the URL (per-type endpoints), where a
+/// `type` member, if present, must agree; otherwise `type` defaults to tasks.
+pub fn parse_change(v: &Value, path: &str, forced: Option<&'static Entity>) -> Result<Change, ApiError> {
+    let obj = object(v, path)?;
+    let entity = match (obj.get("type"), forced) {
+        (None, Some(e)) => e,
+        (None, None) => entities::entity("tasks").ok_or(ApiError::Internal("no tasks".into()))?,
+        (Some(t), forced) => {
+            let p = join(path, "type");
+            let name = t.as_str().ok_or_else(|| ApiError::field(&p, "must be a string"))?;
+            let e = entities::entity(name)
+                .ok_or_else(|| ApiError::field(&p, format!("unknown entity type '{name}'")))?;
+            if forced.is_some_and(|f| f.name != e.name) {
+                return Err(ApiError::field(p, "does not match the type in the URL"));
+            }
+            e
+        }
+    };
+
+    let mut id_value = None;
+    let mut version = None;
+    let mut device_id = None;
+    let mut deleted = None;
+    let mut deleted_at_set = false;
+    let mut values: Vec<Option<Value>> = vec![None; entity.fields.len()];
+
+    for (key, value) in obj {
+        let p = join(path, key);
+        match key.as_str() {
+            "type" => {}
+            "id" => id_value = Some(id(value, &p)?),
+            "version" => {
+                version = match value {
+                    Value::Null => None,
+                    _ => match value.as_i64() {
+                        Some(n) if (1..=MAX_SAFE_INT).contains(&n) => Some(n),
+                        _ => return Err(ApiError::field(p, "must be an integer >= 1")),
+                    },
+                }
+            }
+            "device_id" => {
+                device_id = match value {
+                    Value::Null => None,
+                    Value::String(s) if s.chars().count() <= 128 => Some(s.clone()),
+                    _ => return Err(ApiError::field(p, "must be a string of at most 128 characters")),
+                }
+            }
+            "deleted" => {
+                deleted = match value {
+                    Value::Bool(b) => Some(*b),
+                    Value::Null => None,
+                    _ => return Err(ApiError::field(p, "must be a boolean")),
+                }
+            }
+            "deleted_at" => deleted_at_set = !value.is_null(),
+            // Server-authoritative: accepted so clients can echo records back, then ignored.
+            "created_at" | "updated_at" | "rev" => {}
+            _ => {
+                let Some(idx) = entity.fields.iter().position(|f| f.name == key || f.aliases.contains(&key.as_str()))
+                else {
+                    return Err(ApiError::field(p, format!("unknown field for type '{}'", entity.name)));
+                };
+                if values[idx].is_some() {
+                    return Err(ApiError::field(p, "given twice (by name and by alias)"));
+                }
+                values[idx] = Some(field_value(entity.fields[idx].kind, value, &p)?);
+            }
+        }
+    }
+
+    let id = id_value.ok_or_else(|| ApiError::field(join(path, "id"), "is required"))?;
+    if deleted == Some(false) && deleted_at_set {
+        return Err(ApiError::field(join(path, "deleted"), "is false but deleted_at is set"));
+    }
+    let op = if deleted == Some(true) || deleted_at_set {
+        Op::Delete
+    } else {
+        let mut full = Vec::with_capacity(values.len());
+        for (f, v) in entity.fields.iter().zip(values) {
+            match v {
+                Some(v) => full.push(v),
+                None if f.required => return Err(ApiError::field(join(path, f.name), "is required")),
+                None => full.push(default_for(f)),
+            }
+        }
+        Op::Upsert(full)
+    };
+    Ok(Change { entity, id, version, device_id, op })
+}
+
+/// The value a field takes when a change leaves it out.
+pub fn default_for(f: &Field) -> Value {
+    match f.default {
+        Default::Str(s) => s.into(),
+        Default::Bool(b) => b.into(),
+        Default::Int(n) => n.into(),
+        Default::Null => Value::Null,
+    }
+}
+
+/// Checks one field value against its kind; returns it normalized.
+fn field_value(kind: Kind, v: &Value, path: &str) -> Result<Value, ApiError> {
+    let int = |v: &Value| v.as_i64().filter(|n| n.abs() <= MAX_SAFE_INT);
+    match kind {
+        Kind::Str { max } => match v.as_str() {
+            Some(s) if s.chars().count() <= max => Ok(v.clone()),
+            Some(_) => Err(ApiError::field(path, format!("must be at most {max} characters"))),
+            None => Err(ApiError::field(path, "must be a string")),
+        },
+        Kind::Bool => match v {
+            Value::Bool(_) => Ok(v.clone()),
+            _ => Err(ApiError::field(path, "must be a boolean")),
+        },
+        Kind::Int => int(v)
+            .map(Value::from)
+            .ok_or_else(|| ApiError::field(path, "must be an integer within ±(2^53-1)")),
+        Kind::NullableInt => match v {
+            Value::Null => Ok(Value::Null),
+            _ => int(v)
+                .map(Value::from)
+                .ok_or_else(|| ApiError::field(path, "must be an integer (ms) or null")),
+        },
+        Kind::NullableId => match v {
+            Value::Null => Ok(Value::Null),
+            _ => id(v, path).map(Value::from),
+        },
+        Kind::Enum(allowed) => match v.as_str() {
+            Some(s) if allowed.contains(&s) => Ok(v.clone()),
+            _ => Err(ApiError::field(path, format!("must be one of {}", allowed.join(", ")))),
+        },
+        Kind::Json { max_bytes } => {
+            let len = serde_json::to_string(v).map(|s| s.len()).unwrap_or(usize::MAX);
+            if len > max_bytes {
+                return Err(ApiError::field(path, format!("serializes to more than {max_bytes} bytes")));
+            }
+            Ok(v.clone())
+        }
+    }
+}
+
+fn check_keys(obj: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::field(join(path, k), "unknown field")),
+        None => Ok(()),
+    }
+}
+
+/// First non-null of a field and its aliases; giving two different ones is an error.
+fn aliased<'a>(obj: &'a Map<String, Value>, names: &[&str]) -> Result<Option<(&'a Value, String)>, ApiError> {
+    let mut found: Option<(&Value, String)> = None;
+    for name in names {
+        if let Some(v) = obj.get(*name).filter(|v| !v.is_null()) {
+            if let Some((prev, prev_name)) = &found {
+                if *prev != v {
+                    return Err(ApiError::field(*name, format!("disagrees with {prev_name}")));
+                }
+            } else {
+                found = Some((v, name.to_string()));
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn opt_cursor(obj: &Map<String, Value>, names: &[&str]) -> Result<Option<i64>, ApiError> {
+    match aliased(obj, names)? {
+        Some((v, name)) => cursor(v, &name),
+        None => Ok(None),
+    }
+}
+
+pub fn parse_sync(body: &Value, limits: Limits) -> Result<SyncRequest, ApiError> {
+    let obj = object(body, "body")?;
+    check_keys(obj, "", &["cursor", "last_sync", "changes", "limit"])?;
+    let changes = match obj.get("changes") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => {
+            let items = array(v, "changes")?;
+            check_count(items.len(), limits)?;
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, c)| parse_change(c, &format!("changes[{i}]"), None))
+                .collect::<Result<_, _>>()?
+        }
+    };
+    let limit = match obj.get("limit") {
+        None | Some(Value::Null) => DEFAULT_LIMIT,
+        Some(v) => limit(v, "limit")?,
+    };
+    Ok(SyncRequest { cursor: opt_cursor(obj, &["cursor", "last_sync"])?.unwrap_or(0), changes, limit })
+}
+
+pub fn parse_delta(body: &Value, entity: &'static Entity, limits: Limits) -> Result<DeltaPush, ApiError> {
+    let obj = object(body, "body")?;
+    check_keys(obj, "", &["changes", "cursor", "since", "last_sync"])?;
+    let groups = match obj.get("changes") {
+        Some(v) => object(v, "changes")?,
+        None => return Err(ApiError::field("changes", "is required")),
+    };
+    check_keys(groups, "changes", &["created", "updated", "deleted"])?;
+    let list = |name: &str| -> Result<&[Value], ApiError> {
+        match groups.get(name) {
+            None | Some(Value::Null) => Ok(&[]),
+            Some(v) => array(v, &format!("changes.{name}")),
+        }
+    };
+    let (created, updated, deleted) = (list("created")?, list("updated")?, list("deleted")?);
+    check_count(created.len() + updated.len() + deleted.len(), limits)?;
+
+    let mut changes = Vec::with_capacity(created.len() + updated.len() + deleted.len());
+    for (name, items) in [("created", created), ("updated", updated)] {
+        for (i, v) in items.iter().enumerate() {
+            let path = format!("changes.{name}[{i}]");
+            let c = parse_change(v, &path, Some(entity))?;
+            if c.op == Op::Delete {
+                return Err(ApiError::field(path, "deletions belong in changes.deleted"));
+            }
+            changes.push(c);
+        }
+    }
+    for (i, v) in deleted.iter().enumerate() {
+        let path = format!("changes.deleted[{i}]");
+        let change = match v {
+            Value::String(_) => Change { entity, id: id(v, &path)?, version: None, device_id: None, op: Op::Delete },
+            Value::Object(o) => {
+                check_keys(o, &path, &["id", "version", "type", "deleted", "deleted_at", "device_id"])?;
+                let mut o = o.clone();
+                o.entry("deleted").or_insert(Value::Bool(true));
+                let c = parse_change(&Value::Object(o), &path, Some(entity))?;
+                if c.op != Op::Delete {
+                    return Err(ApiError::field(join(&path, "deleted"), "must be true in changes.deleted"));
+                }
+                c
+            }
+            _ => return Err(ApiError::field(path, "must be an id or {id, version}")),
+        };
+        changes.push(change);
+    }
+    Ok(DeltaPush {
+        changes,
+        counts: [created.len(), updated.len(), deleted.len()],
+        cursor: opt_cursor(obj, &["cursor", "since", "last_sync"])?,
+    })
+}
+
+pub fn parse_full_upload(body: &Value, entity: &'static Entity, limits: Limits) -> Result<FullUpload, ApiError> {
+    let obj = object(body, "body")?;
+    check_keys(obj, "", &["data", "cursor", "timestamp"])?;
+    let items = match obj.get("data") {
+        Some(v) => array(v, "data")?,
+        None => return Err(ApiError::field("data", "is required")),
+    };
+    check_count(items.len(), limits)?;
+    let mut records = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    for (i, v) in items.iter().enumerate() {
+        let path = format!("data[{i}]");
+        let c = parse_change(v, &path, Some(entity))?;
+        if c.op == Op::Delete {
+            return Err(ApiError::field(path, "a full upload holds live records only"));
+        }
+        if !seen.insert(c.id.clone()) {
+            return Err(ApiError::field(join(&path, "id"), "appears twice"));
+        }
+        records.push(c);
+    }
+    Ok(FullUpload { records, cursor: opt_cursor(obj, &["cursor", "timestamp"])?.unwrap_or(0) })
+}
+
+/// Query parameters of the GET endpoints, decoded.
+#[derive(Debug, Default, PartialEq)]
+pub struct Query {
+    pub since: Option<i64>,
+    pub limit: i64,
+    pub after: Option<String>,
+}
+
+/// Parses `since`, `limit` and `after` from decoded query pairs; other names are
+/// rejected so a typo (`sinse=`) is a 400, not a silent full pull.
+pub fn parse_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Query, ApiError> {
+    let mut q = Query { limit: DEFAULT_LIMIT, ..Query::default() };
+    for (k, v) in pairs {
+        match k {
+            "since" => {
+                q.since = Some(
+                    v.parse::<i64>()
+                        .ok()
+                        .filter(|n| (0..=MAX_SAFE_INT).contains(n))
+                        .ok_or_else(|| ApiError::field("since", "must be an integer >= 0"))?,
+                )
+            }
+            "limit" => {
+                q.limit = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| ApiError::field("limit", format!("must be an integer from 1 to {MAX_LIMIT}")))?
+            }
+            "after" => q.after = Some(id(&Value::from(v), "after")?),
+            _ => return Err(ApiError::field(k, "unknown query parameter")),
+        }
+    }
+    Ok(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const LIMITS: Limits = Limits { max_changes: 1000 };
+
+    fn err_field(r: Result<impl std::fmt::Debug, ApiError>) -> String {
+        match r {
+            Err(ApiError::InvalidField { field, .. }) => field,
+            other => panic!("expected invalid_field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn task_defaults_and_alias() {
+        let c = parse_change(&json!({"id": "t1", "content": "hi"}), "c", None).unwrap();
+        assert_eq!(c.entity.name, "tasks");
+        assert_eq!(
+            c.op,
+            Op::Upsert(vec![
+                json!("hi"),
+                json!(""),
+                json!(false),
+                json!(false),
+                json!("medium"),
+                Value::Null,
+                Value::Null,
+                json!(0)
+            ])
+        );
+    }
+
+    #[test]
+    fn rejects_bad_fields_naming_them() {
+        assert_eq!(err_field(parse_change(&json!({"id": "t", "title": "x", "foo": 1}), "c", None)), "c.foo");
+        assert_eq!(err_field(parse_change(&json!({"id": "t", "title": 5}), "c", None)), "c.title");
+        assert_eq!(err_field(parse_change(&json!({"id": "t"}), "c", None)), "c.title");
+        assert_eq!(err_field(parse_change(&json!({"id": "a b", "title": "x"}), "c", None)), "c.id");
+        assert_eq!(err_field(parse_change(&json!({"title": "x"}), "c", None)), "c.id");
+        assert_eq!(
+            err_field(parse_change(&json!({"id": "t", "title": "x", "completed": "yes"}), "c", None)),
+            "c.completed"
+        );
+        assert_eq!(
+            err_field(parse_change(&json!({"id": "t", "title": "x", "priority": "urgent"}), "c", None)),
+            "c.priority"
+        );
+        assert_eq!(
+            err_field(parse_change(&json!({"type": "widgets", "id": "t"}), "c", None)),
+            "c.type"
+        );
+        assert_eq!(
+            err_field(parse_change(&json!({"id": "t", "title": "x".repeat(1001)}), "c", None)),
+            "c.title"
+        );
+        assert_eq!(
+            err_field(parse_change(&json!({"id": "t", "title": "x", "sort_order": 9007199254740992i64}), "c", None)),
+            "c.sort_order"
+        );
+        assert_eq!(err_field(parse_change(&json!({"id": "t", "title": "x", "version": 0}), "c", None)), "c.version");
+        assert_eq!(
+            err_field(parse_change(&json!({"id": "t", "title": "a", "content": "b"}), "c", None)),
+            "c.title"
+        );
+    }
+
+    #[test]
+    fn title_limit_counts_characters_not_bytes() {
+        assert!(parse_change(&json!({"id": "t", "title": "é".repeat(1000)}), "c", None).is_ok());
+    }
+
+    #[test]
+    fn deletes_need_no_fields() {
+        let c = parse_change(&json!({"type": "lists", "id": "l", "deleted": true, "version": 3}), "c", None).unwrap();
+        assert_eq!((c.op, c.version), (Op::Delete, Some(3)));
+        let c = parse_change(&json!({"id": "t", "deleted_at": 123}), "c", None).unwrap();
+        assert_eq!(c.op, Op::Delete);
+        assert!(parse_change(&json!({"id": "t", "deleted": false, "deleted_at": 1}), "c", None).is_err());
+    }
+
+    #[test]
+    fn settings_value_is_any_json_within_16k() {
+        let c = parse_change(&json!({"type": "settings", "id": "theme", "value": {"a": [1, 2]}}), "c", None).unwrap();
+        assert_eq!(c.op, Op::Upsert(vec![json!({"a": [1, 2]})]));
+        let big = "x".repeat(16 * 1024);
+        assert!(parse_change(&json!({"type": "settings", "id": "k", "value": big}), "c", None).is_err());
+    }
+
+    #[test]
+    fn sync_request() {
+        let r = parse_sync(&json!({"last_sync": 0, "changes": [{"id": "a", "title": "x"}]}), LIMITS).unwrap();
+        assert_eq!((r.cursor, r.changes.len(), r.limit), (0, 1, DEFAULT_LIMIT));
+        assert_eq!(parse_sync(&json!({}), LIMITS).unwrap().cursor, 0);
+        assert_eq!(err_field(parse_sync(&json!({"cursor": -1}), LIMITS)), "cursor");
+        assert_eq!(err_field(parse_sync(&json!({"cursor": 1, "last_sync": 2}), LIMITS)), "last_sync");
+        assert_eq!(err_field(parse_sync(&json!({"extra": 1}), LIMITS)), "extra");
+        assert_eq!(err_field(parse_sync(&json!({"limit": 1001}), LIMITS)), "limit");
+        assert_eq!(err_field(parse_sync(&json!({"changes": [{"id": "a", "title": "x"}, {"id": "b"}]}), LIMITS)), "changes[1].title");
+        let many: Vec<Value> = (0..1001).map(|i| json!({"id": format!("t{i}"), "title": "x"})).collect();
+        assert!(matches!(parse_sync(&json!({"changes": many}), LIMITS), Err(ApiError::PayloadTooLarge(_))));
+        assert!(parse_sync(&json!([1]), LIMITS).is_err());
+    }
+
+    #[test]
+    fn delta_push() {
+        let tasks = entities::entity("tasks").unwrap();
+        let d = parse_delta(
+            &json!({"changes": {"created": [{"id": "a", "title": "x"}], "deleted": ["b", {"id": "c", "version": 4}]}}),
+            tasks,
+            LIMITS,
+        )
+        .unwrap();
+        assert_eq!(d.counts, [1, 0, 2]);
+        assert_eq!(d.changes[2].version, Some(4));
+        assert_eq!(d.changes[1].op, Op::Delete);
+        assert_eq!(
+            err_field(parse_delta(&json!({"changes": {"created": [{"type": "notes", "id": "a"}]}}), tasks, LIMITS)),
+            "changes.created[0].type"
+        );
+        assert_eq!(err_field(parse_delta(&json!({"changes": {"deleted": [5]}}), tasks, LIMITS)), "changes.deleted[0]");
+    }
+
+    #[test]
+    fn full_upload_rejects_duplicates() {
+        let lists = entities::entity("lists").unwrap();
+        let r = parse_full_upload(&json!({"data": [{"id": "a", "name": "x"}, {"id": "a", "name": "y"}]}), lists, LIMITS);
+        assert_eq!(err_field(r), "data[1].id");
+        let ok = parse_full_upload(&json!({"data": [], "timestamp": 7}), lists, LIMITS).unwrap();
+        assert_eq!(ok.cursor, 7);
+    }
+
+    #[test]
+    fn query_params() {
+        assert_eq!(parse_query([("since", "0")]).unwrap().since, Some(0));
+        assert_eq!(err_field(parse_query([("since", "abc")])), "since");
+        assert_eq!(err_field(parse_query([("since", "-1")])), "since");
+        assert_eq!(err_field(parse_query([("limit", "0")])), "limit");
+        assert_eq!(err_field(parse_query([("sinse", "1")])), "sinse");
+        assert_eq!(parse_query([("after", "t5"), ("limit", "10")]).unwrap().after.as_deref(), Some("t5"));
+    }
+}
