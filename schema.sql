@@ -92,3 +92,23 @@ CREATE TABLE IF NOT EXISTS settings (
   PRIMARY KEY (user_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS settings_user_rev ON settings (user_id, rev);
+
+-- Tombstones by age, for the daily purge (only tombstones are in these indexes).
+CREATE INDEX IF NOT EXISTS tasks_tombstones ON tasks (deleted_at) WHERE deleted_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS lists_tombstones ON lists (deleted_at) WHERE deleted_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS notes_tombstones ON notes (deleted_at) WHERE deleted_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS settings_tombstones ON settings (deleted_at) WHERE deleted_at IS NOT NULL;
+
+-- The worker's own use per UTC day (day = ms / 86400000), summed over isolates; each
+-- isolate adds its counts in one upsert every USAGE_FLUSH_REQUESTS requests or
+-- USAGE_FLUSH_SECS seconds. kv_hits / kv_misses: conditional GETs answered from KV / D1.
+CREATE TABLE IF NOT EXISTS usage_daily (
+  day          INTEGER PRIMARY KEY,
+  requests     INTEGER NOT NULL DEFAULT 0,
+  rows_read    INTEGER NOT NULL DEFAULT 0,
+  rows_written INTEGER NOT NULL DEFAULT 0,
+  kv_reads     INTEGER NOT NULL DEFAULT 0,
+  kv_writes    INTEGER NOT NULL DEFAULT 0,
+  kv_hits      INTEGER NOT NULL DEFAULT 0,
+  kv_misses    INTEGER NOT NULL DEFAULT 0
+);

@@ -26,12 +26,14 @@ else
   EDGESYNC_SKIP_BUILD= bash scripts/build.sh
 fi
 
-# Leftovers of an interrupted earlier run (test servers remove their own dirs on exit).
+# Leftovers of an interrupted earlier run (test servers remove their own dirs on exit),
+# and D1 schema templates of old schema.sql versions (tests/helpers/server.mjs).
 mkdir -p .tmp
 find .tmp -maxdepth 1 \( -name 'it-*' -o -name 'd1-staging-*' \) -mmin +60 -exec rm -rf {} + 2>/dev/null || true
+find .tmp -maxdepth 1 -name 'd1-template-*' -mtime +1 -exec rm -rf {} + 2>/dev/null || true
 
 if [ "$#" -gt 0 ]; then files=("$@"); else files=(tests/integration/*.test.mjs); fi
 log "integration tests: ${files[*]}"
 # The harness sets EDGESYNC_SKIP_BUILD=1 for the wrangler dev servers it starts, so
 # wrangler's [build] step reuses the build above instead of rebuilding per server.
-exec node --test --test-concurrency=1 --test-timeout=600000 "${files[@]}"
+exec node --test --test-reporter=spec --test-concurrency=1 --test-timeout=600000 "${files[@]}"

@@ -1,5 +1,7 @@
-//! One request, start to end: route, read and parse the body, authenticate, run the
-//! handler, render the reply or the error, log one JSON line. The `worker`-facing glue.
+//! One request, start to end: route, authenticate, rate-limit, check quotas, try the KV
+//! fast path, run the handler, render the reply or the error, schedule deferred KV and
+//! usage writes, log one JSON line. The `worker`-facing glue; decisions live in the pure
+//! modules it calls.
 
 use serde_json::Value;
 use worker::{Context, Env, Method, Request, Response};
@@ -8,37 +10,88 @@ use crate::auth::{bearer, Verifier};
 use crate::config::Config;
 use crate::entities::{self, Entity};
 use crate::error::ApiError;
-use crate::handlers::{self, Cx};
+use crate::etag::{none_match, state_tag};
+use crate::handlers::{self, degraded, Cx};
 use crate::http::{finish, Caching, Reply};
+use crate::limiter::{self, Persist};
 use crate::ops::Ops;
 use crate::protocol::{parse_query, Limits};
-use crate::routes::{resolve, Handler, Match, Route};
+use crate::quota::{self, Mode, Usage};
+use crate::ratelimit::ratelimit_header;
+use crate::routes::{resolve, Auth, Handler, Match, Route};
 use crate::store::Store;
+use crate::{state_cache, usage};
 
-pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    let started = worker::Date::now().as_millis() as i64;
+/// What one request did besides its reply: who it was, and the writes it leaves for
+/// after the response.
+#[derive(Default)]
+struct Trace {
+    user: Option<String>,
+    headers: Vec<(&'static str, String)>,
+    /// The KV state token was consulted: Some(what it held).
+    kv_seen: Option<Option<i64>>,
+    kv_hit: bool,
+    put_state: Option<i64>,
+    persist: Option<Persist>,
+}
+
+pub async fn handle(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let wall = worker::Date::now().as_millis() as i64;
+    let config = Config::from_lookup(|k| {
+        env.var(k).ok().map(|v| v.to_string()).or_else(|| env.secret(k).ok().map(|v| v.to_string()))
+    });
+    let now = wall + config.clock_offset_ms;
     let ops = Ops::default();
-    let config = Config::from_lookup(|k| env.var(k).ok().map(|v| v.to_string()).or_else(|| env.secret(k).ok().map(|v| v.to_string())));
     let method = req.method().to_string();
     let path = req.path();
 
-    let mut user = None;
+    let mut trace = Trace::default();
     let (reply, caching, route_name) = match resolve(&method, &path) {
         Match::Found { route, param } => {
             let param = param.map(str::to_string);
-            let caching = if route.auth { Caching::PerUser } else { Caching::NoStore };
-            let result = run(&mut req, &env, &config, route, param.as_deref(), started, &ops, &mut user).await;
-            let reply = result.unwrap_or_else(|e| error_reply(&e, started));
-            (reply, caching, route.path)
+            let caching = if route.auth == Auth::User { Caching::PerUser } else { Caching::NoStore };
+            let result = run(&mut req, &env, &config, route, param.as_deref(), now, wall, &ops, &mut trace).await;
+            (result.unwrap_or_else(|e| error_reply(&e, now)), caching, route.path)
         }
-        Match::WrongMethod(allow) => {
-            (error_reply(&ApiError::MethodNotAllowed { allow }, started), Caching::NoStore, "-")
-        }
-        Match::NotFound => (error_reply(&ApiError::NotFound, started), Caching::NoStore, "-"),
+        Match::WrongMethod(allow) => (error_reply(&ApiError::MethodNotAllowed { allow }, now), Caching::NoStore, "-"),
+        Match::NotFound => (error_reply(&ApiError::NotFound, now), Caching::NoStore, "-"),
     };
+    let mut reply = reply;
+    reply.headers.append(&mut trace.headers);
 
-    let total = (worker::Date::now().as_millis() as i64 - started) as f64;
-    log(&method, route_name, reply.status, user.as_deref(), &ops, total);
+    // Deferred writes: counted now (they are this request's cost), done after the response.
+    if let Ok(kv) = env.kv("CACHE") {
+        if let (Some(seq), Some(user)) = (trace.put_state, &trace.user) {
+            ops.kv(0, 1, 0.0);
+            ctx.wait_until(state_cache::put(kv.clone(), user.clone(), seq, config.state_cache_ttl));
+        }
+        if let Some(p) = trace.persist.take() {
+            ops.kv(0, 1, 0.0);
+            let ttl = (config.rate.burst / config.rate.per_minute.max(1.0) * 60.0).ceil() as u64;
+            ctx.wait_until(limiter::persist(kv, p, ttl));
+        }
+    }
+
+    let total = (worker::Date::now().as_millis() as i64 - wall) as f64;
+    log(&method, route_name, reply.status, trace.user.as_deref(), &ops, total);
+    let cost = Usage {
+        requests: 1,
+        rows_read: ops.rows_read.get(),
+        rows_written: ops.rows_written.get(),
+        kv_reads: ops.kv_read.get(),
+        kv_writes: ops.kv_write.get(),
+        kv_hits: u64::from(trace.kv_seen.is_some() && trace.kv_hit),
+        kv_misses: u64::from(trace.kv_seen.is_some() && !trace.kv_hit),
+    };
+    if usage::record(&cost, now, config.usage_flush_requests, config.usage_flush_secs) {
+        if let Ok(db) = env.d1("DB") {
+            ctx.wait_until(async move {
+                if let Err(e) = usage::flush(&db, now).await {
+                    worker::console_warn!("usage flush failed: {e}");
+                }
+            });
+        }
+    }
     finish(reply, caching, &ops, total)
 }
 
@@ -49,6 +102,11 @@ fn error_reply(e: &ApiError, now: i64) -> Reply {
     Reply::problem(e, now)
 }
 
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+
 #[allow(clippy::too_many_arguments)]
 async fn run(
     req: &mut Request,
@@ -57,56 +115,155 @@ async fn run(
     route: &'static Route,
     param: Option<&str>,
     now: i64,
+    wall: i64,
     ops: &Ops,
-    user_out: &mut Option<String>,
+    trace: &mut Trace,
 ) -> Result<Reply, ApiError> {
-    if route.handler == Handler::Health {
-        return handlers::health(now);
+    let today = usage::view(now);
+    let mode = config.quotas.mode(&today);
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    match route.auth {
+        Auth::Public if route.handler == Handler::OpenApi => {
+            return Reply::json(200, &crate::openapi::document());
+        }
+        Auth::Public => return handlers::health(now, mode),
+        Auth::Admin => {
+            let db = env.d1("DB").map_err(internal)?;
+            return admin_usage(config, header("Authorization").as_deref(), &db, now).await;
+        }
+        Auth::User => {}
     }
     // The type in the path is checked before auth: an unknown one is a 404 for everybody.
     let entity: Option<&'static Entity> = match param {
         Some(name) => Some(entities::entity(name).ok_or(ApiError::NotFound)?),
         None => None,
     };
-    let header = |name: &str| req.headers().get(name).ok().flatten();
-    let authorization = header("Authorization");
     let if_none_match = header("If-None-Match");
+    let authorization = header("Authorization");
     let token = bearer(authorization.as_deref())
         .ok_or_else(|| ApiError::Unauthorized { detail: "missing bearer token".into(), token_given: false })?;
-    let verifier = Verifier::new(config.jwt_secret.as_deref(), config.jwt_issuer.as_deref(), config.jwt_audience.as_deref());
-    let user = verifier
-        .verify(token, now)
-        .map_err(|e| ApiError::Unauthorized { detail: e.0, token_given: true })?;
-    *user_out = Some(user.clone());
+    let verifier =
+        Verifier::new(config.jwt_secret.as_deref(), config.jwt_issuer.as_deref(), config.jwt_audience.as_deref());
+    // Tokens are checked against the real clock, not the test clock offset.
+    let user = verifier.verify(token, wall).map_err(|e| ApiError::Unauthorized { detail: e.0, token_given: true })?;
+    trace.user = Some(user.clone());
+
+    let kv = env.kv("CACHE").map_err(internal)?;
+    let kv_ok = config.quotas.kv_writes_ok(&today);
+    let (verdict, persist) = limiter::take(&kv, &user, config.rate, now, kv_ok, ops).await;
+    trace.persist = persist;
+    trace.headers.push(("RateLimit-Policy", config.rate.policy_header()));
+    trace.headers.push(("RateLimit", ratelimit_header(&verdict)));
+    if !verdict.allowed {
+        return Err(ApiError::RateLimited { retry_after: verdict.retry_after });
+    }
+
+    let is_get = route.method == "GET";
+    if is_get && mode != Mode::Normal {
+        return Err(degraded(now, false));
+    }
+    if matches!(route.handler, Handler::Upload | Handler::Delta) && mode == Mode::WritesRefused {
+        return Err(degraded(now, true));
+    }
+
+    // KV fast path: the check always, other GETs when conditional. Trusted only while
+    // KV can still be written through.
+    if is_get && kv_ok && (route.handler == Handler::Check || if_none_match.is_some()) {
+        let cached = state_cache::get(&kv, &user, ops).await;
+        trace.kv_seen = Some(cached);
+        if let Some(seq) = cached {
+            let tag = state_tag(seq);
+            if if_none_match.as_deref().is_some_and(|h| none_match(h, &tag)) {
+                trace.kv_hit = true;
+                return Ok(Reply::not_modified(tag));
+            }
+            if route.handler == Handler::Check {
+                trace.kv_hit = true;
+                return handlers::check_reply(seq, now);
+            }
+        }
+    }
 
     let query = if req.method() == Method::Post {
         None
     } else {
-        let url = req.url().map_err(|e| ApiError::Internal(e.to_string()))?;
+        let url = req.url().map_err(internal)?;
         let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
         Some(parse_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?)
     };
     let body = if req.method() == Method::Post { Some(read_json(req, config).await?) } else { None };
 
-    let db = env.d1("DB").map_err(|e| ApiError::Internal(e.to_string()))?;
+    let db = env.d1("DB").map_err(internal)?;
     let cx = Cx {
         store: Store::new(db, user, ops),
         now,
         if_none_match,
         limits: Limits { max_changes: config.max_changes },
+        mode,
     };
     let need = |e: Option<&'static Entity>| e.ok_or(ApiError::NotFound);
     let body = || body.as_ref().ok_or_else(|| ApiError::Internal("no body".into()));
     let query = || query.ok_or_else(|| ApiError::Internal("no query".into()));
-    match route.handler {
-        Handler::Health => handlers::health(now),
+    let result = match route.handler {
         Handler::Check => handlers::check(&cx).await,
         Handler::Sync => handlers::sync(&cx, body()?).await,
         Handler::Download => handlers::download(&cx, need(entity)?, query()?).await,
         Handler::Changes => handlers::changes(&cx, need(entity)?, query()?).await,
         Handler::Upload => handlers::upload(&cx, need(entity)?, body()?).await,
         Handler::Delta => handlers::delta(&cx, need(entity)?, body()?).await,
+        Handler::Health | Handler::AdminUsage | Handler::OpenApi => Err(ApiError::NotFound),
+    };
+    if result.as_ref().is_err_and(|e| matches!(e, ApiError::Degraded { .. })) {
+        return result;
     }
+
+    // Keep the KV token in step with D1: write through after a push, fill after a read
+    // that found it missing or behind. Only while the KV write budget allows.
+    if let Some(seq) = cx.store.seen_seq() {
+        let stale = trace.kv_seen.is_some_and(|kv| kv != Some(seq));
+        if kv_ok && (cx.store.wrote() || stale) {
+            trace.put_state = Some(seq);
+        }
+    }
+    result
+}
+
+/// `GET /api/admin/usage`: flushes this isolate's counts, then reports the day's totals.
+async fn admin_usage(
+    config: &Config,
+    authorization: Option<&str>,
+    db: &worker::D1Database,
+    now: i64,
+) -> Result<Reply, ApiError> {
+    let Some(want) = config.admin_token.as_deref() else { return Err(ApiError::NotFound) };
+    let given = bearer(authorization).unwrap_or_default();
+    if !constant_time_eq(given.as_bytes(), want.as_bytes()) {
+        return Err(ApiError::Unauthorized { detail: "admin token required".into(), token_given: !given.is_empty() });
+    }
+    let totals = usage::flush(db, now).await.map_err(ApiError::Internal)?;
+    let q = &config.quotas;
+    Reply::json(
+        200,
+        &serde_json::json!({
+            "day": quota::day(now),
+            "date": quota::date(quota::day(now)),
+            "usage": q.report(&totals),
+            "mode": q.mode(&totals),
+            "degraded": q.mode(&totals) != Mode::Normal,
+            "kv_trusted": q.kv_writes_ok(&totals),
+            "degrade_at": q.degrade_at,
+            "kv_fast_path": {
+                "hits": totals.kv_hits,
+                "misses": totals.kv_misses,
+                "hit_ratio": totals.hit_ratio(),
+            },
+            "timestamp": now,
+        }),
+    )
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Reads a JSON body: `application/json` (or `+json`) only, at most `max_body_bytes`.

@@ -2,25 +2,62 @@
 //! lookup function so this module stays free of the `worker` crate and testable.
 //! A malformed value falls back to its default rather than failing requests.
 
+use crate::quota::Quotas;
+use crate::ratelimit::Policy;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub jwt_secret: Option<String>,
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
+    pub admin_token: Option<String>,
     pub max_body_bytes: usize,
     pub max_changes: usize,
+    pub rate: Policy,
+    /// Seconds a state token lives in KV (KV's minimum expiration is 60).
+    pub state_cache_ttl: u64,
+    pub quotas: Quotas,
+    pub tombstone_retention_days: u64,
+    /// Usage counters are flushed to D1 after this many requests or seconds, whichever
+    /// comes first, so counting never costs a write per request.
+    pub usage_flush_requests: u64,
+    pub usage_flush_secs: u64,
+    /// Test-only: shifts the worker's clock, e.g. to simulate the next UTC day.
+    pub clock_offset_ms: i64,
 }
 
 impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
         let text = |k: &str| get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-        let num = |k: &str, default: usize| text(k).and_then(|s| s.parse().ok()).unwrap_or(default);
+        let num = |k: &str, default: u64| text(k).and_then(|s| s.parse().ok()).unwrap_or(default);
+        let float = |k: &str, default: f64| {
+            text(k).and_then(|s| s.parse::<f64>().ok()).filter(|f| f.is_finite() && *f >= 0.0).unwrap_or(default)
+        };
+        let d = Quotas::default();
         Config {
             jwt_secret: get("JWT_SECRET").filter(|s| !s.is_empty()),
             jwt_issuer: text("JWT_ISSUER"),
             jwt_audience: text("JWT_AUDIENCE"),
-            max_body_bytes: num("MAX_BODY_BYTES", 1_048_576),
-            max_changes: num("MAX_CHANGES", 1_000),
+            admin_token: get("ADMIN_TOKEN").filter(|s| !s.is_empty()),
+            max_body_bytes: num("MAX_BODY_BYTES", 1_048_576) as usize,
+            max_changes: num("MAX_CHANGES", 1_000) as usize,
+            rate: Policy {
+                burst: float("RATE_LIMIT_BURST", 30.0).max(1.0),
+                per_minute: float("RATE_LIMIT_PER_MINUTE", 30.0),
+            },
+            state_cache_ttl: num("STATE_CACHE_TTL", 300).max(60),
+            quotas: Quotas {
+                requests: num("QUOTA_REQUESTS", d.requests),
+                rows_read: num("QUOTA_D1_ROWS_READ", d.rows_read),
+                rows_written: num("QUOTA_D1_ROWS_WRITTEN", d.rows_written),
+                kv_reads: num("QUOTA_KV_READS", d.kv_reads),
+                kv_writes: num("QUOTA_KV_WRITES", d.kv_writes),
+                degrade_at: float("DEGRADE_AT", d.degrade_at),
+            },
+            tombstone_retention_days: num("TOMBSTONE_RETENTION_DAYS", 30),
+            usage_flush_requests: num("USAGE_FLUSH_REQUESTS", 100).max(1),
+            usage_flush_secs: num("USAGE_FLUSH_SECS", 60),
+            clock_offset_ms: text("DEV_CLOCK_OFFSET_MS").and_then(|s| s.parse().ok()).unwrap_or(0),
         }
     }
 }
@@ -33,14 +70,23 @@ mod tests {
     fn defaults_and_overrides() {
         let c = Config::from_lookup(|_| None);
         assert_eq!((c.max_body_bytes, c.max_changes), (1_048_576, 1_000));
-        assert!(c.jwt_secret.is_none());
+        assert!(c.jwt_secret.is_none() && c.admin_token.is_none());
+        assert_eq!(c.rate, Policy { burst: 30.0, per_minute: 30.0 });
+        assert_eq!(c.quotas, Quotas::default());
+        assert_eq!((c.state_cache_ttl, c.tombstone_retention_days, c.clock_offset_ms), (300, 30, 0));
         let c = Config::from_lookup(|k| match k {
             "MAX_CHANGES" => Some("10".into()),
             "MAX_BODY_BYTES" => Some("oops".into()),
             "JWT_ISSUER" => Some("".into()),
+            "STATE_CACHE_TTL" => Some("5".into()),
+            "DEGRADE_AT" => Some("-1".into()),
+            "QUOTA_REQUESTS" => Some("20".into()),
             _ => None,
         });
         assert_eq!((c.max_body_bytes, c.max_changes), (1_048_576, 10));
         assert!(c.jwt_issuer.is_none());
+        assert_eq!(c.state_cache_ttl, 60, "KV's minimum TTL");
+        assert_eq!(c.quotas.degrade_at, 0.9);
+        assert_eq!(c.quotas.requests, 20);
     }
 }

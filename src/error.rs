@@ -20,6 +20,10 @@ pub enum ApiError {
     SyncConflict { server_cursor: i64, client_cursor: i64 },
     /// A delta pull from before the tombstone purge horizon.
     ResetRequired { horizon: i64 },
+    /// The user's token bucket is empty.
+    RateLimited { retry_after: u64 },
+    /// A daily quota is nearly spent: reads (or, when D1 writes are spent, writes) pause.
+    Degraded { retry_after: u64, writes: bool },
     /// Concurrent pushes of one user kept winning the race; the client retries.
     Busy,
     /// Unexpected failure; the detail is logged, never sent.
@@ -41,8 +45,9 @@ impl ApiError {
             ApiError::ResetRequired { .. } => 410,
             ApiError::PayloadTooLarge(_) => 413,
             ApiError::UnsupportedMediaType => 415,
+            ApiError::RateLimited { .. } => 429,
             ApiError::Internal(_) => 500,
-            ApiError::Busy => 503,
+            ApiError::Busy | ApiError::Degraded { .. } => 503,
         }
     }
 
@@ -58,6 +63,8 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::SyncConflict { .. } => "sync_conflict",
             ApiError::ResetRequired { .. } => "reset_required",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Degraded { .. } => "degraded",
             ApiError::Busy => "busy",
             ApiError::Internal(_) => "internal",
         }
@@ -74,6 +81,8 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::SyncConflict { .. } => "Sync conflict",
             ApiError::ResetRequired { .. } => "Reset required",
+            ApiError::RateLimited { .. } => "Too many requests",
+            ApiError::Degraded { .. } => "Sync paused",
             ApiError::Busy => "Busy",
             ApiError::Internal(_) => "Internal error",
         }
@@ -93,6 +102,13 @@ impl ApiError {
             ApiError::ResetRequired { .. } => {
                 "your cursor is older than the tombstone purge horizon; download the full set, then pull from its cursor".into()
             }
+            ApiError::RateLimited { retry_after } => format!("rate limit exceeded; retry in {retry_after} s"),
+            ApiError::Degraded { writes: false, .. } => {
+                "the service is near its daily quota: reads pause until the quota resets; pushes are still accepted".into()
+            }
+            ApiError::Degraded { writes: true, .. } => {
+                "the daily write quota is spent: keep your changes queued and push after the quota resets".into()
+            }
             ApiError::Busy => "too many concurrent pushes for this user; retry shortly".into(),
             ApiError::Internal(_) => "an unexpected error occurred".into(),
         }
@@ -109,6 +125,9 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed { allow } => vec![("Allow", (*allow).into())],
             ApiError::Busy => vec![("Retry-After", "1".into())],
+            ApiError::RateLimited { retry_after } | ApiError::Degraded { retry_after, .. } => {
+                vec![("Retry-After", retry_after.to_string())]
+            }
             _ => vec![],
         }
     }
@@ -127,6 +146,8 @@ impl ApiError {
                 m.insert("field".into(), field.clone().into());
             }
             ApiError::SyncConflict { server_cursor, client_cursor } => {
+                // The briefs' clients read `message`; it repeats `detail`.
+                m.insert("message".into(), self.detail().into());
                 m.insert("server_cursor".into(), (*server_cursor).into());
                 m.insert("client_cursor".into(), (*client_cursor).into());
                 m.insert("action_required".into(), "refresh".into());

@@ -11,6 +11,7 @@ use crate::etag::{none_match, state_tag};
 use crate::http::Reply;
 use crate::plan::{Applied, Conflict, Decision, Plan};
 use crate::protocol::{self, Limits, Query};
+use crate::quota::Mode;
 use crate::store::{Page, Store};
 
 /// What a handler needs besides its input.
@@ -19,6 +20,8 @@ pub struct Cx<'a> {
     pub now: i64,
     pub if_none_match: Option<String>,
     pub limits: Limits,
+    /// Quota mode at the start of the request.
+    pub mode: Mode,
 }
 
 impl Cx<'_> {
@@ -32,16 +35,24 @@ impl Cx<'_> {
     }
 }
 
-pub fn health(now: i64) -> Result<Reply, ApiError> {
-    Reply::json(200, &json!({"status": "healthy", "timestamp": now, "degraded": false}))
+pub fn health(now: i64, mode: Mode) -> Result<Reply, ApiError> {
+    Reply::json(200, &json!({"status": "healthy", "timestamp": now, "degraded": mode != Mode::Normal}))
 }
 
-/// `GET /api/sync/check`: the state token, from one indexed row.
+/// The body of a 200 check for a user at `seq`.
+pub fn check_reply(seq: i64, now: i64) -> Result<Reply, ApiError> {
+    Ok(Reply::json(200, &json!({"etag": state_tag(seq), "cursor": seq, "server_time": now}))?
+        .header("ETag", state_tag(seq)))
+}
+
+/// `GET /api/sync/check` when the KV token could not answer: one indexed D1 row.
 pub async fn check(cx: &Cx<'_>) -> Result<Reply, ApiError> {
     let state = cx.store.state().await?;
-    cx.conditional(state.seq, || {
-        Reply::json(200, &json!({"etag": state_tag(state.seq), "cursor": state.seq, "server_time": cx.now}))
-    })
+    let tag = state_tag(state.seq);
+    if cx.if_none_match.as_deref().is_some_and(|h| none_match(h, &tag)) {
+        return Ok(Reply::not_modified(tag));
+    }
+    check_reply(state.seq, cx.now)
 }
 
 #[derive(Serialize)]
@@ -68,6 +79,12 @@ struct SyncReply<'a> {
 /// (without the push's own rows), in one transaction.
 pub async fn sync(cx: &Cx<'_>, body: &Value) -> Result<Reply, ApiError> {
     let req = protocol::parse_sync(body, cx.limits)?;
+    match cx.mode {
+        Mode::Normal => {}
+        Mode::WritesRefused => return Err(degraded(cx.now, !req.changes.is_empty())),
+        Mode::Degraded if req.changes.is_empty() => return Err(degraded(cx.now, false)),
+        Mode::Degraded => return degraded_push(cx, &req).await,
+    }
     let (plan, page) = if req.changes.is_empty() {
         (Plan::default(), cx.store.pull_all(req.cursor, req.limit).await?.1)
     } else {
@@ -134,13 +151,37 @@ struct DownloadReply<'a> {
     timestamp: i64,
 }
 
+/// Write priority: in degraded mode a push is applied but nothing is pulled. The cursor
+/// stays the client's and no state token is given, since the client has not seen the
+/// changes between its cursor and now.
+async fn degraded_push(cx: &Cx<'_>, req: &protocol::SyncRequest) -> Result<Reply, ApiError> {
+    let (plan, _) = cx.store.push(&req.changes, cx.now, None).await?;
+    Reply::json(
+        200,
+        &json!({
+            "applied": plan.applied,
+            "conflicts": plan.conflicts,
+            "updates": [],
+            "deleted": [],
+            "cursor": req.cursor,
+            "has_more": false,
+            "etag": null,
+            "server_time": cx.now,
+            "degraded": true,
+        }),
+    )
+}
+
+/// Pause with `Retry-After` at the next UTC midnight, spread over ten minutes.
+pub fn degraded(now: i64, writes: bool) -> ApiError {
+    let jitter = (js_sys::Math::random() * 600.0) as u64;
+    ApiError::Degraded { retry_after: crate::quota::retry_after_midnight(now, jitter), writes }
+}
+
 /// `GET /api/sync/{type}/changes?since=&limit=`.
 pub async fn changes(cx: &Cx<'_>, e: &'static Entity, q: Query) -> Result<Reply, ApiError> {
     let since = q.since.ok_or_else(|| ApiError::field("since", "is required (use 0 for everything)"))?;
     let (state, page) = cx.store.changes(e, since, q.limit).await?;
-    if since > 0 && since < state.horizon {
-        return Err(ApiError::ResetRequired { horizon: state.horizon });
-    }
     cx.conditional(state.seq, || {
         let mut created = Vec::new();
         let mut updated = Vec::new();

@@ -10,6 +10,8 @@ pub enum Handler {
     Upload,
     Changes,
     Delta,
+    AdminUsage,
+    OpenApi,
 }
 
 #[derive(Debug, PartialEq)]
@@ -17,24 +19,35 @@ pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
     pub handler: Handler,
-    /// Needs `Authorization: Bearer <JWT>`.
-    pub auth: bool,
+    pub auth: Auth,
 }
 
-const fn route(method: &'static str, path: &'static str, handler: Handler, auth: bool) -> Route {
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    Public,
+    /// `Authorization: Bearer <JWT>`; the `sub` claim is the user.
+    User,
+    /// `Authorization: Bearer <ADMIN_TOKEN>`; the route is 404 when no admin token is set.
+    Admin,
+}
+
+const fn route(method: &'static str, path: &'static str, handler: Handler, auth: Auth) -> Route {
     Route { method, path, handler, auth }
 }
 
 pub static ROUTES: &[Route] = &[
-    route("GET", "/api/health", Handler::Health, false),
-    route("GET", "/api/sync/check", Handler::Check, true),
-    route("GET", "/sync/check", Handler::Check, true),
-    route("POST", "/api/sync", Handler::Sync, true),
-    route("POST", "/sync", Handler::Sync, true),
-    route("GET", "/api/sync/{type}", Handler::Download, true),
-    route("POST", "/api/sync/{type}", Handler::Upload, true),
-    route("GET", "/api/sync/{type}/changes", Handler::Changes, true),
-    route("POST", "/api/sync/{type}/delta", Handler::Delta, true),
+    route("GET", "/api/health", Handler::Health, Auth::Public),
+    route("GET", "/api/sync/check", Handler::Check, Auth::User),
+    route("GET", "/sync/check", Handler::Check, Auth::User),
+    route("POST", "/api/sync", Handler::Sync, Auth::User),
+    route("POST", "/sync", Handler::Sync, Auth::User),
+    route("GET", "/api/sync/{type}", Handler::Download, Auth::User),
+    route("POST", "/api/sync/{type}", Handler::Upload, Auth::User),
+    route("GET", "/api/sync/{type}/changes", Handler::Changes, Auth::User),
+    route("POST", "/api/sync/{type}/delta", Handler::Delta, Auth::User),
+    route("GET", "/api/admin/usage", Handler::AdminUsage, Auth::Admin),
+    route("GET", "/api/openapi.json", Handler::OpenApi, Auth::Public),
 ];
 
 /// Outcome of matching a request line against [`ROUTES`].
@@ -100,6 +113,7 @@ mod tests {
         assert_eq!(handler("GET", "/api/sync/notes/"), Some((Handler::Download, Some("notes".into()))));
         assert_eq!(handler("GET", "/api/sync/tasks/changes"), Some((Handler::Changes, Some("tasks".into()))));
         assert_eq!(handler("POST", "/api/sync/tasks/delta"), Some((Handler::Delta, Some("tasks".into()))));
+        assert_eq!(handler("GET", "/api/admin/usage"), Some((Handler::AdminUsage, None)));
     }
 
     #[test]

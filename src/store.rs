@@ -2,6 +2,7 @@
 //! transaction); every statement is bound to the user id this store was made for.
 //! Costs are recorded in [`Ops`] from each result's `meta`.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use serde_json::value::RawValue;
@@ -23,6 +24,9 @@ pub struct Store<'a> {
     db: D1Database,
     user: String,
     ops: &'a Ops,
+    /// The user's sequence as last read from or written to D1 by this store.
+    seen: Cell<Option<i64>>,
+    wrote: Cell<bool>,
 }
 
 /// The user's sequence (its state) and tombstone purge horizon.
@@ -94,6 +98,15 @@ fn state_of(res: &D1Result) -> Result<State, ApiError> {
         .unwrap_or_default())
 }
 
+/// A pull from before the purge horizon would miss purged deletions (0 means "from the
+/// beginning": nothing to miss).
+fn check_horizon(since: i64, state: State) -> Result<(), ApiError> {
+    if since > 0 && since < state.horizon {
+        return Err(ApiError::ResetRequired { horizon: state.horizon });
+    }
+    Ok(())
+}
+
 /// A unique id for one push attempt: the claim stamps it, the row writes check it.
 fn push_id(now: i64) -> String {
     let r = || (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
@@ -102,7 +115,27 @@ fn push_id(now: i64) -> String {
 
 impl<'a> Store<'a> {
     pub fn new(db: D1Database, user: String, ops: &'a Ops) -> Self {
-        Store { db, user, ops }
+        Store { db, user, ops, seen: Cell::new(None), wrote: Cell::new(false) }
+    }
+
+    /// The user's sequence as D1 last told this store, if it asked.
+    pub fn seen_seq(&self) -> Option<i64> {
+        self.seen.get()
+    }
+
+    /// Whether this store committed a change.
+    pub fn wrote(&self) -> bool {
+        self.wrote.get()
+    }
+
+    fn saw(&self, state: State) -> State {
+        self.seen.set(Some(state.seq));
+        state
+    }
+
+    fn committed(&self, seq: i64) {
+        self.seen.set(Some(seq));
+        self.wrote.set(true);
     }
 
     fn stmt(&self, sql: &str, params: &[JsValue]) -> Result<D1PreparedStatement, ApiError> {
@@ -130,7 +163,7 @@ impl<'a> Store<'a> {
 
     pub async fn state(&self) -> Result<State, ApiError> {
         let res = self.batch(vec![self.stmt(sql::STATE, &[])?]).await?;
-        state_of(&res[0])
+        Ok(self.saw(state_of(&res[0])?))
     }
 
     fn pull_rows(res: &D1Result, entity: Option<&'static Entity>) -> Result<Vec<PullRow>, ApiError> {
@@ -177,7 +210,8 @@ impl<'a> Store<'a> {
     /// Every type's changes after `since` (the pull of `POST /api/sync`).
     pub async fn pull_all(&self, since: i64, limit: i64) -> Result<(State, Page), ApiError> {
         let res = self.batch(vec![self.stmt(sql::STATE, &[])?, self.pull_all_stmt(since, &[], limit)?]).await?;
-        let state = state_of(&res[0])?;
+        let state = self.saw(state_of(&res[0])?);
+        check_horizon(since, state)?;
         let rows = Self::pull_rows(&res[1], None)?;
         Ok((state, Self::page(rows, limit, state.seq)))
     }
@@ -187,7 +221,8 @@ impl<'a> Store<'a> {
         let res = self
             .batch(vec![self.stmt(sql::STATE, &[])?, self.stmt(&sql::changes(e), &[num(since), num(limit + 1)])?])
             .await?;
-        let state = state_of(&res[0])?;
+        let state = self.saw(state_of(&res[0])?);
+        check_horizon(since, state)?;
         let rows = Self::pull_rows(&res[1], Some(e))?;
         Ok((state, Self::page(rows, limit, state.seq)))
     }
@@ -205,7 +240,7 @@ impl<'a> Store<'a> {
                 self.stmt(&sql::download(e), &[text(after.unwrap_or("")), num(limit + 1)])?,
             ])
             .await?;
-        let state = state_of(&res[0])?;
+        let state = self.saw(state_of(&res[0])?);
         let mut records = rows(&res[1])?
             .iter()
             .map(|r| Ok(RawValue::from_string(rec_text(r)?)?))
@@ -259,6 +294,9 @@ impl<'a> Store<'a> {
             stmts.extend(reads.into_iter().map(|(_, s)| s));
             let res = self.batch(stmts).await?;
             let state = state_of(&res[0])?;
+            if let Some((since, _)) = pull {
+                check_horizon(since, state)?;
+            }
             let mut stored = HashMap::new();
             for (e, r) in order.iter().zip(&res[1..]) {
                 stored.extend(Self::records(r, e)?);
@@ -281,6 +319,7 @@ impl<'a> Store<'a> {
             if rows(&res[0])?.is_empty() {
                 continue; // lost the race: nothing was written
             }
+            self.committed(plan.seq);
             let page = match pull {
                 Some((_, limit)) => {
                     let rows = Self::pull_rows(&res[res.len() - 1], None)?;
@@ -335,6 +374,7 @@ impl<'a> Store<'a> {
             if rows(&res[0])?.is_empty() {
                 continue;
             }
+            self.committed(plan.seq);
             return Ok((plan, deleted));
         }
         Err(ApiError::Busy)

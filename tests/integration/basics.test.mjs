@@ -2,7 +2,7 @@
 // and the /sync aliases.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startWorker } from '../helpers/server.mjs';
+import { startWorker, TEST_ADMIN_TOKEN } from '../helpers/server.mjs';
 import { api, parseOps, rid, show, user } from '../helpers/client.mjs';
 import { check, expectProblem, ok, push, task } from '../helpers/sync.mjs';
 
@@ -187,6 +187,18 @@ describe('conditional GET on /api/sync/check', () => {
     }
   });
 
+  test('HEAD /api/sync/check: 200 with the ETag and no body; 304 with a matching If-None-Match', async () => {
+    const u = await user(srv.url);
+    await push(u, [task(rid('t'))]);
+    const { etag } = await check(u);
+    const head = await u.head('/api/sync/check');
+    assert.equal(head.status, 200, show(head));
+    assert.equal(head.text, '');
+    assert.equal(head.headers.get('etag'), etag, show(head));
+    const cond = await u.head('/api/sync/check', { headers: { 'if-none-match': etag } });
+    assert.equal(cond.status, 304, show(cond));
+  });
+
   test('fast path: a matching conditional check is answered without D1 once the tag is cached', async () => {
     const u = await user(srv.url);
     await push(u, [task(rid('t'))]);
@@ -197,6 +209,44 @@ describe('conditional GET on /api/sync/check', () => {
     assert.equal(res.status, 304, show(res));
     const ops = parseOps(res.headers.get('x-sync-ops'));
     assert.equal(ops.d1, 0, `304 fast path must not touch D1: ${show(res)}`);
+  });
+});
+
+describe('cache headers', () => {
+  test('every authenticated response is private, no-cache (GETs, POSTs, errors)', async () => {
+    const u = await user(srv.url);
+    const responses = [
+      await u.get('/api/sync/check'),
+      await u.sync({ cursor: 0, changes: [task(rid('t'))] }),
+      await u.get('/api/sync/tasks'),
+      await u.get('/api/sync/tasks/changes?since=0'),
+      await u.post('/api/sync/tasks/delta', { changes: { created: [task(rid('t'))] } }),
+      await u.sync({ cursor: 0, changes: [task(rid('t'), { colour: 1 })] }),
+    ];
+    for (const res of responses) assertPrivateNoCache(res);
+  });
+});
+
+describe('openapi and admin', () => {
+  test('GET /api/openapi.json describes the API (OpenAPI 3.1), without auth', async () => {
+    const res = await api(srv.url, null).get('/api/openapi.json');
+    const b = ok(res);
+    assert.match(String(b.openapi), /^3\.1/, show(res));
+    const paths = Object.keys(b.paths ?? {});
+    for (const p of ['/api/health', '/api/sync', '/api/sync/check', '/api/sync/{type}', '/api/sync/{type}/changes', '/api/sync/{type}/delta']) {
+      const re = new RegExp(`^${p.replace(/[/.]/g, '\\$&').replace('{type}', '\\{[^}]+\\}')}$`);
+      assert.ok(paths.some((x) => re.test(x)), `openapi paths must include ${p}: ${paths.join(', ')}`);
+    }
+  });
+
+  test('GET /api/admin/usage needs the admin token', async () => {
+    const ok200 = await api(srv.url, TEST_ADMIN_TOKEN).get('/api/admin/usage');
+    const b = ok(ok200);
+    assert.ok(JSON.stringify(b).includes('degraded'), `usage must report the degradation state: ${show(ok200)}`);
+    expectProblem(await api(srv.url, null).get('/api/admin/usage'), 401, 'unauthorized');
+    expectProblem(await api(srv.url, 'wrong-admin-token').get('/api/admin/usage'), 401, 'unauthorized');
+    const asUser = await (await user(srv.url)).get('/api/admin/usage');
+    assert.ok([401, 403].includes(asUser.status), `a user JWT is not the admin token: ${show(asUser)}`);
   });
 });
 

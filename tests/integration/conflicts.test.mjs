@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startWorker } from '../helpers/server.mjs';
-import { api, newUserId, rid, token } from '../helpers/client.mjs';
+import { api, newUserId, rid, show, token } from '../helpers/client.mjs';
 import {
   assertFields, check, del, findRec, note, ok, pullAll, push, setting, snapshot, task,
 } from '../helpers/sync.mjs';
@@ -120,6 +120,24 @@ describe('concurrent edits', () => {
     assert.equal(r.applied[0].version, 10);
     const dl = ok(await A.get('/api/sync/tasks'));
     assert.equal(dl.data.find((x) => x.id === id)?.version, 10);
+  });
+});
+
+describe('the same record twice in one push', () => {
+  test('is either refused with 400 or applied in order, never a 500 or a split state', async () => {
+    const [A] = await twoDevices();
+    const id = rid('t');
+    const res = await A.sync({ cursor: 0, changes: [task(id, { title: 'first', version: 1 }), task(id, { title: 'second', version: 2 })] });
+    assert.ok([200, 400].includes(res.status), show(res));
+    const stored = ok(await A.get('/api/sync/tasks')).data.find((r) => r.id === id);
+    if (res.status === 400) {
+      assert.equal(stored, undefined, 'a refused push stores nothing');
+    } else {
+      const applied = res.body.applied.filter((x) => x.id === id);
+      const last = applied.reduce((a, b) => (b.version > a.version ? b : a), { version: 0 });
+      assertFields(stored, { title: 'second', version: 2 }, 'later change in the push wins');
+      assert.equal(last.version, stored.version);
+    }
   });
 });
 

@@ -91,6 +91,20 @@ describe('1,200 tasks, limit 500', () => {
     assert.equal(max.changes.created.length, 1000);
   });
 
+  test('POST /api/sync and full download cap limit at 1,000 (or refuse a larger one)', async () => {
+    const a = await P.sync({ cursor: 0, limit: 5000 });
+    if (a.status === 200) {
+      assert.equal(a.body.updates.length, 1000, 'limit above the max is capped at 1,000');
+      assert.equal(a.body.has_more, true);
+    } else expectProblem(a, 400, 'invalid_field', { field: 'limit' });
+    const b = await P.get('/api/sync/tasks?limit=5000');
+    if (b.status === 200) assert.equal(b.body.data.length, 1000);
+    else expectProblem(b, 400, 'invalid_field', { field: 'limit' });
+    const c = ok(await P.get('/api/sync/tasks'));
+    assert.equal(c.data.length, 500, 'full download default limit is 500');
+    assert.equal(c.has_more, true);
+  });
+
   test('full download paging with after=<id>: ids ascending, each once, has_more true,true,false', async () => {
     const got = [];
     const hasMore = [];
@@ -215,6 +229,26 @@ describe('D1 cost', () => {
     const d1000 = parseOps(r1000.headers.get('x-sync-ops')).d1;
     assert.equal(d1000, d10, `edit push d1 statements: 1,000 → ${d1000}, 10 → ${d10}`);
     assert.ok(d1000 <= 10);
+  });
+
+  test('a 1,000-change push mixing all four types costs the same as a 10-change mixed push', async () => {
+    const mixed = (n) => Array.from({ length: n }, (_, i) => {
+      const id = rid('m');
+      switch (i % 4) {
+        case 0: return task(id);
+        case 1: return { type: 'lists', id, name: 'l' };
+        case 2: return { type: 'notes', id, body: 'n' };
+        default: return { type: 'settings', id, value: { i } };
+      }
+    });
+    const r10 = await api(srv.url, await token(newUserId())).sync({ cursor: 0, changes: mixed(12) });
+    const r1000 = await api(srv.url, await token(newUserId())).sync({ cursor: 0, changes: mixed(1000) });
+    assert.equal(r10.status, 200, show(r10));
+    assert.equal(r1000.status, 200, show(r1000));
+    const d10 = parseOps(r10.headers.get('x-sync-ops')).d1;
+    const d1000 = parseOps(r1000.headers.get('x-sync-ops')).d1;
+    assert.equal(d1000, d10, `mixed push d1 statements: 1,000 → ${d1000}, 12 → ${d10}`);
+    assert.ok(d1000 <= 20, `a mixed push should stay small (a few statements per type), got ${d1000}`);
   });
 
   test('pull side: the 1,000-record pull of a page costs no more statements than a 10-record one', async () => {

@@ -64,6 +64,7 @@ describe('two devices of one user', () => {
       assert.ok(Number.isInteger(a.rev) && a.rev > 0, JSON.stringify(a));
     }
     const revs = pushA.applied.map((a) => a.rev);
+    for (const r of revs) assert.ok(Math.abs(r - Date.now()) < 30_000, `revs read as server ms timestamps: ${r} vs ${Date.now()}`);
     assert.equal(new Set(revs).size, revs.length, `every accepted change gets its own rev: ${revs}`);
     assert.deepEqual(pushA.updates, [], 'a push does not echo its own changes');
     assert.deepEqual(pushA.deleted, []);
@@ -143,7 +144,13 @@ describe('two devices of one user', () => {
     assert.equal(noteChanges.changes.created.find((r) => r.id === ids.n), undefined);
     assert.equal(noteChanges.changes.updated.find((r) => r.id === ids.n), undefined);
 
+    for (const k of ['success', 'changes', 'cursor', 'has_more', 'since', 'timestamp', 'total_changes']) {
+      assert.ok(k in changes, `/changes response must carry ${k}: ${JSON.stringify(changes).slice(0, 300)}`);
+    }
     const tasksDl = ok(await B.get('/api/sync/tasks'));
+    for (const k of ['success', 'data', 'count', 'cursor', 'has_more', 'timestamp']) {
+      assert.ok(k in tasksDl, `full download response must carry ${k}: ${JSON.stringify(tasksDl).slice(0, 300)}`);
+    }
     assert.equal(tasksDl.success, true);
     assert.equal(tasksDl.count, 2);
     assertFields(tasksDl.data.find((r) => r.id === ids.t), { ...taskFields, title: 'Buy oat milk', completed: true, version: 2 });
@@ -198,6 +205,46 @@ describe('two devices of one user', () => {
     assertFields(findRec(b.updates, 'tasks', id2), { title: 'given as content' });
     const later = ok(await B.sync({ last_sync: b.cursor }));
     assert.deepEqual(later.updates, [], 'last_sync must be honoured like cursor');
+  });
+
+  test('settings values of every JSON kind come back exactly as sent', async () => {
+    const [A, B] = await devices(2);
+    const values = {
+      'v-false': false, 'v-true': true, 'v-zero': 0, 'v-neg': -12.5, 'v-float': 0.1, 'v-big': 9007199254740991,
+      'v-empty-string': '', 'v-string': 'a "quoted" \\ \u0000 \n ünïcødé 🎉', 'v-empty-obj': {}, 'v-empty-arr': [],
+      'v-nested': { a: [1, { b: [null, false, 'x'] }], 'key with spaces': { '': 1 } }, 'v-null': null,
+    };
+    await syncDevice(B);
+    await syncDevice(A, Object.entries(values).map(([id, v]) => setting(id, v)));
+    const p = await syncDevice(B);
+    for (const [id, v] of Object.entries(values)) {
+      const r = findRec(p.updates, 'settings', id);
+      assert.ok(r, `setting ${id} missing`);
+      assert.deepEqual(r.value, v, `setting ${id}: sent ${JSON.stringify(v)}, got ${JSON.stringify(r.value)}`);
+    }
+    const dl = ok(await B.get('/api/sync/settings'));
+    for (const r of dl.data) assert.deepEqual(r.value, values[r.id], `download of setting ${r.id}`);
+  });
+
+  test('ids are case-sensitive, and the same id under two types is two records', async () => {
+    const [A, B] = await devices(2);
+    await syncDevice(A, [task('Case', { title: 'upper' }), task('case', { title: 'lower' }), note('case', { body: 'a note' })]);
+    const p = await syncDevice(B);
+    assert.equal(findRec(p.updates, 'tasks', 'Case')?.title, 'upper');
+    assert.equal(findRec(p.updates, 'tasks', 'case')?.title, 'lower');
+    assert.equal(findRec(p.updates, 'notes', 'case')?.body, 'a note');
+  });
+
+  test('an explicit deleted:false / deleted_at:null change is a normal upsert; a versionless change resurrects a tombstone', async () => {
+    const [A, B] = await devices(2);
+    const id = rid('t');
+    await syncDevice(A, [task(id, { title: 'x', deleted: false })]);
+    await syncDevice(A, [task(id, { title: 'y', deleted_at: null })]);
+    await syncDevice(A, [del('tasks', id)]);
+    const r = await syncDevice(A, [task(id, { title: 'z' })]);
+    assert.deepEqual(r.applied.map((a) => a.version), [4], JSON.stringify(r));
+    const p = await syncDevice(B);
+    assertFields(findRec(p.updates, 'tasks', id), { title: 'z', version: 4, deleted_at: null });
   });
 
   test('three devices converge after interleaved pushes', async () => {

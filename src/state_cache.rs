@@ -1,0 +1,37 @@
+//! The user's state token in Workers KV, so that the common "nothing changed" check is
+//! answered without D1 (contract §3.2). Written through after every accepted push and
+//! filled when a read finds it missing or behind D1, always with a TTL, so a value
+//! that is stale (a lost write, a slower location) lives at most `STATE_CACHE_TTL`.
+
+use worker::KvStore;
+
+use crate::ops::Ops;
+
+fn key(user: &str) -> String {
+    format!("st:{user}")
+}
+
+/// The cached sequence of `user`, if any. Costs one KV read.
+pub async fn get(kv: &KvStore, user: &str, ops: &Ops) -> Option<i64> {
+    let started = worker::Date::now().as_millis();
+    let value = kv.get(&key(user)).text().await;
+    ops.kv(1, 0, worker::Date::now().as_millis().saturating_sub(started) as f64);
+    match value {
+        Ok(v) => v.and_then(|s| s.parse().ok()),
+        Err(e) => {
+            worker::console_warn!("state cache read failed: {e}");
+            None
+        }
+    }
+}
+
+/// Stores `seq` for `user`. Meant for `ctx.wait_until`: never delays a response.
+pub async fn put(kv: KvStore, user: String, seq: i64, ttl: u64) {
+    let result = match kv.put(&key(&user), seq.to_string()) {
+        Ok(b) => b.expiration_ttl(ttl).execute().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        worker::console_warn!("state cache write failed: {e}");
+    }
+}

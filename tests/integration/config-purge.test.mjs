@@ -1,0 +1,103 @@
+// A server with non-default configuration: small request limits, and a tombstone
+// retention of 0 days so the cron purge (fired with wrangler's --test-scheduled) removes
+// every tombstone, which must turn delta pulls from before the purge into 410s.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { startWorker } from '../helpers/server.mjs';
+import { api, newUserId, rid, show, token } from '../helpers/client.mjs';
+import { check, del, expectProblem, ok, pullAll, push, snapshot, assertUnchanged, task } from '../helpers/sync.mjs';
+
+let srv;
+before(async () => {
+  srv = await startWorker({
+    vars: { MAX_CHANGES: '5', MAX_BODY_BYTES: '8192', TOMBSTONE_RETENTION_DAYS: '0', ADMIN_TOKEN: '' },
+    extraArgs: ['--test-scheduled'],
+  });
+});
+after(async () => {
+  await srv?.stop();
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function runCron() {
+  const res = await fetch(`${srv.url}/__scheduled?cron=${encodeURIComponent('0 3 * * *')}`);
+  const text = await res.text();
+  assert.equal(res.status, 200, `the scheduled handler must succeed: HTTP ${res.status} ${text}\n${srv.logs().slice(-3000)}`);
+}
+
+describe('configured request limits', () => {
+  test('MAX_CHANGES=5: 6 changes → 413, 5 are accepted', async () => {
+    const u = api(srv.url, await token(newUserId()));
+    await push(u, [task('seed')]);
+    const before = await snapshot(u);
+    const res = await u.sync({ cursor: 0, changes: Array.from({ length: 6 }, () => task(rid('t'))) });
+    expectProblem(res, 413, 'payload_too_large');
+    await assertUnchanged(u, before, '6-change push');
+    await push(u, Array.from({ length: 5 }, () => task(rid('t'))));
+  });
+
+  test('MAX_BODY_BYTES=8192: a 9,000-byte body → 413, a 7,000-byte one is accepted', async () => {
+    const u = api(srv.url, await token(newUserId()));
+    const big = JSON.stringify({ cursor: 0, changes: [task(rid('t'), { description: 'x'.repeat(9000) })] });
+    expectProblem(await u.post('/api/sync', big, { headers: { 'content-type': 'application/json' } }), 413, 'payload_too_large');
+    const fits = JSON.stringify({ cursor: 0, changes: [task(rid('t'), { description: 'x'.repeat(7000) })] });
+    const res = await u.post('/api/sync', fits, { headers: { 'content-type': 'application/json' } });
+    assert.equal(res.status, 200, show(res));
+  });
+});
+
+describe('admin routes without ADMIN_TOKEN', () => {
+  test('/api/admin/usage is 404 when ADMIN_TOKEN is unset', async () => {
+    expectProblem(await api(srv.url, null).get('/api/admin/usage'), 404, 'not_found');
+    expectProblem(await api(srv.url, '').get('/api/admin/usage', { headers: { authorization: 'Bearer ' } }), 404, 'not_found');
+  });
+});
+
+describe('tombstone purge and reset_required', () => {
+  test('after the purge, a delta pull from before it → 410 reset_required; full download + pull from its cursor recovers', async () => {
+    const A = api(srv.url, await token(newUserId()));
+    await push(A, [task('keep', { version: 1 }), task('gone1', { version: 1 }), task('gone2', { version: 1 })]);
+    const oldCursor = (await check(A)).cursor;
+    await push(A, [del('tasks', 'gone1'), del('tasks', 'gone2')]);
+    const afterDeletes = (await check(A)).cursor;
+    await sleep(50);
+    await runCron();
+
+    expectProblem(await A.get(`/api/sync/tasks/changes?since=${oldCursor}`), 410, 'reset_required');
+    // since=0 is a fresh client: it holds nothing that a purged tombstone could delete
+    const fromZero = ok(await A.get('/api/sync/tasks/changes?since=0'));
+    assert.deepEqual(fromZero.changes.created.map((r) => r.id), ['keep']);
+    // a cursor at or after the purge horizon still works
+    const fresh = ok(await A.get(`/api/sync/tasks/changes?since=${afterDeletes}`));
+    assert.equal(fresh.changes.created.length + fresh.changes.updated.length + fresh.changes.deleted.length, 0);
+
+    // recovery: full download, then pull from the cursor it returned
+    const dl = ok(await A.get('/api/sync/tasks'));
+    assert.deepEqual(dl.data.map((r) => r.id), ['keep']);
+    await push(A, [task('after-reset', { version: 1 })]);
+    const delta = ok(await A.get(`/api/sync/tasks/changes?since=${dl.cursor}`));
+    assert.deepEqual(delta.changes.created.map((r) => r.id), ['after-reset']);
+  });
+
+  test('after the purge, POST /api/sync from a cursor before it is also refused with 410 (else deletions are silently lost)', async () => {
+    const A = api(srv.url, await token(newUserId()));
+    await push(A, [task('keep'), task('gone')]);
+    const old = (await check(A)).cursor;
+    await push(A, [del('tasks', 'gone')]);
+    await sleep(50);
+    await runCron();
+    const res = await A.sync({ cursor: old });
+    expectProblem(res, 410, 'reset_required');
+  });
+
+  test('users without purged tombstones are not affected by the purge', async () => {
+    const A = api(srv.url, await token(newUserId()));
+    await push(A, [task('live-1'), task('live-2')]);
+    await runCron();
+    const ch = ok(await A.get('/api/sync/tasks/changes?since=0'));
+    assert.equal(ch.changes.created.length, 2);
+    const p = await pullAll(A, 0);
+    assert.equal(p.updates.length, 2);
+  });
+});
