@@ -128,22 +128,47 @@ function installExitHooks() {
 }
 
 /**
- * @param {{vars?: Record<string,string>, timeoutMs?: number, extraArgs?: string[]}} [opts]
- * @returns {Promise<{url: string, port: number, persistDir: string, stop: () => Promise<void>,
+ * @param {{vars?: Record<string,string>, timeoutMs?: number, extraArgs?: string[],
+ *          persistDir?: string, keepDir?: boolean}} [opts]
+ *   persistDir: run on this existing persistence directory (its D1 and KV state) instead
+ *     of a fresh one with the schema applied;
+ *   keepDir: stop() leaves the directory in place (default: true when persistDir is
+ *     given, since the caller owns it; false for a fresh directory).
+ * @returns {Promise<{url: string, port: number, persistDir: string, vars: Record<string,string>,
+ *   stop: (opts?: {keepDir?: boolean}) => Promise<void>,
+ *   restart: (vars?: Record<string,string>, opts?: {extraArgs?: string[]}) => Promise<object>,
  *   logs: () => string, startupMs: number}>}
+ *
+ * `restart(vars)` stops the server, keeping its directory, and starts a new one on the same
+ * persisted D1/KV state with the original vars overridden by `vars` (e.g. a clock offset);
+ * it resolves to the new server, which takes over the directory (its stop() deletes it
+ * unless this server was started with keepDir). In-memory state (rate-limit buckets,
+ * unflushed usage counts) does not survive a restart; D1 and KV do.
  */
-export async function startWorker({ vars = {}, timeoutMs = 60_000, extraArgs = [] } = {}) {
+export async function startWorker({
+  vars = {},
+  timeoutMs = 60_000,
+  extraArgs = [],
+  persistDir: givenDir,
+  keepDir = givenDir !== undefined,
+} = {}) {
   const t0 = Date.now();
   if (!fs.existsSync(path.join(ROOT, 'build', 'worker', 'shim.mjs'))) {
     throw new Error('build/worker/shim.mjs is missing: run `bash scripts/build.sh` first (scripts/test.sh does)');
   }
   fs.mkdirSync(TMP, { recursive: true });
-  const persistDir = fs.mkdtempSync(path.join(TMP, 'it-'));
-  try {
-    await applySchema(persistDir);
-  } catch (e) {
-    fs.rmSync(persistDir, { recursive: true, force: true });
-    throw e;
+  let persistDir;
+  if (givenDir !== undefined) {
+    if (!fs.existsSync(givenDir)) throw new Error(`persistDir ${givenDir} does not exist`);
+    persistDir = givenDir;
+  } else {
+    persistDir = fs.mkdtempSync(path.join(TMP, 'it-'));
+    try {
+      await applySchema(persistDir);
+    } catch (e) {
+      fs.rmSync(persistDir, { recursive: true, force: true });
+      throw e;
+    }
   }
   const port = await freePort();
   const inspectorPort = await freePort();
@@ -188,7 +213,7 @@ export async function startWorker({ vars = {}, timeoutMs = 60_000, extraArgs = [
   installExitHooks();
 
   let stopped = false;
-  const stop = async () => {
+  const stop = async ({ keepDir: keep = keepDir } = {}) => {
     if (stopped) return;
     stopped = true;
     if (!exited) {
@@ -200,7 +225,11 @@ export async function startWorker({ vars = {}, timeoutMs = 60_000, extraArgs = [
     // the wrangler parent can exit before its workerd children: make sure none survive
     killGroup(child, 'SIGKILL');
     live.delete(entry);
-    fs.rmSync(persistDir, { recursive: true, force: true });
+    if (!keep) fs.rmSync(persistDir, { recursive: true, force: true });
+  };
+  const restart = async (moreVars = {}, { extraArgs: args2 = extraArgs } = {}) => {
+    await stop({ keepDir: true });
+    return startWorker({ vars: { ...vars, ...moreVars }, timeoutMs, extraArgs: args2, persistDir, keepDir });
   };
 
   const url = `http://127.0.0.1:${port}`;
@@ -227,5 +256,5 @@ export async function startWorker({ vars = {}, timeoutMs = 60_000, extraArgs = [
     }
     await new Promise((r) => setTimeout(r, 150));
   }
-  return { url, port, persistDir, stop, logs: () => output, startupMs: Date.now() - t0 };
+  return { url, port, persistDir, vars: allVars, stop, restart, logs: () => output, startupMs: Date.now() - t0 };
 }

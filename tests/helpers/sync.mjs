@@ -158,3 +158,54 @@ export const list = (id, f = {}) => ({ type: 'lists', id, name: `list ${id}`, ..
 export const note = (id, f = {}) => ({ type: 'notes', id, title: `note ${id}`, ...f });
 export const setting = (id, value, f = {}) => ({ type: 'settings', id, value, ...f });
 export const del = (type, id, f = {}) => ({ type, id, deleted: true, ...f });
+
+// Cost and observability helpers (X-Sync-Ops, Server-Timing).
+
+export const OPS_KEYS = Object.freeze(['d1', 'rows-read', 'rows-written', 'kv-read', 'kv-write']);
+const SF_MEMBER = /^[a-z*][a-z0-9_\-.*]*=-?\d{1,15}$/;
+
+/**
+ * Asserts that a response carries `X-Sync-Ops` as an RFC 8941 dictionary of integers with
+ * every documented member (d1, rows-read, rows-written, kv-read, kv-write; each once,
+ * >= 0) and `Server-Timing` with `total;dur=`, plus `d1;dur=` / `kv;dur=` exactly when
+ * D1 / KV were used. Returns the parsed ops.
+ */
+export function expectOps(res) {
+  const d = show(res);
+  const raw = res.headers.get('x-sync-ops');
+  assert.ok(raw, `X-Sync-Ops missing: ${d}`);
+  const members = raw.split(',').map((m) => m.trim());
+  for (const m of members) assert.match(m, SF_MEMBER, `X-Sync-Ops member ${JSON.stringify(m)} is not key=sf-integer: ${raw}`);
+  const keys = members.map((m) => m.split('=')[0]);
+  assert.equal(new Set(keys).size, keys.length, `X-Sync-Ops has duplicate keys: ${raw}`);
+  const ops = {};
+  for (const m of members) {
+    const [k, v] = m.split('=');
+    ops[k] = Number(v);
+  }
+  for (const k of OPS_KEYS) {
+    assert.ok(Number.isInteger(ops[k]) && ops[k] >= 0, `X-Sync-Ops must carry ${k} >= 0: ${raw} (${d})`);
+  }
+  const st = res.headers.get('server-timing') ?? '';
+  assert.match(st, /(^|,)\s*total;\s*dur=\d+(\.\d+)?\s*(,|$)/, `Server-Timing total;dur= missing: ${st} (${d})`);
+  const hasD1 = /(^|,)\s*d1;\s*dur=\d+(\.\d+)?\s*(,|$)/.test(st);
+  const hasKv = /(^|,)\s*kv;\s*dur=\d+(\.\d+)?\s*(,|$)/.test(st);
+  assert.equal(hasD1, ops.d1 > 0, `Server-Timing d1;dur= iff D1 was used: ${st} vs ${raw}`);
+  assert.equal(hasKv, ops['kv-read'] + ops['kv-write'] > 0, `Server-Timing kv;dur= iff KV was used: ${st} vs ${raw}`);
+  return ops;
+}
+
+/** Sums the X-Sync-Ops of several responses (each checked with expectOps). */
+export function sumOps(responses) {
+  const sum = Object.fromEntries(OPS_KEYS.map((k) => [k, 0]));
+  for (const r of responses) {
+    const o = expectOps(r);
+    for (const k of OPS_KEYS) sum[k] += o[k];
+  }
+  return sum;
+}
+
+/** `X-Sync-Ops` as a compact string for messages and diagnostics. */
+export const opsText = (res) => res.headers.get('x-sync-ops');
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
