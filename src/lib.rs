@@ -19,6 +19,9 @@ pub mod ratelimit;
 pub mod routes;
 pub mod sql;
 
+#[cfg(test)]
+mod proptests;
+
 mod app;
 mod handlers;
 mod http;

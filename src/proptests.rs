@@ -1,0 +1,112 @@
+//! Property tests of the pure request-handling path: no input, however malformed, makes
+//! parsing, planning, tag matching, routing or token checking panic, and what parsing
+//! accepts is within the documented limits. (A panic would abort every request in flight
+//! in the isolate.) Run with `cargo test`; `PROPTEST_CASES=10000 cargo test proptests`
+//! for a longer run.
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+use crate::auth::{bearer, Verifier};
+use crate::entities::{valid_id, ENTITIES};
+use crate::etag::{none_match, state_tag};
+use crate::plan::plan;
+use crate::protocol::{parse_delta, parse_full_upload, parse_query, parse_sync, Limits, Op};
+use crate::routes::resolve;
+
+const LIMITS: Limits = Limits { max_changes: 50 };
+
+/// Arbitrary JSON, biased towards the shapes and names the parsers look at.
+fn json_value() -> impl Strategy<Value = Value> {
+    let key = prop_oneof![
+        Just("id".to_string()),
+        Just("type".to_string()),
+        Just("version".to_string()),
+        Just("deleted".to_string()),
+        Just("deleted_at".to_string()),
+        Just("title".to_string()),
+        Just("content".to_string()),
+        Just("value".to_string()),
+        Just("priority".to_string()),
+        Just("due_date".to_string()),
+        Just("list_id".to_string()),
+        Just("completed".to_string()),
+        Just("changes".to_string()),
+        Just("cursor".to_string()),
+        Just("created".to_string()),
+        Just("deleted".to_string()),
+        Just("data".to_string()),
+        "[a-z_]{1,8}",
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        prop_oneof![Just("tasks"), Just("lists"), Just("notes"), Just("settings"), Just("high"), Just("t1")]
+            .prop_map(Value::from),
+        ".{0,40}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 64, 8, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            prop::collection::btree_map(key.clone(), inner, 0..8).prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn sync_parsing_never_panics_and_respects_limits(body in json_value()) {
+        if let Ok(req) = parse_sync(&body, LIMITS) {
+            prop_assert!(req.changes.len() <= LIMITS.max_changes);
+            prop_assert!(req.cursor >= 0);
+            for c in &req.changes {
+                prop_assert!(valid_id(&c.id));
+                if let Op::Upsert(values) = &c.op {
+                    prop_assert_eq!(values.len(), c.entity.fields.len());
+                }
+            }
+            // Whatever parses can be planned without panicking, over any stored state.
+            let p = plan(&req.changes, Default::default(), 5, 10);
+            prop_assert!(p.seq >= 5);
+        }
+    }
+
+    #[test]
+    fn changes_wrapped_in_a_request_never_panic(changes in prop::collection::vec(json_value(), 0..10)) {
+        let _ = parse_sync(&json!({ "cursor": 0, "changes": changes }), LIMITS);
+    }
+
+    #[test]
+    fn per_type_bodies_never_panic(body in json_value()) {
+        for e in ENTITIES {
+            let _ = parse_delta(&body, e, LIMITS);
+            let _ = parse_full_upload(&body, e, LIMITS);
+            let _ = parse_delta(&json!({ "changes": body.clone() }), e, LIMITS);
+            let _ = parse_full_upload(&json!({ "data": [body.clone()] }), e, LIMITS);
+        }
+    }
+
+    #[test]
+    fn query_parsing_never_panics(pairs in prop::collection::vec(("(since|limit|after|[a-z]{1,5})", ".{0,24}"), 0..6)) {
+        if let Ok(q) = parse_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+            prop_assert!((1..=1000).contains(&q.limit));
+            prop_assert!(q.since.is_none_or(|s| s >= 0));
+        }
+    }
+
+    #[test]
+    fn headers_and_paths_never_panic(h in ".{0,64}", seq in 0i64..1_000_000, method in "(GET|POST|HEAD|PUT|[A-Z]{1,7})", path in "(/[a-z{}._-]{0,12}){0,5}") {
+        let _ = none_match(&h, &state_tag(seq));
+        prop_assert!(none_match(&state_tag(seq), &state_tag(seq)));
+        let _ = bearer(Some(&h));
+        let _ = resolve(&method, &path);
+    }
+
+    #[test]
+    fn tokens_never_panic_the_verifier(token in "[A-Za-z0-9_.=-]{0,300}") {
+        let v = Verifier::new(Some("secret"), Some("iss"), Some("aud"));
+        prop_assert!(v.verify(&token, 1_800_000_000_000).is_err());
+    }
+}
