@@ -7,6 +7,7 @@ use serde_json::Value;
 use worker::{Context, Env, Method, Request, Response};
 
 use crate::auth::{bearer, Verifier};
+use crate::cors;
 use crate::config::Config;
 use crate::entities::{self, Entity};
 use crate::error::ApiError;
@@ -45,8 +46,15 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> worker::Result<
     let method = req.method().to_string();
     let path = req.path();
 
+    let origin = req.headers().get("Origin").ok().flatten();
     let mut trace = Trace::default();
-    let (reply, caching, route_name) = match resolve(&method, &path) {
+    let (reply, caching, route_name) = if method == "OPTIONS" {
+        // CORS preflight: no auth, no rate limit.
+        let mut r = Reply::empty(204);
+        r.headers = cors::preflight_headers(config.cors_origins.as_deref(), origin.as_deref());
+        (r, Caching::NoStore, "OPTIONS")
+    } else {
+        match resolve(&method, &path) {
         Match::Found { route, param } => {
             let param = param.map(str::to_string);
             let caching = if route.auth == Auth::User { Caching::PerUser } else { Caching::NoStore };
@@ -55,9 +63,13 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> worker::Result<
         }
         Match::WrongMethod(allow) => (error_reply(&ApiError::MethodNotAllowed { allow }, now), Caching::NoStore, "-"),
         Match::NotFound => (error_reply(&ApiError::NotFound, now), Caching::NoStore, "-"),
+        }
     };
     let mut reply = reply;
     reply.headers.append(&mut trace.headers);
+    if method != "OPTIONS" {
+        reply.headers.extend(cors::response_headers(config.cors_origins.as_deref(), origin.as_deref()));
+    }
 
     // Deferred writes: counted now (they are this request's cost), done after the response.
     if let Ok(kv) = env.kv("CACHE") {
@@ -142,10 +154,10 @@ async fn run(
     let authorization = header("Authorization");
     let token = bearer(authorization.as_deref())
         .ok_or_else(|| ApiError::Unauthorized { detail: "missing bearer token".into(), token_given: false })?;
-    let verifier =
-        Verifier::new(config.jwt_secret.as_deref(), config.jwt_issuer.as_deref(), config.jwt_audience.as_deref());
     // Tokens are checked against the real clock, not the test clock offset.
-    let user = verifier.verify(token, wall).map_err(|e| ApiError::Unauthorized { detail: e.0, token_given: true })?;
+    let user = verifier(config)
+        .verify(token, wall)
+        .map_err(|e| ApiError::Unauthorized { detail: e.0, token_given: true })?;
     trace.user = Some(user.clone());
 
     let kv = env.kv("CACHE").map_err(internal)?;
@@ -260,6 +272,37 @@ async fn admin_usage(
             "timestamp": now,
         }),
     )
+}
+
+thread_local! {
+    /// The verifier of this isolate, rebuilt only when its configuration changes: parsing
+    /// a JWKS's RSA keys on every request would cost CPU for nothing.
+    static VERIFIER: std::cell::RefCell<Option<(String, std::rc::Rc<Verifier>)>> = const { std::cell::RefCell::new(None) };
+}
+
+fn verifier(config: &Config) -> std::rc::Rc<Verifier> {
+    let key = [&config.jwt_secret, &config.jwt_jwks, &config.jwt_issuer, &config.jwt_audience]
+        .map(|v| v.as_deref().unwrap_or(""))
+        .join("\u{0}");
+    VERIFIER.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if let Some((k, v)) = cell.as_ref() {
+            if *k == key {
+                return v.clone();
+            }
+        }
+        let v = std::rc::Rc::new(Verifier::with_jwks(
+            config.jwt_secret.as_deref(),
+            config.jwt_jwks.as_deref(),
+            config.jwt_issuer.as_deref(),
+            config.jwt_audience.as_deref(),
+        ));
+        for w in &v.warnings {
+            worker::console_warn!("JWT_JWKS: {w}");
+        }
+        *cell = Some((key, v.clone()));
+        v
+    })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -1,9 +1,13 @@
-//! JWT verification (contract §5): HS256 with `JWT_SECRET`, `exp` required, `nbf`
-//! honoured, 60 s leeway, `iss`/`aud` when configured, `sub` is the user. Pure: the
-//! caller passes the clock, so tests can move it.
+//! JWT verification (contract §5): HS256 with `JWT_SECRET`, RS256 / ES256 with the public
+//! keys of a JWKS (`JWT_JWKS`, chosen by `kid`), `exp` required, `nbf` honoured, 60 s
+//! leeway, `iss`/`aud` when configured, `sub` is the user. Each key verifies exactly one
+//! algorithm, so a token cannot pick how it is checked (no `none`, no HMAC keyed with a
+//! public key). Pure: the caller passes the clock, so tests can move it.
 
 use chrono::{DateTime, Duration, Utc};
-use jwt_compact::{alg::Hs256, alg::Hs256Key, prelude::*, ValidationError};
+use jwt_compact::alg::{Es256, Hs256, Hs256Key, Rsa, RsaPublicKey};
+use jwt_compact::jwk::JsonWebKey;
+use jwt_compact::{prelude::*, Token, ValidationError};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -13,11 +17,29 @@ pub const LEEWAY_SECS: i64 = 60;
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 pub const MAX_SUB_LEN: usize = 128;
 
+/// A public key of the JWKS, with the one algorithm it verifies.
+enum PublicKey {
+    Rs256(RsaPublicKey),
+    Es256(p256::ecdsa::VerifyingKey),
+}
+
+impl PublicKey {
+    fn alg(&self) -> &'static str {
+        match self {
+            PublicKey::Rs256(_) => "RS256",
+            PublicKey::Es256(_) => "ES256",
+        }
+    }
+}
+
 /// Verification settings, built once from configuration.
 pub struct Verifier {
     hs256: Option<Hs256Key>,
+    keys: Vec<(Option<String>, PublicKey)>,
     issuer: Option<String>,
     audience: Option<String>,
+    /// Keys of the JWKS that were skipped, and why (for the log).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -35,14 +57,96 @@ fn refuse<T>(why: impl Into<String>) -> Result<T, AuthError> {
     Err(AuthError(why.into()))
 }
 
+/// Parses one JWK into a key and its algorithm. RSA keys verify RS256, P-256 keys ES256;
+/// a JWK whose `alg` names anything else, or whose `use` is not `sig`, is skipped.
+fn parse_jwk(v: &Value) -> Result<(Option<String>, PublicKey), String> {
+    let kid = v.get("kid").and_then(Value::as_str).map(str::to_string);
+    let alg = v.get("alg").and_then(Value::as_str);
+    if v.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
+        return Err(format!("key {kid:?}: use is not sig"));
+    }
+    let jwk: JsonWebKey<'_> = serde_json::from_value(v.clone()).map_err(|e| format!("key {kid:?}: {e}"))?;
+    let key = match (&jwk, alg) {
+        (JsonWebKey::Rsa { .. }, None | Some("RS256")) => {
+            PublicKey::Rs256(RsaPublicKey::try_from(&jwk).map_err(|e| format!("key {kid:?}: {e}"))?)
+        }
+        (JsonWebKey::EllipticCurve { .. }, None | Some("ES256")) => {
+            PublicKey::Es256(p256::ecdsa::VerifyingKey::try_from(&jwk).map_err(|e| format!("key {kid:?}: {e}"))?)
+        }
+        _ => return Err(format!("key {kid:?}: unsupported key type or alg {alg:?}")),
+    };
+    Ok((kid, key))
+}
+
 impl Verifier {
     pub fn new(secret: Option<&str>, issuer: Option<&str>, audience: Option<&str>) -> Self {
-        let nonempty = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_string);
+        Self::with_jwks(secret, None, issuer, audience)
+    }
+
+    /// `jwks` is a JSON Web Key Set (`{"keys": [...]}`) of RS256 / ES256 public keys.
+    pub fn with_jwks(secret: Option<&str>, jwks: Option<&str>, issuer: Option<&str>, audience: Option<&str>) -> Self {
+        let nonempty = |s: Option<&str>| s.filter(|s| !s.trim().is_empty()).map(str::to_string);
+        let mut keys = Vec::new();
+        let mut warnings = Vec::new();
+        if let Some(text) = nonempty(jwks) {
+            match serde_json::from_str::<Value>(&text) {
+                Ok(set) => match set.get("keys").and_then(Value::as_array) {
+                    Some(list) => {
+                        for v in list {
+                            match parse_jwk(v) {
+                                Ok(k) => keys.push(k),
+                                Err(e) => warnings.push(e),
+                            }
+                        }
+                    }
+                    None => warnings.push("JWT_JWKS has no keys array".into()),
+                },
+                Err(e) => warnings.push(format!("JWT_JWKS is not JSON: {e}")),
+            }
+        }
         Verifier {
             hs256: nonempty(secret).map(|s| Hs256Key::new(s.as_bytes())),
+            keys,
             issuer: nonempty(issuer),
             audience: nonempty(audience),
+            warnings,
         }
+    }
+
+    /// Checks the signature with the key the token's header names. A token without `kid`
+    /// is tried against every key of its algorithm.
+    fn integrity(&self, untrusted: &UntrustedToken<'_>) -> Result<Token<Registered>, AuthError> {
+        let alg = untrusted.algorithm();
+        if alg == "HS256" {
+            return match &self.hs256 {
+                Some(key) => Hs256.validator::<Registered>(key).validate(untrusted).map_err(|e| AuthError(describe(&e))),
+                None => refuse("algorithm HS256 is not accepted"),
+            };
+        }
+        let kid = untrusted.header().key_id.as_deref();
+        let mut candidates = self
+            .keys
+            .iter()
+            .filter(|(k, key)| key.alg() == alg && (kid.is_none() || k.as_deref() == kid))
+            .peekable();
+        if candidates.peek().is_none() {
+            return match (kid, self.keys.iter().any(|(_, k)| k.alg() == alg)) {
+                (Some(_), true) => refuse("unknown key id"),
+                _ => refuse(format!("algorithm {alg} is not accepted")),
+            };
+        }
+        let mut last = AuthError("invalid signature".into());
+        for (_, key) in candidates {
+            let result = match key {
+                PublicKey::Rs256(k) => Rsa::rs256().validator::<Registered>(k).validate(untrusted),
+                PublicKey::Es256(k) => Es256.validator::<Registered>(k).validate(untrusted),
+            };
+            match result {
+                Ok(t) => return Ok(t),
+                Err(e) => last = AuthError(describe(&e)),
+            }
+        }
+        Err(last)
     }
 
     /// Verifies `token` at time `now_ms`; returns the user id (`sub`).
@@ -56,11 +160,7 @@ impl Verifier {
         };
         // Only algorithms with a configured key are accepted: `none`, and HS256 without a
         // secret, never verify.
-        let claims = match (untrusted.algorithm(), &self.hs256) {
-            ("HS256", Some(key)) => Hs256.validator::<Registered>(key).validate(&untrusted),
-            (alg, _) => return refuse(format!("algorithm {alg} is not accepted")),
-        };
-        let token = claims.map_err(|e| AuthError(describe(&e)))?;
+        let token = self.integrity(&untrusted)?;
         let claims = token.claims();
 
         let now = DateTime::<Utc>::from_timestamp_millis(now_ms).unwrap_or(DateTime::<Utc>::MIN_UTC);
@@ -187,6 +287,90 @@ mod tests {
         assert_eq!(strict.verify(&bad_iss, NOW), Err(AuthError("wrong issuer".into())));
         let bad_aud = sign(serde_json::json!({"sub": "a", "exp": exp(600), "iss": "https://issuer", "aud": "other"}), SECRET);
         assert_eq!(strict.verify(&bad_aud, NOW), Err(AuthError("wrong audience".into())));
+    }
+
+    mod asymmetric {
+        use super::*;
+        use jwt_compact::alg::{RsaPrivateKey, StrongKey};
+        use jwt_compact::jwk::JsonWebKey;
+
+        fn ec_key(seed: u8) -> p256::ecdsa::SigningKey {
+            p256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).unwrap()
+        }
+
+        fn jwks_of(keys: Vec<Value>) -> String {
+            serde_json::json!({ "keys": keys }).to_string()
+        }
+
+        fn ec_jwk(sk: &p256::ecdsa::SigningKey, kid: &str) -> Value {
+            let vk = *sk.verifying_key();
+            let mut v = serde_json::to_value(JsonWebKey::from(&vk)).unwrap();
+            v["kid"] = kid.into();
+            v["use"] = "sig".into();
+            v
+        }
+
+        fn es256(sk: &p256::ecdsa::SigningKey, kid: Option<&str>, claims: Value) -> String {
+            let mut header = Header::empty();
+            if let Some(k) = kid {
+                header = header.with_key_id(k);
+            }
+            Es256.token(&header, &Claims::new(claims), sk).unwrap()
+        }
+
+        fn claims() -> Value {
+            serde_json::json!({"sub": "carol", "exp": exp(600)})
+        }
+
+        #[test]
+        fn es256_by_kid() {
+            let (a, b) = (ec_key(1), ec_key(2));
+            let v = Verifier::with_jwks(None, Some(&jwks_of(vec![ec_jwk(&a, "a"), ec_jwk(&b, "b")])), None, None);
+            assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+            assert_eq!(v.verify(&es256(&b, Some("b"), claims()), NOW), Ok("carol".into()));
+            assert_eq!(v.verify(&es256(&a, None, claims()), NOW), Ok("carol".into()), "no kid: any ES256 key");
+            assert!(v.verify(&es256(&a, Some("b"), claims()), NOW).is_err(), "signed by a, names b");
+            assert_eq!(v.verify(&es256(&a, Some("zz"), claims()), NOW), Err(AuthError("unknown key id".into())));
+            let other = ec_key(3);
+            assert!(v.verify(&es256(&other, Some("a"), claims()), NOW).is_err());
+            let expired = serde_json::json!({"sub": "carol", "exp": exp(-100)});
+            assert!(v.verify(&es256(&a, Some("a"), expired), NOW).is_err());
+        }
+
+        #[test]
+        fn rs256_and_algorithm_confusion() {
+            let mut rng = rand_core::OsRng;
+            let (sk, pk) = Rsa::generate(&mut rng, jwt_compact::alg::ModulusBits::TwoKibibytes).unwrap();
+            let sk: StrongKey<RsaPrivateKey> = sk;
+            let mut jwk = serde_json::to_value(JsonWebKey::from(pk.as_ref())).unwrap();
+            jwk["kid"] = "r1".into();
+            jwk["alg"] = "RS256".into();
+            let jwks = jwks_of(vec![jwk.clone()]);
+            let v = Verifier::with_jwks(None, Some(&jwks), None, None);
+            let token = Rsa::rs256().token(&Header::empty().with_key_id("r1"), &Claims::new(claims()), sk.as_ref()).unwrap();
+            assert_eq!(v.verify(&token, NOW), Ok("carol".into()));
+            // HS256 "signed" with the public key as the secret never verifies: no HMAC key
+            // is derived from the JWKS.
+            let public_as_secret = jwks.clone();
+            let forged = sign(claims(), &public_as_secret);
+            assert!(v.verify(&forged, NOW).is_err());
+            // An RSA key never verifies ES256, and a JWK whose alg is something else is skipped.
+            assert!(v.verify(&es256(&ec_key(1), Some("r1"), claims()), NOW).is_err());
+            let mut hs_jwk = jwk;
+            hs_jwk["alg"] = "HS256".into();
+            let v2 = Verifier::with_jwks(None, Some(&jwks_of(vec![hs_jwk])), None, None);
+            assert_eq!(v2.warnings.len(), 1);
+            assert!(v2.verify(&token, NOW).is_err());
+        }
+
+        #[test]
+        fn bad_jwks_fails_closed() {
+            let v = Verifier::with_jwks(None, Some("not json"), None, None);
+            assert_eq!(v.warnings.len(), 1);
+            assert!(v.verify(&es256(&ec_key(1), None, claims()), NOW).is_err());
+            let v = Verifier::with_jwks(None, Some(r#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#), None, None);
+            assert_eq!(v.warnings.len(), 1);
+        }
     }
 
     #[test]

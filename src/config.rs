@@ -10,6 +10,10 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
+    /// JSON Web Key Set of RS256 / ES256 public keys.
+    pub jwt_jwks: Option<String>,
+    /// Allowed browser origins; `None` means any (`*`).
+    pub cors_origins: Option<Vec<String>>,
     pub admin_token: Option<String>,
     pub max_body_bytes: usize,
     pub max_changes: usize,
@@ -38,6 +42,13 @@ impl Config {
             jwt_secret: get("JWT_SECRET").filter(|s| !s.is_empty()),
             jwt_issuer: text("JWT_ISSUER"),
             jwt_audience: text("JWT_AUDIENCE"),
+            jwt_jwks: text("JWT_JWKS"),
+            cors_origins: match text("CORS_ORIGINS").as_deref() {
+                None | Some("*") => None,
+                Some(list) => Some(
+                    list.split(',').map(|o| o.trim().trim_end_matches('/').to_string()).filter(|o| !o.is_empty()).collect(),
+                ),
+            },
             admin_token: get("ADMIN_TOKEN").filter(|s| !s.is_empty()),
             max_body_bytes: num("MAX_BODY_BYTES", 1_048_576) as usize,
             max_changes: num("MAX_CHANGES", 1_000) as usize,
@@ -81,6 +92,7 @@ mod tests {
             "STATE_CACHE_TTL" => Some("5".into()),
             "DEGRADE_AT" => Some("-1".into()),
             "QUOTA_REQUESTS" => Some("20".into()),
+            "CORS_ORIGINS" => Some("https://a.example, https://b.example/".into()),
             _ => None,
         });
         assert_eq!((c.max_body_bytes, c.max_changes), (1_048_576, 10));
@@ -88,5 +100,7 @@ mod tests {
         assert_eq!(c.state_cache_ttl, 60, "KV's minimum TTL");
         assert_eq!(c.quotas.degrade_at, 0.9);
         assert_eq!(c.quotas.requests, 20);
+        assert_eq!(c.cors_origins, Some(vec!["https://a.example".to_string(), "https://b.example".to_string()]));
+        assert!(Config::from_lookup(|k| (k == "CORS_ORIGINS").then(|| "*".to_string())).cors_origins.is_none());
     }
 }

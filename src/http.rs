@@ -26,6 +26,10 @@ impl Reply {
         })
     }
 
+    pub fn empty(status: u16) -> Reply {
+        Reply { status, body: None, content_type: "", headers: Vec::new() }
+    }
+
     /// 304: no body, but the validators and caching headers a 200 would carry.
     pub fn not_modified(tag: String) -> Reply {
         Reply { status: 304, body: None, content_type: "", headers: vec![("ETag", tag)] }
@@ -58,13 +62,18 @@ pub fn finish(reply: Reply, caching: Caching, ops: &Ops, total_ms: f64) -> worke
     if !reply.content_type.is_empty() {
         headers.set("Content-Type", reply.content_type)?;
     }
+    // Vary may come from several places (auth, CORS): append, never overwrite.
     for (k, v) in &reply.headers {
-        headers.set(k, v)?;
+        if k.eq_ignore_ascii_case("Vary") {
+            headers.append(k, v)?;
+        } else {
+            headers.set(k, v)?;
+        }
     }
     match caching {
         Caching::PerUser => {
             headers.set("Cache-Control", "private, no-cache")?;
-            headers.set("Vary", "Authorization")?;
+            headers.append("Vary", "Authorization")?;
         }
         Caching::NoStore => headers.set("Cache-Control", "no-store")?,
     }
