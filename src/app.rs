@@ -75,7 +75,8 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> worker::Result<
     if let Ok(kv) = env.kv("CACHE") {
         if let (Some(seq), Some(user)) = (trace.put_state, &trace.user) {
             ops.kv(0, 1, 0.0);
-            ctx.wait_until(state_cache::put(kv.clone(), user.clone(), seq, config.state_cache_ttl));
+            let day = quota::day(now);
+            ctx.wait_until(state_cache::put(kv.clone(), user.clone(), seq, day, config.state_cache_ttl));
         }
         if let Some(p) = trace.persist.take() {
             ops.kv(0, 1, 0.0);
@@ -98,7 +99,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> worker::Result<
     if usage::record(&cost, now, config.usage_flush_requests, config.usage_flush_secs) {
         if let Ok(db) = env.d1("DB") {
             ctx.wait_until(async move {
-                if let Err(e) = usage::flush(&db, now).await {
+                if let Err(e) = usage::flush(&db, now, None).await {
                     worker::console_warn!("usage flush failed: {e}");
                 }
             });
@@ -141,7 +142,7 @@ async fn run(
         Auth::Public => return handlers::health(now, mode),
         Auth::Admin => {
             let db = env.d1("DB").map_err(internal)?;
-            return admin_usage(config, header("Authorization").as_deref(), &db, now).await;
+            return admin_usage(config, header("Authorization").as_deref(), &db, now, ops).await;
         }
         Auth::User => {}
     }
@@ -170,6 +171,18 @@ async fn run(
         return Err(ApiError::RateLimited { retry_after: verdict.retry_after });
     }
 
+    // Query parameters are validated before anything can answer from cache: a 304 is only
+    // right where the unconditional answer would be a 200 (RFC 9110 §13.2.1).
+    let query = match route.handler {
+        Handler::Check | Handler::Download | Handler::Changes => {
+            let url = req.url().map_err(internal)?;
+            let pairs: Vec<(String, String)> =
+                url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            Some(parse_query(route.handler, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?)
+        }
+        _ => None,
+    };
+
     let is_get = route.method == "GET";
     if is_get && mode != Mode::Normal {
         return Err(degraded(now, false));
@@ -179,11 +192,15 @@ async fn run(
     }
 
     // KV fast path: the check always, other GETs when conditional. Trusted only while
-    // KV can still be written through.
+    // KV can still be written through, and only for tokens written today (see
+    // state_cache). A delta pull is answered from KV only when it starts at 0 or at or
+    // past the cached state: another `since` may be below the purge horizon, which only
+    // D1 knows (and a client whose tag is current but whose cursor is not is confused).
     if is_get && kv_ok && (route.handler == Handler::Check || if_none_match.is_some()) {
-        let cached = state_cache::get(&kv, &user, ops).await;
+        let cached = state_cache::get(&kv, &user, quota::day(now), ops).await;
         trace.kv_seen = Some(cached);
-        if let Some(seq) = cached {
+        let since_ok = |seq: i64| query.as_ref().and_then(|q| q.since).is_none_or(|since| since == 0 || since >= seq);
+        if let Some(seq) = cached.filter(|seq| since_ok(*seq)) {
             let tag = state_tag(seq);
             if if_none_match.as_deref().is_some_and(|h| none_match(h, &tag)) {
                 trace.kv_hit = true;
@@ -196,13 +213,6 @@ async fn run(
         }
     }
 
-    let query = if req.method() == Method::Post {
-        None
-    } else {
-        let url = req.url().map_err(internal)?;
-        let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        Some(parse_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?)
-    };
     let body = if req.method() == Method::Post { Some(read_json(req, config).await?) } else { None };
 
     let db = env.d1("DB").map_err(internal)?;
@@ -246,13 +256,14 @@ async fn admin_usage(
     authorization: Option<&str>,
     db: &worker::D1Database,
     now: i64,
+    ops: &Ops,
 ) -> Result<Reply, ApiError> {
     let Some(want) = config.admin_token.as_deref() else { return Err(ApiError::NotFound) };
     let given = bearer(authorization).unwrap_or_default();
     if !constant_time_eq(given.as_bytes(), want.as_bytes()) {
         return Err(ApiError::Unauthorized { detail: "admin token required".into(), token_given: !given.is_empty() });
     }
-    let totals = usage::flush(db, now).await.map_err(ApiError::Internal)?;
+    let totals = usage::flush(db, now, Some(ops)).await.map_err(ApiError::Internal)?;
     let q = &config.quotas;
     Reply::json(
         200,

@@ -210,9 +210,6 @@ pub async fn changes(cx: &Cx<'_>, e: &'static Entity, q: Query) -> Result<Reply,
 
 /// `GET /api/sync/{type}?limit=&after=`: live records by id.
 pub async fn download(cx: &Cx<'_>, e: &'static Entity, q: Query) -> Result<Reply, ApiError> {
-    if q.since.is_some() {
-        return Err(ApiError::field("since", "belongs to /changes; a download pages with after="));
-    }
     let (state, records, has_more) = cx.store.download(e, q.after.as_deref(), q.limit).await?;
     cx.conditional(state.seq, || {
         Reply::json(

@@ -12,7 +12,7 @@ use crate::entities::{valid_id, ENTITIES};
 use crate::etag::{none_match, state_tag};
 use crate::plan::plan;
 use crate::protocol::{parse_delta, parse_full_upload, parse_query, parse_sync, Limits, Op};
-use crate::routes::resolve;
+use crate::routes::{resolve, Handler};
 
 const LIMITS: Limits = Limits { max_changes: 50 };
 
@@ -90,9 +90,12 @@ proptest! {
 
     #[test]
     fn query_parsing_never_panics(pairs in prop::collection::vec(("(since|limit|after|[a-z]{1,5})", ".{0,24}"), 0..6)) {
-        if let Ok(q) = parse_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-            prop_assert!((1..=1000).contains(&q.limit));
-            prop_assert!(q.since.is_none_or(|s| s >= 0));
+        for route in [Handler::Check, Handler::Changes, Handler::Download] {
+            if let Ok(q) = parse_query(route, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+                prop_assert!((1..=1000).contains(&q.limit));
+                prop_assert!(q.since.is_none_or(|s| s >= 0));
+                prop_assert_eq!(q.since.is_some(), route == Handler::Changes);
+            }
         }
     }
 

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::entities::{self, valid_id, Default, Entity, Field, Kind, MAX_SAFE_INT};
 use crate::error::ApiError;
+use crate::routes::Handler;
 
 /// Default and maximum page size of every pull and download.
 pub const DEFAULT_LIMIT: i64 = 500;
@@ -391,11 +392,21 @@ pub struct Query {
     pub after: Option<String>,
 }
 
-/// Parses `since`, `limit` and `after` from decoded query pairs; other names are
-/// rejected so a typo (`sinse=`) is a 400, not a silent full pull.
-pub fn parse_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Query, ApiError> {
+/// Parses the query of a GET route: `since` (required) and `limit` for a delta pull,
+/// `limit` and `after` for a download, nothing for the check. Other names are rejected,
+/// so a typo (`sinse=`) is a 400, not a silent full pull.
+pub fn parse_query<'a>(route: Handler, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Query, ApiError> {
+    let allowed: &[&str] = match route {
+        Handler::Changes => &["since", "limit"],
+        Handler::Download => &["limit", "after"],
+        _ => &[],
+    };
     let mut q = Query { limit: DEFAULT_LIMIT, ..Query::default() };
     for (k, v) in pairs {
+        if !allowed.contains(&k) {
+            let hint = if k == "since" { "; delta pulls are /api/sync/{type}/changes" } else { "" };
+            return Err(ApiError::field(k, format!("unknown query parameter{hint}")));
+        }
         match k {
             "since" => {
                 q.since = Some(
@@ -415,6 +426,9 @@ pub fn parse_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> R
             "after" => q.after = Some(id(&Value::from(v), "after")?),
             _ => return Err(ApiError::field(k, "unknown query parameter")),
         }
+    }
+    if route == Handler::Changes && q.since.is_none() {
+        return Err(ApiError::field("since", "is required (use 0 for everything)"));
     }
     Ok(q)
 }
@@ -553,11 +567,17 @@ mod tests {
 
     #[test]
     fn query_params() {
-        assert_eq!(parse_query([("since", "0")]).unwrap().since, Some(0));
-        assert_eq!(err_field(parse_query([("since", "abc")])), "since");
-        assert_eq!(err_field(parse_query([("since", "-1")])), "since");
-        assert_eq!(err_field(parse_query([("limit", "0")])), "limit");
-        assert_eq!(err_field(parse_query([("sinse", "1")])), "sinse");
-        assert_eq!(parse_query([("after", "t5"), ("limit", "10")]).unwrap().after.as_deref(), Some("t5"));
+        use Handler::{Changes, Check, Download};
+        assert_eq!(parse_query(Changes, [("since", "0")]).unwrap().since, Some(0));
+        assert_eq!(err_field(parse_query(Changes, [("since", "abc")])), "since");
+        assert_eq!(err_field(parse_query(Changes, [("since", "-1")])), "since");
+        assert_eq!(err_field(parse_query(Changes, [("limit", "10")])), "since", "since is required");
+        assert_eq!(err_field(parse_query(Changes, [("since", "1"), ("limit", "0")])), "limit");
+        assert_eq!(err_field(parse_query(Changes, [("sinse", "1")])), "sinse");
+        assert_eq!(err_field(parse_query(Changes, [("since", "1"), ("after", "x")])), "after");
+        assert_eq!(parse_query(Download, [("after", "t5"), ("limit", "10")]).unwrap().after.as_deref(), Some("t5"));
+        assert_eq!(err_field(parse_query(Download, [("since", "5")])), "since");
+        assert_eq!(err_field(parse_query(Check, [("foo", "1")])), "foo");
+        assert!(parse_query(Check, []).is_ok());
     }
 }

@@ -2,6 +2,9 @@
 //! answered without D1 (contract §3.2). Written through after every accepted push and
 //! filled when a read finds it missing or behind D1, always with a TTL, so a value
 //! that is stale (a lost write, a slower location) lives at most `STATE_CACHE_TTL`.
+//! The value is `<seq>:<UTC day>`, and only tokens written today are trusted: when the KV
+//! write budget runs out the worker stops writing through, so a token that outlived the
+//! day it was written in may predate changes made after the budget ran out.
 
 use worker::KvStore;
 
@@ -11,13 +14,13 @@ fn key(user: &str) -> String {
     format!("st:{user}")
 }
 
-/// The cached sequence of `user`, if any. Costs one KV read.
-pub async fn get(kv: &KvStore, user: &str, ops: &Ops) -> Option<i64> {
+/// The cached sequence of `user`, if written on `today`. Costs one KV read.
+pub async fn get(kv: &KvStore, user: &str, today: i64, ops: &Ops) -> Option<i64> {
     let started = worker::Date::now().as_millis();
     let value = kv.get(&key(user)).text().await;
     ops.kv(1, 0, worker::Date::now().as_millis().saturating_sub(started) as f64);
     match value {
-        Ok(v) => v.and_then(|s| s.parse().ok()),
+        Ok(v) => v.as_deref().and_then(parse).filter(|(_, day)| *day == today).map(|(seq, _)| seq),
         Err(e) => {
             worker::console_warn!("state cache read failed: {e}");
             None
@@ -25,9 +28,15 @@ pub async fn get(kv: &KvStore, user: &str, ops: &Ops) -> Option<i64> {
     }
 }
 
-/// Stores `seq` for `user`. Meant for `ctx.wait_until`: never delays a response.
-pub async fn put(kv: KvStore, user: String, seq: i64, ttl: u64) {
-    let result = match kv.put(&key(&user), seq.to_string()) {
+fn parse(value: &str) -> Option<(i64, i64)> {
+    let (seq, day) = value.split_once(':')?;
+    Some((seq.parse().ok()?, day.parse().ok()?))
+}
+
+/// Stores `seq` for `user`, stamped with the UTC `day`. Meant for `ctx.wait_until`:
+/// never delays a response.
+pub async fn put(kv: KvStore, user: String, seq: i64, day: i64, ttl: u64) {
+    let result = match kv.put(&key(&user), format!("{seq}:{day}")) {
         Ok(b) => b.expiration_ttl(ttl).execute().await,
         Err(e) => Err(e),
     };

@@ -19,6 +19,8 @@ struct Acc {
     totals: Usage,
     /// This isolate's use since the last flush.
     pending: Usage,
+    /// Use handed to a flush that has not answered yet (still counts in `view`).
+    in_flight: Usage,
     pending_requests: u64,
     last_flush_ms: i64,
     flushing: bool,
@@ -41,6 +43,7 @@ pub fn view(now: i64) -> Usage {
         let mut a = a.borrow_mut();
         roll(&mut a, now);
         let mut u = a.totals;
+        u.add(&a.in_flight);
         u.add(&a.pending);
         u
     })
@@ -76,14 +79,17 @@ fn field(row: &Map<String, Value>, k: &str) -> u64 {
 
 /// Moves this isolate's pending use into D1 and takes back the day's totals. The flush's
 /// own D1 cost is counted in the next flush. On failure the use stays pending.
-pub async fn flush(db: &D1Database, now: i64) -> Result<Usage, String> {
+/// `ops`, when given, is charged the flush's own D1 cost (the admin report shows it).
+pub async fn flush(db: &D1Database, now: i64, ops: Option<&crate::ops::Ops>) -> Result<Usage, String> {
     let (today, pending) = ACC.with(|a| {
         let mut a = a.borrow_mut();
         roll(&mut a, now);
         a.flushing = true;
         a.pending_requests = 0;
         a.last_flush_ms = now;
-        (a.day, std::mem::take(&mut a.pending))
+        let p = std::mem::take(&mut a.pending);
+        a.in_flight.add(&p);
+        (a.day, p)
     });
     let p = &pending;
     let stmt = db
@@ -103,9 +109,17 @@ pub async fn flush(db: &D1Database, now: i64) -> Result<Usage, String> {
         Ok(s) => s.all().await.map_err(|e| e.to_string()),
         Err(e) => Err(e),
     };
+    let meta = result.as_ref().ok().and_then(|r| r.meta().ok().flatten());
+    let (read, written) = meta.as_ref().map_or((0, 0), |m| {
+        (m.rows_read.unwrap_or(0) as u64, m.rows_written.unwrap_or(0) as u64)
+    });
+    if let Some(ops) = ops {
+        ops.d1_batch(1, read, written, 0.0);
+    }
     ACC.with(|a| {
         let mut a = a.borrow_mut();
         a.flushing = false;
+        a.in_flight = Usage::default();
         match &result {
             Ok(res) if a.day == today => {
                 let row = res.results::<Map<String, Value>>().ok().and_then(|r| r.into_iter().next());
@@ -120,9 +134,12 @@ pub async fn flush(db: &D1Database, now: i64) -> Result<Usage, String> {
                         kv_misses: field(&row, "kv_misses"),
                     };
                 }
-                let meta = res.meta().ok().flatten();
-                a.pending.rows_read += meta.as_ref().and_then(|m| m.rows_read).unwrap_or(0) as u64;
-                a.pending.rows_written += meta.as_ref().and_then(|m| m.rows_written).unwrap_or(0) as u64;
+                // The flush's own cost goes into the next flush, unless the caller's
+                // request (the admin report) already counts it.
+                if ops.is_none() {
+                    a.pending.rows_read += read;
+                    a.pending.rows_written += written;
+                }
             }
             Ok(_) => {}
             Err(_) => a.pending.add(&pending),
