@@ -119,6 +119,11 @@ export async function user(url, userId = newUserId()) {
   return { id: userId, token: tok, ...api(url, tok) };
 }
 
+/** Two devices (clients with their own tokens) of one new user: `[A, B]`. */
+export async function twoDevices(url, userId = newUserId()) {
+  return [api(url, await token(userId)), api(url, await token(userId))];
+}
+
 /** Describes a response for assertion messages. */
 export function show(res) {
   const hdrs = {};

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startWorker } from '../helpers/server.mjs';
-import { api, newUserId, rid, show, token } from '../helpers/client.mjs';
+import { api, newUserId, rid, show, token, twoDevices as devicesOf } from '../helpers/client.mjs';
 import {
   assertFields, check, del, findRec, note, ok, pullAll, push, setting, snapshot, task,
 } from '../helpers/sync.mjs';
@@ -16,12 +16,7 @@ after(async () => {
   await srv?.stop();
 });
 
-async function twoDevices() {
-  const userId = newUserId();
-  const A = api(srv.url, await token(userId));
-  const B = api(srv.url, await token(userId));
-  return [A, B];
-}
+const twoDevices = () => devicesOf(srv.url);
 
 describe('concurrent edits', () => {
   test('both devices edit version 1: the second gets stale_version with the server record, then re-applies', async () => {

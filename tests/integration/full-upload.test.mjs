@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startWorker } from '../helpers/server.mjs';
-import { api, newUserId, rid, show, token } from '../helpers/client.mjs';
+import { api, newUserId, rid, show, token, twoDevices as devicesOf } from '../helpers/client.mjs';
 import {
   assertFields, assertUnchanged, check, countOf, del, expectProblem, findRec, list, ok, pullAll, push, snapshot, task,
 } from '../helpers/sync.mjs';
@@ -16,10 +16,7 @@ after(async () => {
   await srv?.stop();
 });
 
-async function twoDevices() {
-  const userId = newUserId();
-  return [api(srv.url, await token(userId)), api(srv.url, await token(userId))];
-}
+const twoDevices = () => devicesOf(srv.url);
 
 /** Strips a record to its list fields, the way a client would upload it. */
 const asListUpload = (r) => ({ id: r.id, name: r.name, color: r.color, icon: r.icon, sort_order: r.sort_order, version: r.version });
