@@ -52,3 +52,7 @@ if [ ! -f .dev.vars ]; then
     echo "ADMIN_TOKEN=$(node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))')"
   } > .dev.vars
 fi
+
+# Test tools: Chromium for the browser test, schemathesis (pinned) in .venv-fuzz/ for the
+# OpenAPI fuzz run. Each is skipped when present.
+bash scripts/setup-test-tools.sh

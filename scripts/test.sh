@@ -4,8 +4,11 @@
 # server per test file, files run one at a time).
 #   bash scripts/test.sh                         everything
 #   bash scripts/test.sh tests/integration/auth.test.mjs   only these integration files
+# After the integration files comes the bounded fuzz step (tests/fuzz/*.test.mjs:
+# schemathesis against the OpenAPI document, about a minute; `npm run fuzz` runs longer).
 # Environment: EDGESYNC_SKIP_CARGO_TEST=1 skips `cargo test`; EDGESYNC_SKIP_BUILD=1 reuses an
-# existing build/worker/shim.mjs; EDGESYNC_TEST_LOG_LEVEL sets wrangler dev's --log-level.
+# existing build/worker/shim.mjs; EDGESYNC_SKIP_FUZZ=1 leaves out the fuzz step;
+# EDGESYNC_TEST_LOG_LEVEL sets wrangler dev's --log-level.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -30,10 +33,16 @@ fi
 # and D1 schema templates of old schema.sql versions (tests/helpers/server.mjs).
 mkdir -p .tmp
 find .tmp -maxdepth 1 \( -name 'it-*' -o -name 'd1-staging-*' \) -mmin +60 -exec rm -rf {} + 2>/dev/null || true
+find .tmp -maxdepth 1 -name 'fuzz-*' -mtime +1 -exec rm -rf {} + 2>/dev/null || true
 find .tmp -maxdepth 1 -name 'd1-template-*' -mtime +1 -exec rm -rf {} + 2>/dev/null || true
 
-if [ "$#" -gt 0 ]; then files=("$@"); else files=(tests/integration/*.test.mjs); fi
-log "integration tests: ${files[*]}"
+if [ "$#" -gt 0 ]; then
+  files=("$@")
+else
+  files=(tests/integration/*.test.mjs)
+  if [ "${EDGESYNC_SKIP_FUZZ:-}" != 1 ]; then files+=(tests/fuzz/*.test.mjs); fi
+fi
+log "integration tests (and the bounded fuzz step): ${files[*]}"
 # The harness sets EDGESYNC_SKIP_BUILD=1 for the wrangler dev servers it starts, so
 # wrangler's [build] step reuses the build above instead of rebuilding per server.
 exec node --test --test-reporter=spec --test-concurrency=1 --test-timeout=600000 "${files[@]}"
