@@ -4,7 +4,7 @@
 //! modules it calls.
 
 use serde_json::Value;
-use worker::{Context, Env, Method, Request, Response};
+use worker::{Context, Env, Request, Response};
 
 use crate::auth::{bearer, Verifier};
 use crate::cors;
@@ -43,7 +43,8 @@ pub async fn handle(mut req: Request, env: Env, ctx: Context) -> worker::Result<
     });
     let now = wall + config.clock_offset_ms;
     let ops = Ops::default();
-    let method = req.method().to_string();
+    // The raw method: workers-rs reads methods it does not know (QUERY, PROPFIND…) as GET.
+    let method = req.inner().method();
     let path = req.path();
 
     let origin = req.headers().get("Origin").ok().flatten();
@@ -192,15 +193,16 @@ async fn run(
     }
 
     // KV fast path: the check always, other GETs when conditional. Trusted only while
-    // KV can still be written through, and only for tokens written today (see
-    // state_cache). A delta pull is answered from KV only when it starts at 0 or at or
+    // KV can still be written through, only for tokens written today, and only for users
+    // this isolate has checked against D1 once (see state_cache). A delta pull is answered from KV only when it starts at 0 or at or
     // past the cached state: another `since` may be below the purge horizon, which only
     // D1 knows (and a client whose tag is current but whose cursor is not is confused).
     if is_get && kv_ok && (route.handler == Handler::Check || if_none_match.is_some()) {
         let cached = state_cache::get(&kv, &user, quota::day(now), ops).await;
         trace.kv_seen = Some(cached);
         let since_ok = |seq: i64| query.as_ref().and_then(|q| q.since).is_none_or(|since| since == 0 || since >= seq);
-        if let Some(seq) = cached.filter(|seq| since_ok(*seq)) {
+        let trusted = state_cache::verified(&user);
+        if let Some(seq) = cached.filter(|seq| trusted && since_ok(*seq)) {
             let tag = state_tag(seq);
             if if_none_match.as_deref().is_some_and(|h| none_match(h, &tag)) {
                 trace.kv_hit = true;
@@ -213,7 +215,7 @@ async fn run(
         }
     }
 
-    let body = if req.method() == Method::Post { Some(read_json(req, config).await?) } else { None };
+    let body = if route.method == "POST" { Some(read_json(req, config).await?) } else { None };
 
     let db = env.d1("DB").map_err(internal)?;
     let cx = Cx {
@@ -245,6 +247,10 @@ async fn run(
         let stale = trace.kv_seen.is_some_and(|kv| kv != Some(seq));
         if kv_ok && (cx.store.wrote() || stale) {
             trace.put_state = Some(seq);
+        }
+        if kv_ok && (cx.store.wrote() || trace.kv_seen.is_some()) {
+            // KV now agrees with D1 for this user (or will once the put lands).
+            state_cache::mark_verified(trace.user.as_deref().unwrap_or_default());
         }
     }
     result

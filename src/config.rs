@@ -67,7 +67,7 @@ impl Config {
             },
             tombstone_retention_days: num("TOMBSTONE_RETENTION_DAYS", 30),
             usage_flush_requests: num("USAGE_FLUSH_REQUESTS", 100).max(1),
-            usage_flush_secs: num("USAGE_FLUSH_SECS", 60),
+            usage_flush_secs: num("USAGE_FLUSH_SECS", 600),
             clock_offset_ms: text("DEV_CLOCK_OFFSET_MS").and_then(|s| s.parse().ok()).unwrap_or(0),
         }
     }

@@ -26,34 +26,73 @@ fn title(e: &Entity) -> String {
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
-/// The record a client sends for type `e` (what `changes[]` items and `data[]` hold).
-fn input_schema(e: &Entity) -> Value {
+/// Where a change is sent: `POST /api/sync` (any type, deletes allowed; `type` may be
+/// left out only for tasks) or a per-type endpoint's live records (`type` optional,
+/// no deletes).
+#[derive(Clone, Copy, PartialEq)]
+enum Use {
+    Sync,
+    Live,
+}
+
+/// The record a client sends for type `e`, as the parser in `protocol` accepts it.
+fn input_schema(e: &Entity, usage: Use) -> Value {
     let mut props = Map::new();
     props.insert("type".into(), json!({"const": e.name}));
     props.insert("id".into(), json!({"$ref": "#/components/schemas/Id"}));
     props.insert("version".into(), json!({"type": ["integer", "null"], "minimum": 1, "maximum": MAX_SAFE_INT}));
     props.insert("device_id".into(), json!({"type": ["string", "null"], "maxLength": 128}));
-    props.insert("deleted".into(), json!({"type": ["boolean", "null"]}));
-    for ignored in ["deleted_at", "created_at", "updated_at", "rev"] {
-        props.insert(ignored.into(), json!({"description": "accepted and ignored (server-authoritative); a non-null deleted_at marks a delete"}));
+    for ignored in ["created_at", "updated_at", "rev"] {
+        props.insert(ignored.into(), json!({"description": "accepted and ignored (server-authoritative)"}));
     }
-    let mut required = vec!["id"];
+    let mut fields = Vec::new();
+    let mut not = Vec::new();
     for f in e.fields {
         props.insert(f.name.into(), field_schema(f.kind));
         for alias in f.aliases {
-            props.insert((*alias).into(), json!({"description": format!("alias of {}", f.name)}));
+            let mut alias_schema = field_schema(f.kind);
+            alias_schema["description"] = format!("alias of {}", f.name).into();
+            props.insert((*alias).into(), alias_schema);
+            not.push(json!({"required": [f.name, alias]}));
         }
         if f.required {
-            required.push(f.name);
+            fields.push(f.name);
         }
     }
-    json!({
-        "type": "object",
-        "description": format!("A change to a {} record. A non-delete carries the full field set (missing optional fields take their defaults); a delete carries id, optional version and deleted: true.", e.name),
-        "properties": props,
-        "required": required,
-        "additionalProperties": false,
-    })
+    let mut schema = json!({"type": "object", "additionalProperties": false, "required": ["id"]});
+    match usage {
+        Use::Sync => {
+            props.insert("deleted".into(), json!({"type": ["boolean", "null"]}));
+            props.insert("deleted_at".into(), json!({"description": "a non-null value marks a delete"}));
+            // A delete (deleted: true or a deleted_at) needs no fields; anything else needs
+            // the required ones; deleted: false with a deleted_at contradicts itself.
+            let deleting = json!([
+                {"required": ["deleted"], "properties": {"deleted": {"const": true}}},
+                {"required": ["deleted_at"], "properties": {"deleted_at": {"not": {"type": "null"}}}},
+            ]);
+            let mut alternatives = deleting.as_array().cloned().unwrap_or_default();
+            alternatives.push(json!({"required": fields}));
+            schema["anyOf"] = Value::Array(alternatives);
+            not.push(json!({"required": ["deleted", "deleted_at"], "properties": {"deleted": {"const": false}, "deleted_at": {"not": {"type": "null"}}}}));
+            if e.name != "tasks" {
+                schema["required"] = json!(["id", "type"]);
+            }
+            schema["description"] = format!("A change to a {} record: its full field set (missing optional fields take their defaults), or a delete (id, optional version, deleted: true).", e.name).into();
+        }
+        Use::Live => {
+            props.insert("deleted".into(), json!({"enum": [false, null]}));
+            props.insert("deleted_at".into(), json!({"type": "null"}));
+            let mut required = vec!["id"];
+            required.extend(fields);
+            schema["required"] = json!(required);
+            schema["description"] = format!("A live {} record (its full field set; `type`, if given, must be {}).", e.name, e.name).into();
+        }
+    }
+    if !not.is_empty() {
+        schema["not"] = json!({"anyOf": not});
+    }
+    schema["properties"] = Value::Object(props);
+    schema
 }
 
 /// The record the server returns for type `e`.
@@ -90,15 +129,20 @@ fn one_of_entities(suffix: &str) -> Value {
     json!({"oneOf": ENTITIES.iter().map(|e| reference(&format!("{}{suffix}", title(e)))).collect::<Vec<_>>()})
 }
 
+fn any_of_entities(suffix: &str) -> Value {
+    json!({"anyOf": ENTITIES.iter().map(|e| reference(&format!("{}{suffix}", title(e)))).collect::<Vec<_>>()})
+}
+
 fn query(name: &str, required: bool, schema: Value, desc: &str) -> Value {
     json!({"name": name, "in": "query", "required": required, "schema": schema, "description": desc})
 }
 
-/// The operation object of one route.
-fn operation(r: &Route) -> Value {
+/// The operation object of one route; `e` is the entity of a per-type path.
+fn operation(r: &Route, e: Option<&Entity>) -> Value {
+    let t = e.map(title).unwrap_or_default();
+    let records = json!({"type": "array", "items": reference(&format!("{t}Record"))});
     let limit = query("limit", false, json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 500}), "page size");
     let inm = json!({"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}, "description": "a state token from ETag; a match gives 304"});
-    let type_param = json!({"name": "type", "in": "path", "required": true, "schema": {"type": "string", "enum": ENTITIES.iter().map(|e| e.name).collect::<Vec<_>>()}});
     let json_body = |schema: Value| json!({"required": true, "content": {"application/json": {"schema": schema}}});
     let (summary, params, body, success): (&str, Vec<Value>, Option<Value>, Vec<(&str, Value)>) = match r.handler {
         Handler::Health => ("Health and degradation state", vec![], None, vec![("200", ok("healthy", reference("Health")))]),
@@ -116,31 +160,36 @@ fn operation(r: &Route) -> Value {
         ),
         Handler::Download => (
             "Full download of a type's live records, paged by id",
-            vec![type_param.clone(), limit.clone(), query("after", false, reference("Id"), "last id of the previous page"), inm.clone()],
+            vec![limit.clone(), query("after", false, reference("Id"), "last id of the previous page"), inm.clone()],
             None,
-            vec![("200", ok("one page", reference("DownloadResponse"))), ("304", json!({"description": "not modified"}))],
+            vec![
+                ("200", ok("one page", json!({"allOf": [reference("DownloadResponse"), {"properties": {"data": records}}]}))),
+                ("304", json!({"description": "not modified"})),
+            ],
         ),
         Handler::Upload => (
             "Full upload: replace a type's live set",
-            vec![type_param.clone()],
-            Some(json_body(reference("FullUpload"))),
+            vec![],
+            Some(json_body(reference(&format!("{t}FullUpload")))),
             vec![("200", ok("replaced", reference("FullUploadResponse")))],
         ),
         Handler::Changes => (
             "Delta pull of a type after a cursor",
             vec![
-                type_param.clone(),
                 query("since", true, json!({"type": "integer", "minimum": 0, "maximum": MAX_SAFE_INT}), "cursor; 0 = from the beginning"),
                 limit,
                 inm,
             ],
             None,
-            vec![("200", ok("one page of changes", reference("ChangesResponse"))), ("304", json!({"description": "not modified"}))],
+            vec![
+                ("200", ok("one page of changes", json!({"allOf": [reference("ChangesResponse"), {"properties": {"changes": {"properties": {"created": records, "updated": records}}}}]}))),
+                ("304", json!({"description": "not modified"})),
+            ],
         ),
         Handler::Delta => (
             "Delta push of a type",
-            vec![type_param],
-            Some(json_body(reference("DeltaPush"))),
+            vec![],
+            Some(json_body(reference(&format!("{t}DeltaPush")))),
             vec![("200", ok("processed", reference("DeltaResponse")))],
         ),
         Handler::OpenApi => ("This document", vec![], None, vec![("200", ok("OpenAPI 3.1", json!({"type": "object"})))]),
@@ -174,7 +223,7 @@ fn operation(r: &Route) -> Value {
         responses.insert((*code).into(), problem(desc));
     }
     responses.insert("500".into(), problem("internal"));
-    let mut op = json!({"summary": summary, "operationId": format!("{}{}", r.method.to_lowercase(), r.path.replace(['/', '{', '}', '.'], "_")), "parameters": params, "responses": responses});
+    let mut op = json!({"summary": summary, "operationId": format!("{}{}", r.method.to_lowercase(), r.path.replace("{type}", e.map_or("type", |e| e.name)).replace(['/', '.'], "_")), "parameters": params, "responses": responses});
     if let Some(b) = body {
         op["requestBody"] = b;
     }
@@ -188,17 +237,56 @@ fn operation(r: &Route) -> Value {
 
 pub fn document() -> Value {
     let mut paths: Map<String, Value> = Map::new();
+    // A per-type route is described once per type, so each body and reply has that
+    // type's exact schema (a `{type}` template could not tie the schema to the type).
     for r in ROUTES {
-        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
-        entry[r.method.to_lowercase()] = operation(r);
+        let concrete: Vec<(String, Option<&Entity>)> = if r.path.contains("{type}") {
+            ENTITIES.iter().map(|e| (r.path.replace("{type}", e.name), Some(e))).collect()
+        } else {
+            vec![(r.path.to_string(), None)]
+        };
+        for (path, e) in concrete {
+            let entry = paths.entry(path).or_insert_with(|| json!({}));
+            entry[r.method.to_lowercase()] = operation(r, e);
+        }
     }
 
     let mut schemas = Map::new();
+    // null counts as absent; aliases are alternatives: give at most one of them.
+    let one_of = |names: &[&str]| {
+        let pairs: Vec<Value> = names
+            .iter()
+            .enumerate()
+            .flat_map(|(i, a)| names[i + 1..].iter().map(move |b| json!({"required": [a, b]})))
+            .collect();
+        json!({"anyOf": pairs})
+    };
+    let int = json!({"type": ["integer", "null"], "minimum": 0, "maximum": MAX_SAFE_INT});
+    let nullable_list = |items: Value| json!({"type": ["array", "null"], "maxItems": 1000, "items": items});
     for e in ENTITIES {
-        schemas.insert(format!("{}Change", title(e)), input_schema(e));
-        schemas.insert(format!("{}Record", title(e)), record_schema(e));
+        let t = title(e);
+        schemas.insert(format!("{t}Change"), input_schema(e, Use::Sync));
+        schemas.insert(format!("{t}Live"), input_schema(e, Use::Live));
+        schemas.insert(format!("{t}Record"), record_schema(e));
+        let live = reference(&format!("{t}Live"));
+        schemas.insert(
+            format!("{t}FullUpload"),
+            json!({"type": "object", "additionalProperties": false, "required": ["data"], "not": one_of(&["cursor", "timestamp"]), "properties": {
+                "data": {"type": "array", "maxItems": 1000, "items": live}, "cursor": int, "timestamp": int}}),
+        );
+        let delete_item = json!({"oneOf": [reference("Id"), {"type": "object", "additionalProperties": false, "required": ["id"], "properties": {
+            "id": reference("Id"), "version": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_SAFE_INT},
+            "type": {"const": e.name}, "deleted": {"enum": [true, null]}, "deleted_at": {},
+            "device_id": {"type": ["string", "null"], "maxLength": 128}}}]});
+        schemas.insert(
+            format!("{t}DeltaPush"),
+            json!({"type": "object", "additionalProperties": false, "required": ["changes"], "not": one_of(&["cursor", "since", "last_sync"]), "properties": {
+                "changes": {"type": "object", "additionalProperties": false, "properties": {
+                    "created": nullable_list(live.clone()), "updated": nullable_list(live), "deleted": nullable_list(delete_item)}},
+                "cursor": int, "since": int, "last_sync": int}}),
+        );
     }
-    let int = json!({"type": "integer", "minimum": 0, "maximum": MAX_SAFE_INT});
+
     let extra = json!({
         "Id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "error", "timestamp"], "properties": {
@@ -208,10 +296,10 @@ pub fn document() -> Value {
             "field": {"type": "string", "description": "JSON path of the offending input"}}},
         "Health": {"type": "object", "properties": {"status": {"const": "healthy"}, "timestamp": {"type": "integer"}, "degraded": {"type": "boolean"}}},
         "Check": {"type": "object", "properties": {"etag": {"type": "string"}, "cursor": {"type": "integer"}, "server_time": {"type": "integer"}}},
-        "SyncRequest": {"type": "object", "additionalProperties": false, "properties": {
+        "SyncRequest": {"type": "object", "additionalProperties": false, "not": one_of(&["cursor", "last_sync"]), "properties": {
             "cursor": int, "last_sync": int,
-            "changes": {"type": "array", "maxItems": 1000, "items": one_of_entities("Change")},
-            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}}},
+            "changes": nullable_list(any_of_entities("Change")),
+            "limit": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_LIMIT}}},
         "Applied": {"type": "object", "properties": {"type": {"type": "string"}, "id": {"type": "string"}, "version": {"type": "integer"}, "rev": {"type": "integer"}}},
         "Conflict": {"type": "object", "properties": {"type": {"type": "string"}, "id": {"type": "string"}, "reason": {"const": "stale_version"}, "server": {"oneOf": [one_of_entities("Record"), {"type": "null"}]}}},
         "SyncResponse": {"type": "object", "properties": {
@@ -225,15 +313,7 @@ pub fn document() -> Value {
         "ChangesResponse": {"type": "object", "properties": {"success": {"type": "boolean"}, "changes": {"type": "object", "properties": {
             "created": {"type": "array", "items": one_of_entities("Record")}, "updated": {"type": "array", "items": one_of_entities("Record")}, "deleted": {"type": "array", "items": reference("Id")}}},
             "cursor": {"type": "integer"}, "has_more": {"type": "boolean"}, "since": {"type": "integer"}, "timestamp": {"type": "integer"}, "total_changes": {"type": "integer"}}},
-        "FullUpload": {"type": "object", "additionalProperties": false, "required": ["data"], "properties": {
-            "data": {"type": "array", "maxItems": 1000, "items": one_of_entities("Change")}, "cursor": int, "timestamp": int}},
         "FullUploadResponse": {"type": "object", "properties": {"success": {"type": "boolean"}, "uploaded": {"type": "integer"}, "deleted": {"type": "integer"}, "cursor": {"type": "integer"}}},
-        "DeltaPush": {"type": "object", "additionalProperties": false, "required": ["changes"], "properties": {
-            "changes": {"type": "object", "additionalProperties": false, "properties": {
-                "created": {"type": "array", "items": one_of_entities("Change")},
-                "updated": {"type": "array", "items": one_of_entities("Change")},
-                "deleted": {"type": "array", "items": {"oneOf": [reference("Id"), {"type": "object", "required": ["id"], "properties": {"id": reference("Id"), "version": {"type": "integer", "minimum": 1}}}]}}}},
-            "cursor": int, "since": int, "last_sync": int}},
         "DeltaResponse": {"type": "object", "properties": {"success": {"type": "boolean"},
             "processed": {"type": "object", "properties": {"created": {"type": "integer"}, "updated": {"type": "integer"}, "deleted": {"type": "integer"}}},
             "applied": {"type": "array", "items": reference("Applied")},
@@ -269,11 +349,14 @@ mod tests {
         for (path, ops) in paths {
             for (method, _) in ops.as_object().unwrap() {
                 described += 1;
-                let served = ROUTES.iter().any(|r| r.path == path && r.method.eq_ignore_ascii_case(method));
+                let served = matches!(crate::routes::resolve(&method.to_uppercase(), path), crate::routes::Match::Found { .. });
                 assert!(served, "{method} {path} is described but not served");
+                assert!(!path.contains('{'), "{path}: per-type routes are described per type");
             }
         }
-        assert_eq!(described, ROUTES.len(), "every served route is described");
+        let expected: usize =
+            ROUTES.iter().map(|r| if r.path.contains("{type}") { ENTITIES.len() } else { 1 }).sum();
+        assert_eq!(described, expected, "every served route (per type) is described");
     }
 
     #[test]
@@ -281,7 +364,11 @@ mod tests {
         let doc = document();
         let task = &doc["components"]["schemas"]["TasksChange"];
         assert_eq!(task["properties"]["title"]["maxLength"], 1000);
-        assert_eq!(task["required"], json!(["id", "title"]));
+        assert_eq!(task["required"], json!(["id"]));
+        assert_eq!(task["anyOf"][2]["required"], json!(["title"]));
+        assert_eq!(doc["components"]["schemas"]["ListsChange"]["required"], json!(["id", "type"]));
+        assert_eq!(doc["components"]["schemas"]["TasksLive"]["required"], json!(["id", "title"]));
+        assert!(doc["paths"]["/api/sync/notes/delta"]["post"]["requestBody"].to_string().contains("NotesDeltaPush"));
         assert_eq!(doc["components"]["schemas"]["SettingsRecord"]["required"][7], "value");
     }
 }

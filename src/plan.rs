@@ -104,8 +104,10 @@ impl Plan {
 pub fn plan(changes: &[Change], mut stored: HashMap<Key, Record>, seq: i64, now: i64) -> Plan {
     let mut out = Plan { base: seq, seq, ..Plan::default() };
     let mut next_rev = now.max(seq + 1);
-    // Keys in first-write order, so the rows written are deterministic.
+    // Keys in first-write order, so the rows written are deterministic; the set keeps
+    // the membership test O(1) (a Vec scan made 1,000-change pushes quadratic).
     let mut written: Vec<Key> = Vec::new();
+    let mut seen: std::collections::HashSet<Key> = std::collections::HashSet::new();
 
     for c in changes {
         let key: Key = (c.entity.name, c.id.clone());
@@ -135,7 +137,7 @@ pub fn plan(changes: &[Change], mut stored: HashMap<Key, Record>, seq: i64, now:
                 out.applied.push(Applied { entity: c.entity.name, id: c.id.clone(), version, rev });
                 out.revs.push(rev);
                 out.seq = rev;
-                if !written.contains(&key) {
+                if seen.insert(key.clone()) {
                     written.push(key.clone());
                 }
                 stored.insert(key, record);

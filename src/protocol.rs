@@ -60,6 +60,16 @@ pub struct Limits {
     pub max_changes: usize,
 }
 
+/// A JSON integer, counting whole-number floats (`5.0`) as JSON Schema does, within the
+/// range a JavaScript client holds exactly.
+pub fn as_int(v: &Value) -> Option<i64> {
+    let n = match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.1e15).map(|f| f as i64))?,
+        _ => return None,
+    };
+    (n.abs() <= MAX_SAFE_INT).then_some(n)
+}
+
 fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ApiError> {
     v.as_object().ok_or_else(|| ApiError::field(path, "must be an object"))
 }
@@ -76,15 +86,15 @@ fn join(path: &str, key: &str) -> String {
 fn cursor(v: &Value, path: &str) -> Result<Option<i64>, ApiError> {
     match v {
         Value::Null => Ok(None),
-        _ => match v.as_i64() {
-            Some(n) if (0..=MAX_SAFE_INT).contains(&n) => Ok(Some(n)),
+        _ => match as_int(v) {
+            Some(n) if n >= 0 => Ok(Some(n)),
             _ => Err(ApiError::field(path, "must be an integer >= 0")),
         },
     }
 }
 
 fn limit(v: &Value, path: &str) -> Result<i64, ApiError> {
-    match v.as_i64() {
+    match as_int(v) {
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
         _ => Err(ApiError::field(path, format!("must be an integer from 1 to {MAX_LIMIT}"))),
     }
@@ -148,8 +158,8 @@ pub fn parse_change(v: &Value, path: &str, forced: Option<&'static Entity>) -> R
             "version" => {
                 version = match value {
                     Value::Null => None,
-                    _ => match value.as_i64() {
-                        Some(n) if (1..=MAX_SAFE_INT).contains(&n) => Some(n),
+                    _ => match as_int(value) {
+                        Some(n) if n >= 1 => Some(n),
                         _ => return Err(ApiError::field(p, "must be an integer >= 1")),
                     },
                 }
@@ -216,7 +226,7 @@ pub fn default_for(f: &Field) -> Value {
 
 /// Checks one field value against its kind; returns it normalized.
 fn field_value(kind: Kind, v: &Value, path: &str) -> Result<Value, ApiError> {
-    let int = |v: &Value| v.as_i64().filter(|n| n.abs() <= MAX_SAFE_INT);
+    let int = as_int;
     match kind {
         Kind::Str { max } => match v.as_str() {
             Some(s) if s.chars().count() <= max => Ok(v.clone()),
@@ -261,21 +271,19 @@ fn check_keys(obj: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<
     }
 }
 
-/// First non-null of a field and its aliases; giving two different ones is an error.
+/// The one of a field and its aliases that was given; giving two is an error, even
+/// with equal values (the OpenAPI document says "one of").
 fn aliased<'a>(obj: &'a Map<String, Value>, names: &[&str]) -> Result<Option<(&'a Value, String)>, ApiError> {
     let mut found: Option<(&Value, String)> = None;
     for name in names {
-        if let Some(v) = obj.get(*name).filter(|v| !v.is_null()) {
-            if let Some((prev, prev_name)) = &found {
-                if *prev != v {
-                    return Err(ApiError::field(*name, format!("disagrees with {prev_name}")));
-                }
-            } else {
-                found = Some((v, name.to_string()));
+        if let Some(v) = obj.get(*name) {
+            if let Some((_, prev_name)) = &found {
+                return Err(ApiError::field(*name, format!("give only one of {prev_name} and {name}")));
             }
+            found = Some((v, name.to_string()));
         }
     }
-    Ok(found)
+    Ok(found.filter(|(v, _)| !v.is_null()))
 }
 
 fn opt_cursor(obj: &Map<String, Value>, names: &[&str]) -> Result<Option<i64>, ApiError> {
@@ -342,7 +350,9 @@ pub fn parse_delta(body: &Value, entity: &'static Entity, limits: Limits) -> Res
             Value::Object(o) => {
                 check_keys(o, &path, &["id", "version", "type", "deleted", "deleted_at", "device_id"])?;
                 let mut o = o.clone();
-                o.entry("deleted").or_insert(Value::Bool(true));
+                if o.get("deleted").is_none_or(Value::is_null) {
+                    o.insert("deleted".into(), Value::Bool(true));
+                }
                 let c = parse_change(&Value::Object(o), &path, Some(entity))?;
                 if c.op != Op::Delete {
                     return Err(ApiError::field(join(&path, "deleted"), "must be true in changes.deleted"));
@@ -368,20 +378,22 @@ pub fn parse_full_upload(body: &Value, entity: &'static Entity, limits: Limits) 
         None => return Err(ApiError::field("data", "is required")),
     };
     check_count(items.len(), limits)?;
+    // An id given twice is applied in order, as in a push: the last one wins.
     let mut records = Vec::with_capacity(items.len());
-    let mut seen = std::collections::HashSet::with_capacity(items.len());
     for (i, v) in items.iter().enumerate() {
         let path = format!("data[{i}]");
         let c = parse_change(v, &path, Some(entity))?;
         if c.op == Op::Delete {
             return Err(ApiError::field(path, "a full upload holds live records only"));
         }
-        if !seen.insert(c.id.clone()) {
-            return Err(ApiError::field(join(&path, "id"), "appears twice"));
-        }
         records.push(c);
     }
     Ok(FullUpload { records, cursor: opt_cursor(obj, &["cursor", "timestamp"])?.unwrap_or(0) })
+}
+
+/// An integer query value (`5`, or `5.0` as JSON Schema allows).
+fn query_int(v: &str) -> Option<i64> {
+    v.parse::<i64>().ok().or_else(|| serde_json::from_str::<Value>(v).ok().as_ref().and_then(as_int)).filter(|n| n.abs() <= MAX_SAFE_INT)
 }
 
 /// Query parameters of the GET endpoints, decoded.
@@ -410,16 +422,13 @@ pub fn parse_query<'a>(route: Handler, pairs: impl IntoIterator<Item = (&'a str,
         match k {
             "since" => {
                 q.since = Some(
-                    v.parse::<i64>()
-                        .ok()
-                        .filter(|n| (0..=MAX_SAFE_INT).contains(n))
+                    query_int(v)
+                        .filter(|n| *n >= 0)
                         .ok_or_else(|| ApiError::field("since", "must be an integer >= 0"))?,
                 )
             }
             "limit" => {
-                q.limit = v
-                    .parse::<i64>()
-                    .ok()
+                q.limit = query_int(v)
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
                     .ok_or_else(|| ApiError::field("limit", format!("must be an integer from 1 to {MAX_LIMIT}")))?
             }
@@ -529,6 +538,10 @@ mod tests {
         assert_eq!(parse_sync(&json!({}), LIMITS).unwrap().cursor, 0);
         assert_eq!(err_field(parse_sync(&json!({"cursor": -1}), LIMITS)), "cursor");
         assert_eq!(err_field(parse_sync(&json!({"cursor": 1, "last_sync": 2}), LIMITS)), "last_sync");
+        assert_eq!(err_field(parse_sync(&json!({"cursor": 1, "last_sync": 1}), LIMITS)), "last_sync");
+        assert_eq!(parse_sync(&json!({"cursor": 5.0, "limit": 10.0}), LIMITS).unwrap().cursor, 5);
+        assert_eq!(err_field(parse_sync(&json!({"cursor": 5.5}), LIMITS)), "cursor");
+        assert_eq!(parse_sync(&json!({"cursor": null, "limit": null}), LIMITS).unwrap().cursor, 0);
         assert_eq!(err_field(parse_sync(&json!({"extra": 1}), LIMITS)), "extra");
         assert_eq!(err_field(parse_sync(&json!({"limit": 1001}), LIMITS)), "limit");
         assert_eq!(err_field(parse_sync(&json!({"changes": [{"id": "a", "title": "x"}, {"id": "b"}]}), LIMITS)), "changes[1].title");
@@ -557,10 +570,11 @@ mod tests {
     }
 
     #[test]
-    fn full_upload_rejects_duplicates() {
+    fn full_upload_keeps_repeated_ids_in_order() {
         let lists = entities::entity("lists").unwrap();
-        let r = parse_full_upload(&json!({"data": [{"id": "a", "name": "x"}, {"id": "a", "name": "y"}]}), lists, LIMITS);
-        assert_eq!(err_field(r), "data[1].id");
+        let r = parse_full_upload(&json!({"data": [{"id": "a", "name": "x"}, {"id": "a", "name": "y"}]}), lists, LIMITS).unwrap();
+        assert_eq!(r.records.len(), 2);
+        assert!(parse_full_upload(&json!({"data": [{"id": "a", "deleted": true}]}), lists, LIMITS).is_err());
         let ok = parse_full_upload(&json!({"data": [], "timestamp": 7}), lists, LIMITS).unwrap();
         assert_eq!(ok.cursor, 7);
     }
@@ -569,6 +583,8 @@ mod tests {
     fn query_params() {
         use Handler::{Changes, Check, Download};
         assert_eq!(parse_query(Changes, [("since", "0")]).unwrap().since, Some(0));
+        assert_eq!(parse_query(Changes, [("since", "7.0")]).unwrap().since, Some(7));
+        assert_eq!(err_field(parse_query(Changes, [("since", "7.5")])), "since");
         assert_eq!(err_field(parse_query(Changes, [("since", "abc")])), "since");
         assert_eq!(err_field(parse_query(Changes, [("since", "-1")])), "since");
         assert_eq!(err_field(parse_query(Changes, [("limit", "10")])), "since", "since is required");

@@ -6,9 +6,36 @@
 //! write budget runs out the worker stops writing through, so a token that outlived the
 //! day it was written in may predate changes made after the budget ran out.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
+
 use worker::KvStore;
 
 use crate::ops::Ops;
+
+/// Users whose KV token this isolate has seen agree with D1 (or has written itself).
+/// Only their tokens answer requests: a token written before this isolate started may
+/// be behind D1 if the isolate that committed the change died before its deferred
+/// write-through (a crash or redeploy). Costs one D1 read per user per isolate.
+const MAX_VERIFIED: usize = 50_000;
+
+thread_local! {
+    static VERIFIED: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
+}
+
+pub fn verified(user: &str) -> bool {
+    VERIFIED.with(|v| v.borrow().contains(user))
+}
+
+pub fn mark_verified(user: &str) {
+    VERIFIED.with(|v| {
+        let mut v = v.borrow_mut();
+        if v.len() >= MAX_VERIFIED {
+            v.clear();
+        }
+        v.insert(user.to_string());
+    });
+}
 
 fn key(user: &str) -> String {
     format!("st:{user}")

@@ -17,8 +17,16 @@ use crate::plan::{self, Key, Plan, Record};
 use crate::protocol::{Change, Op};
 use crate::sql;
 
-/// A push whose claim on the sequence lost a race is re-planned this many times.
-const PUSH_ATTEMPTS: usize = 5;
+/// A push whose claim on the sequence lost a race is re-planned this many times, after a
+/// short random pause that grows with each attempt (so racing devices spread out).
+const PUSH_ATTEMPTS: u32 = 8;
+
+async fn backoff(attempt: u32) {
+    if attempt > 0 {
+        let ms = (js_sys::Math::random() * f64::from(10 << attempt.min(5))) as u64;
+        worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+    }
+}
 
 pub struct Store<'a> {
     db: D1Database,
@@ -287,7 +295,8 @@ impl<'a> Store<'a> {
     /// transaction, leaving out the push's own rows. Optimistic: if another push of the
     /// user commits between the read and the write, nothing is written and it re-plans.
     pub async fn push(&self, changes: &[Change], now: i64, pull: Option<(i64, i64)>) -> Result<(Plan, Option<Page>), ApiError> {
-        for _ in 0..PUSH_ATTEMPTS {
+        for attempt in 0..PUSH_ATTEMPTS {
+            backoff(attempt).await;
             let reads = self.read_stmts(changes)?;
             let mut stmts = vec![self.stmt(sql::STATE, &[])?];
             let order: Vec<&'static Entity> = reads.iter().map(|(e, _)| *e).collect();
@@ -337,7 +346,8 @@ impl<'a> Store<'a> {
     pub async fn replace_all(&self, e: &'static Entity, records: &[Change], cursor: i64, now: i64) -> Result<(Plan, usize), ApiError> {
         let ids: Vec<&str> = records.iter().map(|c| c.id.as_str()).collect();
         let ids = serde_json::to_string(&ids)?;
-        for _ in 0..PUSH_ATTEMPTS {
+        for attempt in 0..PUSH_ATTEMPTS {
+            backoff(attempt).await;
             let res = self
                 .batch(vec![
                     self.stmt(sql::STATE, &[])?,

@@ -42,10 +42,9 @@ async function downloadAll(client) {
 }
 
 // The worker writes the KV state token through in ctx.waitUntil, after answering: a kill
-// (or a lost KV write) between the D1 commit and that write leaves KV behind D1, and the
-// KV fast path then serves the old cursor and 304s for the old ETag until the token's TTL
-// runs out. Reported; these two tests stay `todo` until the worker is fixed.
-const KV_STATE_BUG = 'worker: KV state token can stay behind D1 after a crash (reported; remove this todo once fixed)';
+// between the D1 commit and that write leaves KV behind D1. A restarted worker must not
+// serve that token (it trusts a user's KV token only after checking it against D1 once);
+// these tests are its regression tests.
 
 /** What GET /api/sync/check said right after each restart (asserted in its own test). */
 const afterRestart = [];
@@ -190,7 +189,7 @@ describe('crash safety', () => {
     assert.ok(!/panicked|RuntimeError: unreachable/.test(log), `the worker crashed:\n${log.slice(-3000)}`);
   });
 
-  test('GET /api/sync/check right after a restart never goes behind an acknowledged push', { todo: KV_STATE_BUG }, () => {
+  test('GET /api/sync/check right after a restart never goes behind an acknowledged push', () => {
     assert.equal(afterRestart.length, ROUNDS, 'the crash test ran');
     for (const o of afterRestart) {
       const chk = ok(o.check);
@@ -201,7 +200,7 @@ describe('crash safety', () => {
     }
   });
 
-  test('killed right after a push commits: the state token (check, 304s) is not behind D1 after the restart', { todo: KV_STATE_BUG }, async (t) => {
+  test('killed right after a push commits: the state token (check, 304s) is not behind D1 after the restart', async (t) => {
     const tok = await token(newUserId('kv'));
     const ATTEMPTS = 4;
     const problems = [];
