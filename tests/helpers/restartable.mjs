@@ -8,60 +8,12 @@
 //   await w.restart();            same persist dir, new port: w.url changes
 //   await w.stop();
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_VARS, ROOT, freePort } from './server.mjs';
+import { DEFAULT_VARS, ROOT, applySchema, baseEnv, freePort } from './server.mjs';
 
 const WRANGLER = path.join(ROOT, 'node_modules', '.bin', 'wrangler');
 const TMP = path.join(ROOT, '.tmp');
-
-const baseEnv = () => ({
-  ...process.env,
-  WRANGLER_SEND_METRICS: 'false',
-  EDGESYNC_SKIP_BUILD: '1',
-  CI: '1',
-  FORCE_COLOR: '0',
-  NO_COLOR: '1',
-});
-
-function run(cmd, args, opts) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('exit', (code, signal) =>
-      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} failed (${code ?? signal}):\n${out.slice(-4000)}`)),
-    );
-  });
-}
-
-/** schema.sql applied into `dir`, via the same template directories server.mjs uses. */
-async function applySchema(dir) {
-  const schema = fs.readFileSync(path.join(ROOT, 'schema.sql'));
-  const wranglerToml = fs.readFileSync(path.join(ROOT, 'wrangler.toml'));
-  const hash = createHash('sha256').update(schema).update(wranglerToml).digest('hex').slice(0, 16);
-  const template = path.join(TMP, `d1-template-${hash}`);
-  if (!fs.existsSync(path.join(template, '.complete'))) {
-    const staging = fs.mkdtempSync(path.join(TMP, 'd1-staging-'));
-    try {
-      await run(WRANGLER, ['d1', 'execute', 'DB', '--local', '--persist-to', staging, '--file', 'schema.sql', '--yes'], { cwd: ROOT, env: baseEnv() });
-      fs.writeFileSync(path.join(staging, '.complete'), hash);
-      try {
-        fs.renameSync(staging, template);
-      } catch (e) {
-        if (!fs.existsSync(path.join(template, '.complete'))) throw e;
-        fs.rmSync(staging, { recursive: true, force: true });
-      }
-    } catch (e) {
-      fs.rmSync(staging, { recursive: true, force: true });
-      throw e;
-    }
-  }
-  fs.cpSync(template, dir, { recursive: true, filter: (src) => path.basename(src) !== '.complete' });
-}
 
 /** True while any process of group `pgid` is alive. */
 function groupAlive(pgid) {

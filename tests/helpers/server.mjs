@@ -36,7 +36,7 @@ export const DEFAULT_VARS = Object.freeze({
   QUOTA_KV_WRITES: '100000000',
 });
 
-const baseEnv = () => ({
+export const baseEnv = () => ({
   ...process.env,
   WRANGLER_SEND_METRICS: 'false',
   EDGESYNC_SKIP_BUILD: '1',
@@ -58,7 +58,7 @@ export function freePort() {
   });
 }
 
-function run(cmd, args, opts) {
+export function run(cmd, args, opts) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -78,7 +78,7 @@ function run(cmd, args, opts) {
  * That costs ~2.5 s, so it is done once per schema.sql content into a template directory
  * under .tmp/ (shared by every test file) and the template is copied per server.
  */
-async function applySchema(dir) {
+export async function applySchema(dir) {
   const schema = fs.readFileSync(path.join(ROOT, 'schema.sql'));
   const wranglerToml = fs.readFileSync(path.join(ROOT, 'wrangler.toml'));
   const hash = createHash('sha256').update(schema).update(wranglerToml).digest('hex').slice(0, 16);
