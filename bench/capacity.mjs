@@ -24,6 +24,8 @@
 //    fidelity line. About 11 minutes, mostly waiting.
 //  - "d1": the same day against a worker with QUOTA_KV_WRITES=0, which never trusts KV:
 //    how the worker runs once its KV write guard (90% of 1,000 writes) has tripped. Fast.
+import fs from 'node:fs';
+
 import { startWorker, TEST_ADMIN_TOKEN } from '../tests/helpers/server.mjs';
 import { token } from '../tests/helpers/client.mjs';
 import { addOps, closeAgents, expect, flags, log, readResult, rng, send, sleep, tasks, writeResult, zeroOps } from './lib/common.mjs';
@@ -54,6 +56,7 @@ const opt = flags(
     flushSecs: 60,
     degradeAt: 0.9,
     fromResults: false,
+    readyFile: '',
     quick: false,
   },
   {
@@ -80,6 +83,7 @@ const opt = flags(
     flushSecs: 'model: USAGE_FLUSH_SECS',
     degradeAt: 'model: DEGRADE_AT (reads pause at this share of a limit)',
     fromResults: 'skip the replays; recompute the model from bench/results/capacity.json',
+    readyFile: 'touch this file when the first replay\'s setup is done (scripts/bench.sh then starts the throughput runs)',
     quick: '40 users, no real-time waiting (KV outcomes then unfaithful)',
   },
 );
@@ -194,6 +198,7 @@ async function replay(regime, people) {
       }),
     );
     const before = await usage(base);
+    if (opt.readyFile) fs.writeFileSync(opt.readyFile, `${regime} setup done\n`);
 
     const acc = {
       totals: { requests: 0, ...zeroOps() },

@@ -8,7 +8,7 @@ const H = 560;
 const M = { left: 78, right: 190, top: 56, bottom: 64 };
 const X0 = 10;
 const X1 = 100_000;
-const Y0 = 0.001; // 0.1 %
+const Y0 = 0.0001; // 0.01 %
 const Y1 = 10; // 1,000 %
 
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -18,7 +18,7 @@ const py = (s) => {
   return H - M.bottom - ((Math.log10(c) - Math.log10(Y0)) / (Math.log10(Y1) - Math.log10(Y0))) * (H - M.top - M.bottom);
 };
 const fmtUsers = (n) => (n >= 1000 ? `${n / 1000}k` : String(n));
-const fmtPct = (s) => (s >= 0.01 ? `${Math.round(s * 100)}%` : `${(s * 100).toFixed(1)}%`);
+const fmtPct = (s) => (s >= 0.01 ? `${Math.round(s * 100)}%` : `${Number((s * 100).toPrecision(1))}%`);
 
 /**
  * @param {object} o
@@ -59,7 +59,6 @@ export function capacityChart({ series, rows, binding, kvFastPathUntil, subtitle
   out.push(`<line x1="${M.left}" y1="${py(1)}" x2="${W - M.right}" y2="${py(1)}" stroke="#000" stroke-width="1.5"/>`);
   out.push(`<text x="${M.left + 6}" y="${py(1) - 6}" fill="#000">limit (100%)</text>`);
   out.push(`<line x1="${M.left}" y1="${py(0.9)}" x2="${W - M.right}" y2="${py(0.9)}" stroke="#000" stroke-dasharray="2 3"/>`);
-  out.push(`<text x="${M.left + 6}" y="${py(0.9) + 14}" fill="#555">reads pause (DEGRADE_AT 90%)</text>`);
 
   // the brief's claim
   const xb = px(BRIEF.users);
@@ -103,6 +102,9 @@ export function capacityChart({ series, rows, binding, kvFastPathUntil, subtitle
   y += 22;
   out.push(`<circle cx="${lx + 11}" cy="${y}" r="4.5" fill="#444"/>`);
   out.push(`<text x="${lx + 28}" y="${y + 4}">limit reached</text>`);
+  y += 22;
+  out.push(`<line x1="${lx}" y1="${y}" x2="${lx + 22}" y2="${y}" stroke="#000" stroke-dasharray="2 3"/>`);
+  out.push(`<text x="${lx + 28}" y="${y + 4}">reads pause (90%)</text>`);
   y += 22;
   out.push(`<line x1="${lx + 11}" y1="${y - 8}" x2="${lx + 11}" y2="${y + 8}" stroke="#ff7f0e" stroke-width="2"/>`);
   out.push(`<text x="${lx + 28}" y="${y + 4}">KV guard trips:</text>`);

@@ -123,7 +123,8 @@ else {
     `A closed-loop load client (\`bench/lib/load.mjs\`, Node's \`http\` with keep-alive) keeps **${throughput.params.concurrency} requests in flight** ` +
       `for ${throughput.params.durationS} s per kind after ${throughput.params.warmupS} s of warm-up, bounded by ${int(throughput.params.maxRequests)} requests. ` +
       'Latency is measured at the client; "server p50" is the worker\'s own `Server-Timing: total`. ' +
-      `Ratios are to the mean of the two 304 runs (first and last: ${dec(a.rps)} and ${dec(b.rps)} req/s, which shows the drift of the machine's load during the run).`,
+      `Ratios are to the mean of the two 304 runs (first and last: ${dec(a.rps)} and ${dec(b.rps)} req/s, which shows the drift of the machine's load during the run). ` +
+      '`scripts/bench.sh` runs this while the capacity replay (section 5, another worker) waits out its first minute; in the last seconds the replay sends a few requests a second.',
   );
   const rows = throughput.kinds
     .filter((x) => x.key !== 'fast304b')
@@ -413,9 +414,18 @@ else {
   lines.push(
     `1. **${b1.label} (binds first at ${users(b1.model)}).** ` +
       {
-        rows_written:
-          `Task writes cost 2 rows each plus 1 per push (${dec(a.rows_written, 1)} a user-day); the usage accounting adds a row per flush, and with many isolates that is close to one per request. ` +
-          'Flushing usage less often (`USAGE_FLUSH_SECS` of 10–15 minutes: the quota guard only needs to be roughly current, and it reacts at 90%), or counting only writes precisely, removes most of that overhead; the sensitivity table shows the range.',
+        rows_written: (() => {
+          const slow = alt({ flushSecs: 600 });
+          const sb = slow.rows.find((r) => r.key === slow.binding);
+          const at = cap.at30k;
+          return (
+            `Task writes cost 2 rows each (the row and its \`(user_id, rev)\` index entry) plus 1 per push: ${dec(a.rows_written, 1)} a user-day. ` +
+            `On top of that the usage accounting writes a row per flush, and with many isolates that is close to one row per request (at 30,000 users the model has ${int(at.flushes)} flushes against ${int(at.requests)} requests). ` +
+            `Flushing less often is a configuration change: with \`USAGE_FLUSH_SECS=600\` the model gives ${users(slow.rows.find((r) => r.key === 'rows_written').model)} users for D1 rows written ` +
+            `(${sb.key === 'rows_written' ? 'still the first limit' : `the first limit becomes ${sb.label} at ${users(sb.model)}`}). The quota guard reacts at 90% of a daily limit, so counters up to ten minutes old are current enough; ` +
+            'accounting that writes only when an isolate has something new to add, or samples, would cut it further.'
+          );
+        })(),
         requests:
           'Requests are one per check plus one per push or pull. A client that has local changes can skip the check (the push pulls too), and a conditional `POST /api/sync` could replace check + pull; the devices × syncs product still caps it (above).',
         kv_reads:
@@ -423,12 +433,22 @@ else {
         rows_read: 'Rows read come from pulls and the 1-row state reads; the combined pull reads about 3× what the per-type pull reads.',
       }[b1.key],
   );
+  if (b1.key !== 'requests') {
+    const req = cap.rows.find((r) => r.key === 'requests');
+    lines.push(
+      `${lines.length + 1}. **Requests (${users(req.model)}).** ${dec(a.requests, 1)} a user-day: a check per sync, plus a \`POST /api/sync\` after it when there is something to push or pull. ` +
+        'That is the client\'s protocol more than the worker\'s: a device with local changes can push without checking first (the push pulls too), which the replay can show with `--check-first false`.',
+    );
+  }
   lines.push(
-    `2. **KV writes.** The state token is written on every accepted push and refilled on every miss, and with devices syncing hours apart nearly every check misses: ${dec(a.kv_writes, 2)} writes a user-day, so 1,000 a day last ${users(cap.kvFastPathUntil)} users. ` +
-      'On the Free plan KV buys nothing here: KV reads are capped like requests (100,000), while a D1 check costs one row of 5,000,000. Either answer checks from D1 (or the Cache API, which is not metered) and keep KV off on Free, or at least stop filling KV on a miss.',
+    `${lines.length + 1}. **KV.** Writes: the state token is written on every accepted push and refilled on every miss, and with devices syncing hours apart nearly every check misses: ` +
+      `${dec(a.kv_writes, 2)} writes a user-day, so 1,000 a day last ${users(cap.kvFastPathUntil)} users. Reads: every check reads the token, and the rate limiter reads a user's bucket ` +
+      `whenever an isolate first sees the user (about once per sync in production), so KV reads run out at ${users(cap.rows.find((r) => r.key === 'kv_reads').model)} users even with the fast path off. ` +
+      'On the Free plan KV buys nothing here: its reads are capped like requests (100,000 a day) while a D1 check costs one of 5,000,000 rows read. ' +
+      'Answer checks from D1 (or the unmetered Cache API) on Free, and keep rate-limit state in isolate memory only, or in the Workers rate-limiting binding, instead of a KV read per cold isolate.',
   );
   lines.push(
-    '3. **CPU.** The pure part of a 1,000-change push alone exceeds the Free plan\'s 10 ms (section 4): cap `MAX_CHANGES` lower on Free (a few hundred), replace the `Vec::contains` in `plan::plan` with a set, and avoid cloning every record again in `sql::storage_rows`.',
+    `${lines.length + 1}. **CPU.** The pure part of a 1,000-change push alone exceeds the Free plan's 10 ms (section 4): cap \`MAX_CHANGES\` lower on Free (a few hundred), replace the \`Vec::contains\` in \`plan::plan\` with a set, and avoid cloning every record again in \`sql::storage_rows\`.`,
   );
   p(...lines);
 }
