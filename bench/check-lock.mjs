@@ -1,0 +1,30 @@
+// Fails when a crate that both the worker and bench/native lock resolves to different
+// versions: the micro-benchmarks must measure the dependency code the worker ships.
+// (bench/native/Cargo.lock began as a copy of Cargo.lock; criterion's own crates are extra.)
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT } from './lib/common.mjs';
+
+function lock(file) {
+  const text = fs.readFileSync(file, 'utf8');
+  const out = new Map();
+  for (const m of text.matchAll(/\[\[package\]\]\nname = "([^"]+)"\nversion = "([^"]+)"/g)) {
+    if (!out.has(m[1])) out.set(m[1], new Set());
+    out.get(m[1]).add(m[2]);
+  }
+  return out;
+}
+const root = lock(path.join(ROOT, 'Cargo.lock'));
+const bench = lock(path.join(ROOT, 'bench', 'native', 'Cargo.lock'));
+const differ = [];
+for (const [name, versions] of bench) {
+  if (!root.has(name) || name === 'edgesync-bench') continue;
+  for (const v of versions) if (!root.get(name).has(v)) differ.push(`${name} ${v} (worker: ${[...root.get(name)].join(', ')})`);
+}
+if (differ.length) {
+  console.error(`bench/native/Cargo.lock resolves crates the worker also uses to other versions:\n  ${differ.join('\n  ')}\n` +
+    'Copy Cargo.lock over bench/native/Cargo.lock and run `cargo bench --no-run --manifest-path bench/native/Cargo.toml` to re-resolve criterion on top of it.');
+  process.exit(1);
+}
+const shared = [...bench.keys()].filter((n) => root.has(n)).length;
+console.error(`[bench] bench/native/Cargo.lock: ${shared} crates shared with the worker, all at the worker's versions`);

@@ -1,0 +1,28 @@
+// Runs bench/native's examples/wasm_cpu.rs (built for wasm32-wasip1) in this Node's V8,
+// the engine workerd runs the worker's wasm in, and writes its timings as JSON.
+//   node bench/wasm-cpu.mjs <file.wasm> <out.json> [quick]
+import fs from 'node:fs';
+import { WASI } from 'node:wasi';
+
+const [file, out, quick] = process.argv.slice(2);
+if (!file || !out) {
+  console.error('usage: node bench/wasm-cpu.mjs <file.wasm> <out.json> [quick]');
+  process.exit(2);
+}
+const lines = [];
+const tmp = `${out}.stdout`;
+const fd = fs.openSync(tmp, 'w');
+const wasi = new WASI({ version: 'preview1', args: ['wasm_cpu', ...(quick ? ['quick'] : [])], env: {}, stdout: fd, returnOnExit: true });
+const module = await WebAssembly.compile(fs.readFileSync(file));
+const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
+const code = wasi.start(instance);
+fs.closeSync(fd);
+for (const line of fs.readFileSync(tmp, 'utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line));
+fs.rmSync(tmp, { force: true });
+if (code !== 0) {
+  console.error(`wasm_cpu exited with ${code}`);
+  process.exit(1);
+}
+const result = { engine: `V8 ${process.versions.v8} (Node ${process.version})`, results: lines };
+fs.writeFileSync(out, JSON.stringify(result, null, 2));
+for (const r of lines) console.log(`${r.id.padEnd(28)} ${(r.median_ns / 1e3).toFixed(1).padStart(10)} µs`);
