@@ -53,7 +53,7 @@ const opt = flags(
     isolates: 100,
     coldSyncShare: 1,
     flushRequests: 100,
-    flushSecs: 60,
+    flushSecs: 600, // the worker's default (wrangler.toml USAGE_FLUSH_SECS)
     degradeAt: 0.9,
     fromResults: false,
     readyFile: '',
