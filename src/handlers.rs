@@ -9,8 +9,8 @@ use crate::entities::Entity;
 use crate::error::ApiError;
 use crate::etag::{none_match, state_tag};
 use crate::http::Reply;
-use crate::plan::{Applied, Conflict, Decision, Plan};
-use crate::protocol::{self, Limits, Query};
+use crate::plan::{Decision, Plan};
+use crate::protocol::{self, Limits, Query, Removed, SyncReply};
 use crate::quota::Mode;
 use crate::store::{Page, Store};
 
@@ -53,26 +53,6 @@ pub async fn check(cx: &Cx<'_>) -> Result<Reply, ApiError> {
         return Ok(Reply::not_modified(tag));
     }
     check_reply(state.seq, cx.now)
-}
-
-#[derive(Serialize)]
-struct Removed {
-    #[serde(rename = "type")]
-    entity: &'static str,
-    id: String,
-    rev: i64,
-}
-
-#[derive(Serialize)]
-struct SyncReply<'a> {
-    applied: &'a [Applied],
-    conflicts: &'a [Conflict],
-    updates: Vec<&'a RawValue>,
-    deleted: Vec<Removed>,
-    cursor: i64,
-    has_more: bool,
-    etag: String,
-    server_time: i64,
 }
 
 /// `POST /api/sync`: push the changes, then pull everything after the client's cursor

@@ -396,6 +396,28 @@ fn query_int(v: &str) -> Option<i64> {
     v.parse::<i64>().ok().or_else(|| serde_json::from_str::<Value>(v).ok().as_ref().and_then(as_int)).filter(|n| n.abs() <= MAX_SAFE_INT)
 }
 
+/// A tombstone in the reply of `POST /api/sync`.
+#[derive(Debug, serde::Serialize)]
+pub struct Removed {
+    #[serde(rename = "type")]
+    pub entity: &'static str,
+    pub id: String,
+    pub rev: i64,
+}
+
+/// The reply of `POST /api/sync`; `updates` are records as D1 built them, copied through.
+#[derive(Debug, serde::Serialize)]
+pub struct SyncReply<'a> {
+    pub applied: &'a [crate::plan::Applied],
+    pub conflicts: &'a [crate::plan::Conflict],
+    pub updates: Vec<&'a serde_json::value::RawValue>,
+    pub deleted: Vec<Removed>,
+    pub cursor: i64,
+    pub has_more: bool,
+    pub etag: String,
+    pub server_time: i64,
+}
+
 /// Query parameters of the GET endpoints, decoded.
 #[derive(Debug, Default, PartialEq)]
 pub struct Query {

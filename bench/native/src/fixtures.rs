@@ -14,7 +14,8 @@ use serde_json::{json, Map, Value};
 
 use crate::auth::Verifier;
 use crate::entities;
-use crate::plan::{Applied, Conflict, Key, Record};
+use crate::plan::{Key, Record};
+use crate::protocol::{Removed, SyncReply};
 
 pub const SECRET: &str = "edgesync-bench-secret-0123456789abcdef";
 pub const SUB: &str = "user-0123456789abcdef";
@@ -135,29 +136,8 @@ pub fn pull_rows(n: usize) -> Vec<Map<String, Value>> {
         .collect()
 }
 
-// The reply of POST /api/sync (src/handlers.rs `SyncReply`, `Removed`) and a pulled row
-// (src/store.rs `PullRow`), copied because handlers.rs and store.rs are edge glue (they use
-// the worker crate) and are not compiled natively.
-#[derive(Serialize)]
-struct Removed {
-    #[serde(rename = "type")]
-    entity: &'static str,
-    id: String,
-    rev: i64,
-}
-
-#[derive(Serialize)]
-struct SyncReply<'a> {
-    applied: &'a [Applied],
-    conflicts: &'a [Conflict],
-    updates: Vec<&'a RawValue>,
-    deleted: Vec<Removed>,
-    cursor: i64,
-    has_more: bool,
-    etag: String,
-    server_time: i64,
-}
-
+// A pulled row (src/store.rs `PullRow`), copied because store.rs is edge glue (it uses
+// the worker crate) and is not compiled natively. The reply types are protocol's own.
 struct PullRow {
     entity: &'static str,
     rev: i64,
