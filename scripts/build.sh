@@ -10,4 +10,6 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/@esbuild/linux-x64/bin/esbuild}"
 export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
-exec worker-build --release
+# The worker crate is crates/worker; its output goes to build/ at the repository root
+# (wrangler.toml: main = "build/worker/shim.mjs").
+exec worker-build --release --out-dir ../../build crates/worker
