@@ -72,6 +72,11 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Resp
         trace: Trace::default(),
     };
 
+    if isolate.config.dev_mode && header(&pass.req, "X-Edgesync-Panic").is_some() {
+        // Development only: proves that a panic costs only its own request (the worker is
+        // built with recoverable panics; tests/integration/panic.test.mjs).
+        panic!("X-Edgesync-Panic requested (DEV_MODE)");
+    }
     let (mut reply, caching, name) = if method == "OPTIONS" {
         // CORS preflight: no auth, no rate limit.
         let mut r = Reply::empty(204);
