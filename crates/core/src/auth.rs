@@ -5,9 +5,10 @@
 //! public key). Pure: the caller passes the clock, so tests can move it.
 
 use chrono::{DateTime, Duration, Utc};
-use jwt_compact::alg::{Es256, Hs256, Hs256Key, Rsa, RsaPublicKey};
-use jwt_compact::jwk::JsonWebKey;
-use jwt_compact::{prelude::*, Token, ValidationError};
+#[cfg(feature = "native-crypto")]
+use jwt_compact::alg::{Es256, Rsa, RsaPublicKey};
+use jwt_compact::alg::{Hs256, Hs256Key};
+use jwt_compact::{prelude::*, ValidationError};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -20,29 +21,49 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 pub const MAX_SUB_LEN: usize = UserId::MAX_LEN;
 /// Time claims (`exp`, `nbf`, `iat`, in seconds) must lie between the epoch and the end of
 /// year 9999. The JWT library adds the leeway to them with `chrono` arithmetic that panics
-/// near the end of its range, and a panic would take down every request in the isolate;
-/// no real token is dated outside this range.
+/// near the end of its range, and a panic would fail the request; no real token is dated
+/// outside this range.
 pub const MAX_TIME_CLAIM_SECS: i64 = 253_402_300_799;
 
-/// A public key of the JWKS, with the one algorithm it verifies.
-enum PublicKey {
-    Rs256(RsaPublicKey),
-    Es256(p256::ecdsa::VerifyingKey),
+/// The asymmetric algorithms, each verified by keys of one type only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256, an RSA key.
+    Rs256,
+    /// ECDSA over P-256 with SHA-256, an EC key.
+    Es256,
 }
 
-impl PublicKey {
-    fn alg(&self) -> &'static str {
+impl Alg {
+    pub fn name(self) -> &'static str {
         match self {
-            PublicKey::Rs256(_) => "RS256",
-            PublicKey::Es256(_) => "ES256",
+            Alg::Rs256 => "RS256",
+            Alg::Es256 => "ES256",
         }
     }
+}
+
+/// A public key of the JWKS: its id, the one algorithm it verifies, and the JWK as JSON
+/// (the worker imports it into Web Crypto). Natively (`native-crypto`) also the key
+/// parsed in Rust, for the unit tests and benchmarks.
+pub struct PublicKey {
+    pub kid: Option<String>,
+    pub alg: Alg,
+    pub jwk: String,
+    #[cfg(feature = "native-crypto")]
+    native: NativeKey,
+}
+
+#[cfg(feature = "native-crypto")]
+enum NativeKey {
+    Rs256(RsaPublicKey),
+    Es256(p256::ecdsa::VerifyingKey),
 }
 
 /// Verification settings, built once from configuration.
 pub struct Verifier {
     hs256: Option<Hs256Key>,
-    keys: Vec<(Option<String>, PublicKey)>,
+    keys: Vec<PublicKey>,
     issuer: Option<String>,
     audience: Option<String>,
     /// Keys of the JWKS that were skipped, and why (for the log).
@@ -66,23 +87,56 @@ fn refuse<T>(why: impl Into<String>) -> Result<T, AuthError> {
 
 /// Parses one JWK into a key and its algorithm. RSA keys verify RS256, P-256 keys ES256;
 /// a JWK whose `alg` names anything else, or whose `use` is not `sig`, is skipped.
-fn parse_jwk(v: &Value) -> Result<(Option<String>, PublicKey), String> {
+fn parse_jwk(v: &Value) -> Result<PublicKey, String> {
     let kid = v.get("kid").and_then(Value::as_str).map(str::to_string);
-    let alg = v.get("alg").and_then(Value::as_str);
-    if v.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
+    let text = |k: &str| v.get(k).and_then(Value::as_str);
+    if text("use").is_some_and(|u| u != "sig") {
         return Err(format!("key {kid:?}: use is not sig"));
     }
-    let jwk: JsonWebKey<'_> = serde_json::from_value(v.clone()).map_err(|e| format!("key {kid:?}: {e}"))?;
-    let key = match (&jwk, alg) {
-        (JsonWebKey::Rsa { .. }, None | Some("RS256")) => {
-            PublicKey::Rs256(RsaPublicKey::try_from(&jwk).map_err(|e| format!("key {kid:?}: {e}"))?)
-        }
-        (JsonWebKey::EllipticCurve { .. }, None | Some("ES256")) => {
-            PublicKey::Es256(p256::ecdsa::VerifyingKey::try_from(&jwk).map_err(|e| format!("key {kid:?}: {e}"))?)
-        }
-        _ => return Err(format!("key {kid:?}: unsupported key type or alg {alg:?}")),
+    let b64 = |k: &str| {
+        text(k).is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
     };
-    Ok((kid, key))
+    let alg = match (text("kty"), text("alg")) {
+        (Some("RSA"), None | Some("RS256")) if b64("n") && b64("e") => Alg::Rs256,
+        (Some("EC"), None | Some("ES256")) if text("crv") == Some("P-256") && b64("x") && b64("y") => Alg::Es256,
+        (kty, alg) => return Err(format!("key {kid:?}: unsupported or incomplete key (kty {kty:?}, alg {alg:?})")),
+    };
+    #[cfg(feature = "native-crypto")]
+    let native = {
+        let jwk: jwt_compact::jwk::JsonWebKey<'_> =
+            serde_json::from_value(v.clone()).map_err(|e| format!("key {kid:?}: {e}"))?;
+        match alg {
+            Alg::Rs256 => NativeKey::Rs256(RsaPublicKey::try_from(&jwk).map_err(|e| format!("key {kid:?}: {e}"))?),
+            Alg::Es256 => {
+                NativeKey::Es256(p256::ecdsa::VerifyingKey::try_from(&jwk).map_err(|e| format!("key {kid:?}: {e}"))?)
+            }
+        }
+    };
+    Ok(PublicKey {
+        kid,
+        alg,
+        jwk: v.to_string(),
+        #[cfg(feature = "native-crypto")]
+        native,
+    })
+}
+
+/// A token whose signature is still to be checked by one of `keys` (indices into
+/// [`Verifier::keys`]): the worker checks it with Web Crypto, then calls
+/// [`Verifier::finish`].
+pub struct Pending {
+    pub alg: Alg,
+    pub keys: Vec<usize>,
+    /// The signing input: `header.payload` as sent.
+    pub signed: String,
+    pub signature: Vec<u8>,
+    claims: Result<Claims<Registered>, ValidationError>,
+}
+
+/// The first step of verifying a token: finished (HS256, or refused), or a signature to check.
+pub enum Step {
+    Done(Result<Verified, AuthError>),
+    Signature(Pending),
 }
 
 impl Verifier {
@@ -120,54 +174,85 @@ impl Verifier {
         }
     }
 
-    /// Checks the signature with the key the token's header names. A token without `kid`
-    /// is tried against every key of its algorithm.
-    fn integrity(&self, untrusted: &UntrustedToken<'_>) -> Result<Token<Registered>, AuthError> {
-        let alg = untrusted.algorithm();
-        if alg == "HS256" {
-            return match &self.hs256 {
-                Some(key) => {
-                    Hs256.validator::<Registered>(key).validate(untrusted).map_err(|e| AuthError(describe(&e)))
-                }
-                None => refuse("algorithm HS256 is not accepted"),
-            };
-        }
-        let kid = untrusted.header().key_id.as_deref();
-        let mut candidates =
-            self.keys.iter().filter(|(k, key)| key.alg() == alg && (kid.is_none() || k.as_deref() == kid)).peekable();
-        if candidates.peek().is_none() {
-            return match (kid, self.keys.iter().any(|(_, k)| k.alg() == alg)) {
-                (Some(_), true) => refuse("unknown key id"),
-                _ => refuse(format!("algorithm {alg} is not accepted")),
-            };
-        }
-        let mut last = AuthError("invalid signature".into());
-        for (_, key) in candidates {
-            let result = match key {
-                PublicKey::Rs256(k) => Rsa::rs256().validator::<Registered>(k).validate(untrusted),
-                PublicKey::Es256(k) => Es256.validator::<Registered>(k).validate(untrusted),
-            };
-            match result {
-                Ok(t) => return Ok(t),
-                Err(e) => last = AuthError(describe(&e)),
-            }
-        }
-        Err(last)
+    /// The JWKS keys, in configuration order ([`Pending::keys`] indexes them).
+    pub fn keys(&self) -> &[PublicKey] {
+        &self.keys
     }
 
-    /// Verifies `token` at time `now_ms`; returns the user id (`sub`).
-    pub fn verify(&self, token: &str, now_ms: i64) -> Result<UserId, AuthError> {
+    /// Parses `token`, checks an HS256 signature, or picks the keys an RS256 / ES256
+    /// signature may be checked with: the key the header's `kid` names, or, without a
+    /// `kid`, every key of the algorithm. Only algorithms with a configured key are
+    /// accepted: `none`, and HS256 without a secret, never verify.
+    pub fn begin(&self, token: &str, now_ms: i64) -> Step {
         if token.len() > MAX_TOKEN_LEN {
-            return refuse("token too long");
+            return Step::Done(refuse("token too long"));
         }
-        let untrusted = match UntrustedToken::new(token) {
-            Ok(t) => t,
-            Err(_) => return refuse("malformed token"),
+        let Ok(untrusted) = UntrustedToken::new(token) else { return Step::Done(refuse("malformed token")) };
+        let alg = untrusted.algorithm();
+        if alg == "HS256" {
+            let Some(key) = &self.hs256 else { return Step::Done(refuse("algorithm HS256 is not accepted")) };
+            return Step::Done(match Hs256.validator::<Registered>(key).validate(&untrusted) {
+                Ok(t) => self.check_claims(t.claims(), now_ms),
+                Err(e) => Err(AuthError(describe(&e))),
+            });
+        }
+        let Some(alg) = [Alg::Rs256, Alg::Es256].into_iter().find(|a| a.name() == alg) else {
+            return Step::Done(refuse(format!("algorithm {alg} is not accepted")));
         };
-        // Only algorithms with a configured key are accepted: `none`, and HS256 without a
-        // secret, never verify.
-        let token = self.integrity(&untrusted)?;
-        let claims = token.claims();
+        let kid = untrusted.header().key_id.as_deref();
+        let keys: Vec<usize> = (0..self.keys.len())
+            .filter(|i| self.keys[*i].alg == alg && (kid.is_none() || self.keys[*i].kid.as_deref() == kid))
+            .collect();
+        if keys.is_empty() {
+            return Step::Done(match (kid, self.keys.iter().any(|k| k.alg == alg)) {
+                (Some(_), true) => refuse("unknown key id"),
+                _ => refuse(format!("algorithm {} is not accepted", alg.name())),
+            });
+        }
+        let signed = token.rsplit_once('.').map_or("", |(s, _)| s).to_string();
+        Step::Signature(Pending {
+            alg,
+            keys,
+            signed,
+            signature: untrusted.signature_bytes().to_vec(),
+            claims: untrusted.deserialize_claims_unchecked::<Registered>(),
+        })
+    }
+
+    /// The second step: `verified_by` is the key whose signature check passed, if any.
+    pub fn finish(&self, pending: Pending, verified_by: Option<usize>, now_ms: i64) -> Result<Verified, AuthError> {
+        if verified_by.is_none_or(|i| !pending.keys.contains(&i)) {
+            return refuse("invalid signature");
+        }
+        match &pending.claims {
+            Ok(claims) => self.check_claims(claims, now_ms),
+            Err(e) => Err(AuthError(describe(e))),
+        }
+    }
+
+    /// Verifies `token` at time `now_ms` with signatures checked in Rust; returns the user
+    /// id (`sub`). The worker checks RS256 / ES256 with Web Crypto instead (`begin`,
+    /// `finish`).
+    #[cfg(feature = "native-crypto")]
+    pub fn verify(&self, token: &str, now_ms: i64) -> Result<UserId, AuthError> {
+        self.verify_token(token, now_ms).map(|v| v.user)
+    }
+
+    /// [`verify`](Self::verify), also returning the token's validity window, so that a
+    /// [`TokenCache`] can answer the same token again without checking its signature.
+    #[cfg(feature = "native-crypto")]
+    pub fn verify_token(&self, token: &str, now_ms: i64) -> Result<Verified, AuthError> {
+        match self.begin(token, now_ms) {
+            Step::Done(r) => r,
+            Step::Signature(p) => {
+                let ok = p.keys.iter().copied().find(|i| self.keys[*i].native_check(&p.signed, &p.signature));
+                self.finish(p, ok, now_ms)
+            }
+        }
+    }
+
+    /// Time, issuer, audience and subject of a token whose signature verified.
+    fn check_claims(&self, claims: &Claims<Registered>, now_ms: i64) -> Result<Verified, AuthError> {
         let sane = |t: Option<DateTime<Utc>>| t.is_none_or(|t| (0..=MAX_TIME_CLAIM_SECS).contains(&t.timestamp()));
         if !(sane(claims.expiration) && sane(claims.not_before) && sane(claims.issued_at)) {
             return refuse("time claims (exp, nbf, iat) must be between 1970 and 9999");
@@ -196,9 +281,101 @@ impl Verifier {
                 return refuse("wrong audience");
             }
         }
-        match r.sub.as_ref().and_then(Value::as_str) {
-            Some(sub) => UserId::parse(sub).ok_or_else(|| AuthError(format!("sub must be 1-{MAX_SUB_LEN} characters"))),
-            None => refuse("sub claim required"),
+        let user = match r.sub.as_ref().and_then(Value::as_str) {
+            Some(sub) => {
+                UserId::parse(sub).ok_or_else(|| AuthError(format!("sub must be 1-{MAX_SUB_LEN} characters")))?
+            }
+            None => return refuse("sub claim required"),
+        };
+        // In range (checked above), so the products cannot overflow.
+        let ms = |t: DateTime<Utc>| t.timestamp() * 1000;
+        Ok(Verified { user, exp_ms: claims.expiration.map_or(i64::MIN, ms), nbf_ms: claims.not_before.map(ms) })
+    }
+}
+
+#[cfg(feature = "native-crypto")]
+impl PublicKey {
+    /// The signature check in Rust (tests, benchmarks); the worker's is Web Crypto's.
+    fn native_check(&self, signed: &str, signature: &[u8]) -> bool {
+        use jwt_compact::{Algorithm, AlgorithmSignature};
+        match &self.native {
+            NativeKey::Rs256(k) => {
+                let rsa = Rsa::rs256();
+                rsa.verify_signature(
+                    &match <Rsa as Algorithm>::Signature::try_from_slice(signature) {
+                        Ok(s) => s,
+                        Err(_) => return false,
+                    },
+                    k,
+                    signed.as_bytes(),
+                )
+            }
+            NativeKey::Es256(k) => match <Es256 as Algorithm>::Signature::try_from_slice(signature) {
+                Ok(s) => Es256.verify_signature(&s, k, signed.as_bytes()),
+                Err(_) => false,
+            },
+        }
+    }
+}
+
+/// A token that verified: its user and the window in which it stays valid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub user: UserId,
+    pub exp_ms: i64,
+    pub nbf_ms: Option<i64>,
+}
+
+impl Verified {
+    /// Whether the token is still (or already) valid at `now_ms`, with the same leeway as
+    /// a full verification.
+    pub fn valid_at(&self, now_ms: i64) -> bool {
+        let leeway = LEEWAY_SECS * 1000;
+        now_ms <= self.exp_ms.saturating_add(leeway)
+            && self.nbf_ms.is_none_or(|nbf| now_ms >= nbf.saturating_sub(leeway))
+    }
+}
+
+/// Tokens this isolate has verified, until they expire: a client sends the same token
+/// on every request, and checking an RS256 or ES256 signature costs about a millisecond
+/// of CPU each time. Bounded; when full it starts over (the cost of a miss is one
+/// verification). Only tokens that verified are kept, never refusals.
+#[derive(Default)]
+pub struct TokenCache(std::collections::HashMap<String, Verified>);
+
+impl TokenCache {
+    pub const MAX: usize = 4_096;
+
+    /// The user of `token` if it is cached and still valid at `now_ms`.
+    pub fn lookup(&mut self, token: &str, now_ms: i64) -> Option<UserId> {
+        let v = self.0.get(token)?;
+        if v.valid_at(now_ms) {
+            return Some(v.user.clone());
+        }
+        self.0.remove(token);
+        None
+    }
+
+    /// Remembers a token that verified; returns its user.
+    pub fn remember(&mut self, token: &str, v: Verified) -> UserId {
+        let user = v.user.clone();
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0.insert(token.to_string(), v);
+        user
+    }
+
+    /// [`lookup`](Self::lookup), else `verify`'s answer, remembered when it is a success.
+    pub fn verify(
+        &mut self,
+        token: &str,
+        now_ms: i64,
+        verify: impl FnOnce() -> Result<Verified, AuthError>,
+    ) -> Result<UserId, AuthError> {
+        match self.lookup(token, now_ms) {
+            Some(user) => Ok(user),
+            None => verify().map(|v| self.remember(token, v)),
         }
     }
 }
@@ -308,6 +485,30 @@ mod tests {
         }
         let t = sign(serde_json::json!({"sub": "a", "exp": MAX_TIME_CLAIM_SECS, "iat": 0}), SECRET);
         assert!(v().verify(&t, NOW).is_ok(), "the range's ends are accepted");
+    }
+
+    #[test]
+    fn token_cache_answers_until_expiry_and_never_caches_refusals() {
+        let t = sign(serde_json::json!({"sub": "alice", "exp": exp(600), "nbf": exp(-10)}), SECRET);
+        let mut cache = TokenCache::default();
+        let mut calls = 0;
+        {
+            let mut check = |now: i64| {
+                cache.verify(&t, now, || {
+                    calls += 1;
+                    v().verify_token(&t, now)
+                })
+            };
+            assert!(check(NOW).is_ok());
+            assert!(check(NOW + 1_000).is_ok());
+            assert!(check(NOW + 659_000).is_ok(), "within the leeway after exp");
+            assert!(check(NOW + 661_000).is_err(), "expired: verified again, and refused");
+        }
+        assert_eq!(calls, 2, "one verification, then one once the cached window ended");
+        let bad = sign(serde_json::json!({"sub": "a", "exp": exp(600)}), "other");
+        let mut cache = TokenCache::default();
+        assert!(cache.verify(&bad, NOW, || v().verify_token(&bad, NOW)).is_err());
+        assert!(cache.0.is_empty(), "refusals are not cached");
     }
 
     #[test]

@@ -92,6 +92,11 @@ pub struct Endpoint {
     pub aliases: &'static [&'static str],
     /// One line for the OpenAPI document.
     pub summary: &'static str,
+    /// The OpenAPI component schemas of the request body and the 200 reply, and what the
+    /// reply is; `{T}` stands for the collection of a per-type path (`TasksDeltaPush`).
+    pub request_schema: Option<&'static str>,
+    pub reply_schema: &'static str,
+    pub reply: &'static str,
 }
 
 const fn endpoint(method: &'static str, path: &'static str, handler: Handler, auth: Auth) -> Endpoint {
@@ -106,6 +111,9 @@ const fn endpoint(method: &'static str, path: &'static str, handler: Handler, au
         conditional: false,
         aliases: &[],
         summary: "",
+        request_schema: None,
+        reply_schema: "",
+        reply: "",
     }
 }
 
@@ -129,6 +137,17 @@ impl Endpoint {
         self.summary = summary;
         self
     }
+    const fn doc(
+        mut self,
+        request_schema: Option<&'static str>,
+        reply: &'static str,
+        reply_schema: &'static str,
+    ) -> Self {
+        self.request_schema = request_schema;
+        self.reply = reply;
+        self.reply_schema = reply_schema;
+        self
+    }
 
     /// `true` for the per-type endpoints (`{type}` in the path).
     pub fn per_type(&self) -> bool {
@@ -144,33 +163,50 @@ impl Endpoint {
 use Access::{ReadWrite, Write};
 use Param::{After, Limit, Since};
 
+// The table, one endpoint per entry, kept as written.
+#[rustfmt::skip]
 pub static ENDPOINTS: &[Endpoint] = &[
-    endpoint("GET", "/api/health", Handler::Health, Auth::Public).says("Health and degradation state"),
+    endpoint("GET", "/api/health", Handler::Health, Auth::Public)
+        .says("Health and degradation state")
+        .doc(None, "healthy", "Health"),
     endpoint("GET", "/api/sync/check", Handler::Check, Auth::User)
         .reads(&[], true)
         .alias(&["/sync/check"])
-        .says("State check: 304 when nothing changed"),
+        .says("State check: 304 when nothing changed")
+        .doc(None, "the current state token", "Check"),
     endpoint("POST", "/api/sync", Handler::Sync, Auth::User)
         .takes(ReadWrite, Body::Sync)
         .alias(&["/sync"])
-        .says("Combined push and pull of every type"),
+        .says("Combined push and pull of every type")
+        .doc(Some("SyncRequest"), "applied, conflicts and the changes since the cursor", "SyncResponse"),
     endpoint("GET", "/api/sync/{type}", Handler::Download, Auth::User)
         .reads(&[Limit, After], true)
-        .says("Full download of a type's live records, paged by id"),
+        .says("Full download of a type's live records, paged by id")
+        .doc(None, "one page", "{T}DownloadResponse"),
     endpoint("POST", "/api/sync/{type}", Handler::Upload, Auth::User)
         .takes(Write, Body::FullUpload)
-        .says("Full upload: replace a type's live set"),
+        .says("Full upload: replace a type's live set")
+        .doc(Some("{T}FullUpload"), "replaced", "FullUploadResponse"),
     endpoint("GET", "/api/sync/{type}/changes", Handler::Changes, Auth::User)
         .reads(&[Since, Limit], true)
-        .says("Delta pull of a type after a cursor"),
+        .says("Delta pull of a type after a cursor")
+        .doc(None, "one page of changes", "{T}ChangesResponse"),
     endpoint("POST", "/api/sync/{type}/delta", Handler::Delta, Auth::User)
         .takes(Write, Body::DeltaPush)
-        .says("Delta push of a type"),
-    endpoint("GET", "/api/admin/usage", Handler::AdminUsage, Auth::Admin).says("Today's usage against each quota"),
-    endpoint("GET", "/api/openapi.json", Handler::OpenApi, Auth::Public).says("This document"),
+        .says("Delta push of a type")
+        .doc(Some("{T}DeltaPush"), "processed", "DeltaResponse"),
+    endpoint("GET", "/api/admin/usage", Handler::AdminUsage, Auth::Admin)
+        .says("Today's usage against each quota")
+        .doc(None, "usage report", "UsageReport"),
+    endpoint("GET", "/api/openapi.json", Handler::OpenApi, Auth::Public).says("This document").doc(
+        None,
+        "OpenAPI 3.1",
+        "OpenApiDocument",
+    ),
     endpoint("POST", "/api/dev/login", Handler::DevLogin, Auth::Dev)
         .takes(Access::Meta, Body::DevLogin)
-        .says("Development only (DEV_MODE=1): a signed token for any user name"),
+        .says("Development only (DEV_MODE=1): a signed token for any user name")
+        .doc(Some("DevLoginRequest"), "a signed token", "DevLogin"),
 ];
 
 /// Outcome of matching a request line against [`ENDPOINTS`].
@@ -271,7 +307,14 @@ mod tests {
     #[test]
     fn declarations_are_consistent() {
         for e in ENDPOINTS {
-            assert!(!e.summary.is_empty(), "{} has a summary", e.path);
+            assert!(
+                !e.summary.is_empty() && !e.reply.is_empty() && !e.reply_schema.is_empty(),
+                "{} is documented",
+                e.path
+            );
+            assert_eq!(e.request_schema.is_some(), e.body != Body::None, "{}: a body has a schema", e.path);
+            let templated = |s: &str| s.contains("{T}");
+            assert!(e.per_type() || !templated(e.reply_schema), "{}: {{T}} only on per-type paths", e.path);
             assert_eq!(e.body != Body::None, e.method == "POST", "{}: POST endpoints take a body", e.path);
             assert_eq!(e.access == Access::Read, e.method == "GET" && e.auth == Auth::User, "{}", e.path);
             assert!(!e.conditional || e.method == "GET", "{}", e.path);

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::endpoints::{Auth, Endpoint, Handler, Param, ENDPOINTS};
+use crate::endpoints::{Auth, Endpoint, Param, ENDPOINTS};
 use crate::entities::{Entity, Kind, ENTITIES};
 use crate::envelope::{UserId, FIELDS, ID_PATTERN, MAX_SAFE_INT};
 use crate::parse::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -172,41 +172,15 @@ fn param(p: Param) -> Value {
 /// endpoint's declaration; the body and reply schemas from its handler.
 fn operation(ep: &Endpoint, path: &str, e: Option<&Entity>) -> Value {
     let t = e.map(title).unwrap_or_default();
-    let records = json!({"type": "array", "items": reference(&format!("{t}Record"))});
     let json_body = |schema: Value| json!({"required": true, "content": {"application/json": {"schema": schema}}});
     let mut params: Vec<Value> = ep.query.iter().map(|p| param(*p)).collect();
     if ep.conditional {
         params.push(json!({"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}, "description": "a state token from ETag; a match gives 304"}));
     }
-    let (body, success): (Option<Value>, (&str, Value)) = match ep.handler {
-        Handler::Health => (None, ("healthy", reference("Health"))),
-        Handler::Check => (None, ("the current state token", reference("Check"))),
-        Handler::Sync => (
-            Some(json_body(reference("SyncRequest"))),
-            ("applied, conflicts and the changes since the cursor", reference("SyncResponse")),
-        ),
-        Handler::Download => {
-            (None, ("one page", json!({"allOf": [reference("DownloadResponse"), {"properties": {"data": records}}]})))
-        }
-        Handler::Upload => {
-            (Some(json_body(reference(&format!("{t}FullUpload")))), ("replaced", reference("FullUploadResponse")))
-        }
-        Handler::Changes => (
-            None,
-            (
-                "one page of changes",
-                json!({"allOf": [reference("ChangesResponse"), {"properties": {"changes": {"properties": {"created": records, "updated": records}}}}]}),
-            ),
-        ),
-        Handler::Delta => {
-            (Some(json_body(reference(&format!("{t}DeltaPush")))), ("processed", reference("DeltaResponse")))
-        }
-        Handler::OpenApi => (None, ("OpenAPI 3.1", json!({"type": "object"}))),
-        Handler::AdminUsage => (None, ("usage report", json!({"type": "object"}))),
-        Handler::DevLogin => (Some(json_body(reference("DevLoginRequest"))), ("a signed token", reference("DevLogin"))),
-    };
+    let schema = |name: &str| reference(&name.replace("{T}", &t));
+    let body = ep.request_schema.map(|name| json_body(schema(name)));
     let mut responses = Map::new();
-    responses.insert("200".into(), ok(success.0, success.1));
+    responses.insert("200".into(), ok(ep.reply, schema(ep.reply_schema)));
     if ep.conditional {
         responses.insert("304".into(), json!({"description": "not modified"}));
     }
@@ -285,6 +259,15 @@ pub fn document(max_changes: usize, dev: bool) -> Value {
         schemas.insert(format!("{t}Change"), input_schema(e, Use::Sync));
         schemas.insert(format!("{t}Live"), input_schema(e, Use::Live));
         schemas.insert(format!("{t}Record"), record_schema(e));
+        let records = json!({"type": "array", "items": reference(&format!("{t}Record"))});
+        schemas.insert(
+            format!("{t}DownloadResponse"),
+            json!({"allOf": [reference("DownloadResponse"), {"properties": {"data": records}}]}),
+        );
+        schemas.insert(
+            format!("{t}ChangesResponse"),
+            json!({"allOf": [reference("ChangesResponse"), {"properties": {"changes": {"properties": {"created": records, "updated": records}}}}]}),
+        );
         let live = reference(&format!("{t}Live"));
         schemas.insert(
             format!("{t}FullUpload"),
@@ -307,6 +290,8 @@ pub fn document(max_changes: usize, dev: bool) -> Value {
     let extra = json!({
         "Id": {"type": "string", "pattern": ID_PATTERN},
         "DevLoginRequest": {"type": "object", "additionalProperties": false, "required": ["user"], "properties": {"user": {"type": "string", "minLength": 1, "maxLength": UserId::MAX_LEN}}},
+        "UsageReport": {"type": "object"},
+        "OpenApiDocument": {"type": "object"},
         "DevLogin": {"type": "object", "properties": {"token": {"type": "string"}, "user": {"type": "string"}, "expires_at": {"type": "integer"}}},
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "error", "timestamp"], "properties": {
             "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
@@ -382,6 +367,30 @@ mod tests {
             .map(|p| if p.contains("{type}") { ENTITIES.len() } else { 1 })
             .sum();
         assert_eq!(described, expected, "every served route (per type) is described");
+    }
+
+    #[test]
+    fn every_schema_the_endpoint_table_names_exists() {
+        let doc = document(1000, true);
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for ep in ENDPOINTS {
+            let names: Vec<&str> = ep.request_schema.into_iter().chain([ep.reply_schema]).collect();
+            for name in names {
+                let concrete: Vec<String> = if name.contains("{T}") {
+                    ENTITIES.iter().map(|e| name.replace("{T}", &title(e))).collect()
+                } else {
+                    vec![name.to_string()]
+                };
+                for n in concrete {
+                    assert!(
+                        schemas.contains_key(&n),
+                        "{} {} names schema {n}, which is not defined",
+                        ep.method,
+                        ep.path
+                    );
+                }
+            }
+        }
     }
 
     #[test]

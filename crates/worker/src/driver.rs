@@ -21,6 +21,7 @@ use edgesync_core::ratelimit::ratelimit_header;
 use edgesync_core::reply::Reply;
 use edgesync_core::{auth, cors};
 
+use crate::crypto;
 use crate::handlers::{self, Cx};
 use crate::http::{self, finish, header, Caching};
 use crate::io::{jitter, now_ms};
@@ -128,7 +129,7 @@ async fn run(
     entity: Option<&'static Entity>,
 ) -> Result<Reply, ApiError> {
     let mode = pass.isolate.config.quotas.mode(&usage::view(&pass.isolate.usage, pass.now));
-    let user = authenticate(pass, endpoint)?;
+    let user = authenticate(pass, endpoint).await?;
     if let Some(user) = &user {
         rate_limit(pass, user).await?;
     }
@@ -169,18 +170,24 @@ async fn run(
 
 /// Stage: who is calling. User endpoints need a valid JWT (checked against the real
 /// clock); the others authenticate in their handler (admin) or not at all.
-fn authenticate(pass: &mut Pass<'_>, endpoint: &Endpoint) -> Result<Option<UserId>, ApiError> {
+async fn authenticate(pass: &mut Pass<'_>, endpoint: &Endpoint) -> Result<Option<UserId>, ApiError> {
     if endpoint.auth != Auth::User {
         return Ok(None);
     }
     let authorization = header(&pass.req, "Authorization");
     let token = auth::bearer(authorization.as_deref())
         .ok_or_else(|| ApiError::Unauthorized { detail: "missing bearer token".into(), token_given: false })?;
-    let user = pass
-        .isolate
-        .verifier
-        .verify(token, pass.wall)
-        .map_err(|e| ApiError::Unauthorized { detail: e.0, token_given: true })?;
+    let isolate = pass.isolate;
+    let cached = isolate.tokens.borrow_mut().lookup(token, pass.wall);
+    let user = match cached {
+        Some(user) => user,
+        None => {
+            let verified = crypto::verify(&isolate.verifier, &isolate.keys, token, pass.wall)
+                .await
+                .map_err(|e| ApiError::Unauthorized { detail: e.0, token_given: true })?;
+            isolate.tokens.borrow_mut().remember(token, verified)
+        }
+    };
     pass.trace.user = Some(user.clone());
     Ok(Some(user))
 }
@@ -207,9 +214,12 @@ fn query(pass: &Pass<'_>, endpoint: &Endpoint) -> Result<Query, ApiError> {
     if endpoint.access != Access::Read {
         return Ok(Query::default());
     }
-    let url = pass.req.url()?;
-    let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    parse::parse_query(endpoint.query, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    // The query string of the raw URL, decoded as `URLSearchParams` does; no URL parse
+    // (and none of its IDNA tables) for a string the path already came from.
+    let url = pass.req.inner().url();
+    let query = url.split_once('?').map_or("", |(_, q)| q.split('#').next().unwrap_or_default());
+    let pairs: Vec<_> = form_urlencoded::parse(query.as_bytes()).collect();
+    parse::parse_query(endpoint.query, pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
 }
 
 /// Stage: the KV fast path (contract §3.2): the check, and conditional GETs, answered
@@ -320,14 +330,13 @@ fn user_hash(user: &UserId) -> String {
     format!("{h:016x}")
 }
 
+/// One JSON line per request, written directly (no JSON tree per request): the method
+/// is the only part a client chooses, so it alone is escaped.
 fn log(method: &str, route: &str, status: u16, user: Option<&UserId>, ops: &Ops, ms: f64) {
-    let line = serde_json::json!({
-        "method": method,
-        "route": route,
-        "status": status,
-        "user": user.map(user_hash),
-        "ops": ops.header(),
-        "ms": ms,
-    });
-    worker::console_log!("{line}");
+    let method = serde_json::to_string(method).unwrap_or_else(|_| "\"?\"".into());
+    let user = user.map_or("null".to_string(), |u| format!("\"{}\"", user_hash(u)));
+    worker::console_log!(
+        r#"{{"method":{method},"ms":{ms:.1},"ops":"{}","route":"{route}","status":{status},"user":{user}}}"#,
+        ops.header()
+    );
 }

@@ -1,6 +1,7 @@
 //! Everything this isolate remembers between requests, in one struct: the configuration
 //! (read once: an isolate runs one deployment, whose bindings do not change), the token
-//! verifier (parsing a JWKS's keys per request would cost CPU for nothing), the
+//! verifier (parsing a JWKS's keys per request would cost CPU for nothing) and the
+//! tokens it has verified, the
 //! serialized OpenAPI document, the rate-limit buckets, the users whose KV state token
 //! has been seen to agree with D1, and the usage counters not yet flushed.
 
@@ -10,7 +11,7 @@ use std::rc::Rc;
 
 use worker::Env;
 
-use edgesync_core::auth::Verifier;
+use edgesync_core::auth::{TokenCache, Verifier};
 use edgesync_core::config::Config;
 
 use crate::{limiter, usage};
@@ -18,6 +19,10 @@ use crate::{limiter, usage};
 pub struct Isolate {
     pub config: Config,
     pub verifier: Verifier,
+    /// Tokens verified here, until they expire (a repeated token costs no signature check).
+    pub tokens: RefCell<TokenCache>,
+    /// The JWKS keys, imported into Web Crypto on first use.
+    pub keys: crate::crypto::Keys,
     openapi: OnceCell<String>,
     pub buckets: RefCell<limiter::Buckets>,
     pub verified: RefCell<Verified>,
@@ -50,6 +55,8 @@ impl Isolate {
         Isolate {
             config,
             verifier,
+            tokens: RefCell::default(),
+            keys: crate::crypto::Keys::default(),
             openapi: OnceCell::new(),
             buckets: RefCell::default(),
             verified: RefCell::default(),
