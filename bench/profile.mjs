@@ -24,13 +24,14 @@ if (typeof globalThis.WebSocket === 'undefined') {
 const { token } = await import('../tests/helpers/client.mjs');
 const { RESULTS, closeAgents, expect, flags, log, send, tasks, writeResult } = await import('./lib/common.mjs');
 const { load } = await import('./lib/load.mjs');
-const { edgesyncWithColdUsers, startEdgesync } = await import('./lib/workers.mjs');
+const { edgesyncWithColdUsers, startEdgesync, startFloor, startSeed } = await import('./lib/workers.mjs');
 
 const KINDS = ['health', 'check304', 'checkD1', 'push10'];
 const opt = flags(
-  { kind: 'check304', seconds: 5, warmupS: 1, concurrency: 8, top: 15, intervalUs: 100, coldUsers: 6_000, out: '', quick: false },
+  { kind: 'check304', worker: 'edgesync', seconds: 5, warmupS: 1, concurrency: 8, top: 15, intervalUs: 100, coldUsers: 6_000, out: '', quick: false },
   {
     kind: KINDS.join('|'),
+    worker: 'edgesync, or a reference worker for comparison: floor (health, check304), seed (health, check304, checkD1)',
     seconds: 'profiled seconds of load',
     warmupS: 'load before the profiler starts (JIT warm-up)',
     concurrency: 'requests in flight',
@@ -42,16 +43,20 @@ const opt = flags(
   },
 );
 if (!KINDS.includes(opt.kind)) throw new Error(`--kind must be one of ${KINDS.join(', ')}`);
+const REF_KINDS = { floor: ['health', 'check304'], seed: ['health', 'check304', 'checkD1'] };
+if (opt.worker !== 'edgesync' && !REF_KINDS[opt.worker]?.includes(opt.kind)) throw new Error(`--worker ${opt.worker} does not serve --kind ${opt.kind}`);
 if (opt.quick) {
   opt.seconds = Math.min(opt.seconds, 2);
   opt.warmupS = Math.min(opt.warmupS, 0.5);
   opt.coldUsers = Math.min(opt.coldUsers, 3_000);
 }
-const out = opt.out || path.join(RESULTS, `profile-${opt.kind}.cpuprofile`);
+const tag = opt.worker === 'edgesync' ? opt.kind : `${opt.worker}-${opt.kind}`;
+const out = opt.out || path.join(RESULTS, `profile-${tag}.cpuprofile`);
 
 /** A minimal DevTools protocol session over a WebSocket. */
 async function devtools(wsUrl) {
-  const ws = new WebSocket(wsUrl);
+  // miniflare's inspector proxy accepts only local (or DevTools) origins and wants one.
+  const ws = new WebSocket(wsUrl, { headers: { origin: 'http://127.0.0.1' } });
   await new Promise((resolve, reject) => {
     ws.addEventListener('open', resolve, { once: true });
     ws.addEventListener('error', (e) => reject(new Error(`inspector ${wsUrl}: ${e.message || 'connection failed'}`)), { once: true });
@@ -99,9 +104,17 @@ async function inspectorUrl(port) {
   throw new Error(`no inspector target on port ${port}: ${last}`);
 }
 
-/** Self time per function of a V8 .cpuprofile, heaviest first. */
+/** Rust symbols without their crate hashes (`core[fd97c5af4268bc0c]::str` → `core::str`). */
+const tidy = (name) => name.replace(/\[[0-9a-f]{16}\]/g, '').replace(/\.\d+$/, '');
+
+/**
+ * Self time per function of a V8 .cpuprofile, heaviest first, each with the caller its
+ * self time mostly came from (`caller`, `callerShare`).
+ */
 function selfTimes(profile) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const self = new Map();
   const { samples, timeDeltas } = profile;
   for (let i = 0; i < samples.length; i++) {
@@ -109,22 +122,45 @@ function selfTimes(profile) {
     const dt = (i + 1 < timeDeltas.length ? timeDeltas[i + 1] : 0) / 1000;
     self.set(samples[i], (self.get(samples[i]) || 0) + dt);
   }
+  const frame = (cf) => `${tidy(cf.functionName || '(anonymous)')}${cf.url && !cf.url.startsWith('wasm://') ? ` (${path.basename(cf.url)}:${cf.lineNumber + 1})` : ''}`;
   const agg = new Map();
   for (const [id, ms] of self) {
     const cf = byId.get(id).callFrame;
     const key = `${cf.functionName}\0${cf.url}\0${cf.lineNumber}\0${cf.columnNumber}`;
-    const a = agg.get(key) ?? { functionName: cf.functionName || '(anonymous)', url: cf.url, line: cf.lineNumber, column: cf.columnNumber, selfMs: 0 };
+    const a = agg.get(key) ?? { functionName: tidy(cf.functionName || '(anonymous)'), url: cf.url, line: cf.lineNumber, column: cf.columnNumber, scriptId: cf.scriptId, selfMs: 0, callers: {} };
     a.selfMs += ms;
+    const pid = parent.get(id);
+    const pcf = pid && byId.get(pid).callFrame.functionName !== '(root)' ? byId.get(pid).callFrame : null;
+    const caller = pcf ? frame(pcf) : '—';
+    const c = (a.callers[caller] ??= { ms: 0, at: pcf && { url: pcf.url, line: pcf.lineNumber, column: pcf.columnNumber, scriptId: pcf.scriptId } });
+    c.ms += ms;
     agg.set(key, a);
   }
-  return [...agg.values()].sort((a, b) => b.selfMs - a.selfMs);
+  return [...agg.values()]
+    .map(({ callers, ...a }) => {
+      const [caller, c] = Object.entries(callers).sort((x, y) => y[1].ms - x[1].ms)[0] ?? ['—', { ms: 0 }];
+      return { ...a, caller, callerAt: c.at ?? null, callerShare: a.selfMs ? c.ms / a.selfMs : 0 };
+    })
+    .sort((a, b) => b.selfMs - a.selfMs);
+}
+
+/** A long Rust name with its innermost generic arguments folded until it fits. */
+function abbrev(name, max = 110) {
+  let s = name;
+  while (s.length > max) {
+    const t = s.replace(/<[^<>]*>/, '‹›');
+    if (t === s) break;
+    s = t;
+  }
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
 const META = new Set(['(idle)', '(program)', '(garbage collector)', '(root)']);
 function origin(e) {
   if (META.has(e.functionName)) return e.functionName;
   if (e.url.startsWith('wasm://')) return 'wasm';
-  if (/shim\.mjs|index\.js|index_bg/.test(e.url)) return 'JS glue (build/)';
+  if (/shim\.m?js|index\.js|index_bg/.test(e.url)) return 'JS glue (build/, bundled as shim.js)';
+  if (e.url.startsWith('node-internal:')) return 'node-compat internals (console formatting)';
   if (!e.url) return 'runtime builtins (no url)';
   return 'other JS';
 }
@@ -132,32 +168,45 @@ function origin(e) {
 // --- the worker and the load -----------------------------------------------------------
 let srv;
 let coldTokens = [];
-if (opt.kind === 'checkD1') {
+if (opt.worker === 'floor') srv = await startFloor({ log });
+else if (opt.worker === 'seed') srv = await startSeed();
+else if (opt.kind === 'checkD1') {
   srv = await edgesyncWithColdUsers(opt.coldUsers + 1, 200, 'cold-', log);
   coldTokens = await Promise.all(Array.from({ length: opt.coldUsers + 1 }, (_, i) => token(`cold-${i}`)));
 } else {
   srv = await startEdgesync();
 }
-log(`edgesync on ${srv.url}, inspector on ${srv.inspectorPort}`);
+log(`${opt.worker} on ${srv.url}, inspector on ${srv.inspectorPort}`);
 let session;
 try {
   const base = srv.url;
   let spec;
   if (opt.kind === 'health') spec = { next: () => ({ path: '/api/health' }), ok: [200] };
-  if (opt.kind === 'check304') {
+  if (opt.worker === 'floor' && opt.kind === 'check304') {
+    expect(await send(base, { path: '/api/sync/check' }), 200, 'floor: prime');
+    spec = { next: () => ({ path: '/api/sync/check', headers: { 'if-none-match': '"s1"' } }), ok: [304] };
+  } else if (opt.worker === 'seed' && opt.kind !== 'health') {
+    const tok = await token('seed-user');
+    const changes = Array.from({ length: 200 }, (_, i) => ({ id: `seed-${i}`, title: `task ${i}`, version: 1, updated_at: Date.now() + i }));
+    expect(await send(base, { method: 'POST', path: '/api/sync', token: tok, body: { cursor: 0, changes } }), 200, 'seed: push');
+    const etag = expect(await send(base, { path: '/api/sync/check', token: tok }), 200, 'seed: hash').headers.etag;
+    spec = opt.kind === 'check304'
+      ? { next: () => ({ path: '/api/sync/check', token: tok, headers: { 'if-none-match': etag } }), ok: [304] }
+      : { next: () => ({ path: '/api/sync/check', token: tok }), ok: [200] };
+  } else if (opt.worker !== 'edgesync') {
+    /* health, above */
+  } else if (opt.kind === 'check304') {
     const tok = await token('fast-user');
     const etag = expect(await send(base, { method: 'POST', path: '/api/sync', token: tok, body: { cursor: 0, changes: tasks(10, 'f') } }), 200, 'prime').json.etag;
     const probe = expect(await send(base, { path: '/api/sync/check', token: tok, headers: { 'if-none-match': etag } }), 304, '304 probe');
     if (probe.ops.d1 !== 0) throw new Error(`the primed 304 used D1: ${probe.opsHeader}`);
     spec = { next: () => ({ path: '/api/sync/check', token: tok, headers: { 'if-none-match': etag } }), ok: [304] };
-  }
-  if (opt.kind === 'checkD1') {
+  } else if (opt.kind === 'checkD1') {
     let next = 0;
     const p = expect(await send(base, { path: '/api/sync/check', token: coldTokens[next++] }), 200, 'cold probe');
     if (p.ops.d1 !== 1 || p.ops['kv-read'] !== 2) throw new Error(`the cold check probe cost ${p.opsHeader}`);
     spec = { next: () => ({ path: '/api/sync/check', token: coldTokens[Math.min(next++, coldTokens.length - 1)] }), ok: [200], cap: () => coldTokens.length - next };
-  }
-  if (opt.kind === 'push10') {
+  } else if (opt.kind === 'push10') {
     const users = await Promise.all(Array.from({ length: opt.concurrency }, async (_, s) => ({ token: await token(`push-${s}`), cursor: 0, n: 0 })));
     spec = {
       next: (s) => {
@@ -180,7 +229,7 @@ try {
   await session.call('Profiler.enable');
   await session.call('Profiler.setSamplingInterval', { interval: opt.intervalUs });
   if (opt.warmupS > 0) {
-    const coldShare = opt.kind === 'checkD1' ? Math.floor(coldTokens.length * (opt.warmupS / (opt.warmupS + opt.seconds))) : undefined;
+    const coldShare = opt.kind === 'checkD1' && opt.worker === 'edgesync' ? Math.floor(coldTokens.length * (opt.warmupS / (opt.warmupS + opt.seconds))) : undefined;
     await run(opt.warmupS, coldShare);
   }
   await session.call('Profiler.start');
@@ -189,6 +238,19 @@ try {
   const { profile } = await session.call('Profiler.stop');
   const wallMs = performance.now() - t0;
   await session.call('Profiler.disable');
+  // The source line of each top JS entry (the bundle wrangler serves is temporary).
+  const sources = new Map();
+  const sourceLine = async (e) => {
+    if (!e.url || e.url.startsWith('wasm://') || e.url.startsWith('node-internal:') || e.url.startsWith('cloudflare-internal:') || !e.scriptId || e.scriptId === '0') return null;
+    try {
+      if (!sources.has(e.scriptId)) sources.set(e.scriptId, (await session.call('Debugger.getScriptSource', { scriptId: e.scriptId })).scriptSource.split('\n'));
+      const line = sources.get(e.scriptId)[e.line] ?? '';
+      // minified glue: the name (a `__wbg_…` import) precedes the function it starts
+      return line.slice(Math.max(0, e.column - 60), e.column + 40).trim();
+    } catch {
+      return null;
+    }
+  };
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, JSON.stringify(profile));
 
@@ -199,15 +261,29 @@ try {
   const byOrigin = {};
   for (const e of entries) byOrigin[origin(e)] = (byOrigin[origin(e)] || 0) + e.selfMs;
   const top = entries.filter((e) => e.functionName !== '(idle)').slice(0, opt.top);
+  try {
+    await session.call('Debugger.enable');
+    for (const e of entries.filter((x) => x.functionName !== '(idle)').slice(0, 40)) e.source = await sourceLine(e);
+    for (const e of entries.filter((x) => x.functionName !== '(idle)').slice(0, 40)) if (e.callerAt) e.callerSource = await sourceLine(e.callerAt);
+    await session.call('Debugger.disable');
+  } catch (err) {
+    log(`no script sources: ${err.message}`);
+  }
   const short = (u) => (u.startsWith('wasm://') ? 'wasm' : u ? path.basename(u) : '');
   const fmt = (x, d = 1) => x.toFixed(d);
   const lines = [
     '',
-    `edgesync CPU profile, --kind ${opt.kind}: ${res.requests} requests in ${fmt(wallMs / 1000, 1)} s (${fmt(res.rps)} req/s, ${opt.concurrency} in flight, ${res.errors} errors)`,
+    `${opt.worker} CPU profile, --kind ${opt.kind}: ${res.requests} requests in ${fmt(wallMs / 1000, 1)} s (${fmt(res.rps)} req/s, ${opt.concurrency} in flight, ${res.errors} errors)`,
     `profile ${fmt(total, 0)} ms, busy (not idle) ${fmt(busy, 0)} ms = ${fmt((busy / Math.max(1, res.requests)) * 1000, 0)} µs per request`,
     '',
-    `${'self ms'.padStart(9)} ${'% busy'.padStart(7)}  function  (where)`,
-    ...top.map((e) => `${fmt(e.selfMs).padStart(9)} ${fmt((e.selfMs / busy) * 100).padStart(6)}%  ${e.functionName}  (${short(e.url)}${e.url && !e.url.startsWith('wasm://') ? `:${e.line + 1}` : ''})`),
+    `${'self ms'.padStart(9)} ${'% busy'.padStart(7)}  function  (where)  ← main caller (its share of the self time)`,
+    ...top.map(
+      (e) =>
+        `${fmt(e.selfMs).padStart(9)} ${fmt((e.selfMs / busy) * 100).padStart(6)}%  ${abbrev(e.functionName)}  (${short(e.url)}${e.url && !e.url.startsWith('wasm://') ? `:${e.line + 1}` : ''})` +
+        `  ← ${abbrev(e.caller, 80)}${e.callerShare < 0.95 ? ` (${fmt(e.callerShare * 100, 0)}%)` : ''}` +
+        (e.source ? `\n${' '.repeat(19)}| ${e.source}` : '') +
+        (e.callerSource ? `\n${' '.repeat(19)}| caller: ${e.callerSource}` : ''),
+    ),
     '',
     'by origin (self ms, % busy):',
     ...Object.entries(byOrigin)
@@ -218,8 +294,9 @@ try {
     `profile: ${path.relative(process.cwd(), out)} (Chrome DevTools → Performance → load, or speedscope)`,
   ];
   console.log(lines.join('\n'));
-  writeResult(`profile-${opt.kind}`, {
+  writeResult(`profile-${tag}`, {
     kind: opt.kind,
+    worker: opt.worker,
     params: opt,
     requests: res.requests,
     rps: res.rps,
