@@ -29,7 +29,7 @@ import { load } from './lib/load.mjs';
 import { buildFloor, edgesyncWithColdUsers, startEdgesync, startFloor, startSeed } from './lib/workers.mjs';
 
 const opt = flags(
-  { rounds: 5, durationS: 3, warmupS: 0.5, concurrency: 8, tasks: 200, coldPerRound: 2_000, kinds: 'health,check304,checkD1', quick: false, buildOnly: false },
+  { rounds: 5, durationS: 3, warmupS: 0.5, concurrency: 8, tasks: 200, coldPerRound: 1_200, kinds: 'health,check304,checkD1', quick: false, buildOnly: false },
   {
     rounds: 'rounds per kind (each runs every worker once, order rotated)',
     durationS: 'measured seconds per worker per round',
@@ -50,7 +50,7 @@ if (opt.quick) {
   opt.rounds = Math.min(opt.rounds, 3);
   opt.durationS = Math.min(opt.durationS, 1.5);
   opt.warmupS = Math.min(opt.warmupS, 0.3);
-  opt.coldPerRound = Math.min(opt.coldPerRound, 1_000);
+  opt.coldPerRound = Math.min(opt.coldPerRound, 600);
 }
 const kindsWanted = opt.kinds.split(',').map((s) => s.trim()).filter(Boolean);
 for (const k of kindsWanted) if (!['health', 'check304', 'checkD1'].includes(k)) throw new Error(`unknown kind ${k}`);

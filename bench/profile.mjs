@@ -246,7 +246,7 @@ try {
       if (!sources.has(e.scriptId)) sources.set(e.scriptId, (await session.call('Debugger.getScriptSource', { scriptId: e.scriptId })).scriptSource.split('\n'));
       const line = sources.get(e.scriptId)[e.line] ?? '';
       // minified glue: the name (a `__wbg_…` import) precedes the function it starts
-      return line.slice(Math.max(0, e.column - 60), e.column + 40).trim();
+      return { before: line.slice(Math.max(0, e.column - 200), e.column), after: line.slice(e.column, e.column + 40) };
     } catch {
       return null;
     }
@@ -265,6 +265,13 @@ try {
     await session.call('Debugger.enable');
     for (const e of entries.filter((x) => x.functionName !== '(idle)').slice(0, 40)) e.source = await sourceLine(e);
     for (const e of entries.filter((x) => x.functionName !== '(idle)').slice(0, 40)) if (e.callerAt) e.callerSource = await sourceLine(e.callerAt);
+    // wasm-bindgen's import shims are named `__wbg_<what>_<hash>`: the name says which JS API
+    const wbg = (src) => [...(src?.before ?? '').matchAll(/(__wbg_[A-Za-z0-9_]+?)_[0-9a-f]{16}\s*:/g)].pop()?.[1] ?? null;
+    const show = (src) => (src ? `${src.before.slice(-50)}${src.after}`.trim() : null);
+    for (const e of entries) {
+      if (e.source) [e.glue, e.source] = [wbg(e.source), show(e.source)];
+      if (e.callerSource) [e.callerGlue, e.callerSource] = [wbg(e.callerSource), show(e.callerSource)];
+    }
     await session.call('Debugger.disable');
   } catch (err) {
     log(`no script sources: ${err.message}`);
@@ -280,7 +287,7 @@ try {
     ...top.map(
       (e) =>
         `${fmt(e.selfMs).padStart(9)} ${fmt((e.selfMs / busy) * 100).padStart(6)}%  ${abbrev(e.functionName)}  (${short(e.url)}${e.url && !e.url.startsWith('wasm://') ? `:${e.line + 1}` : ''})` +
-        `  ← ${abbrev(e.caller, 80)}${e.callerShare < 0.95 ? ` (${fmt(e.callerShare * 100, 0)}%)` : ''}` +
+        `${e.glue ? ` = ${e.glue}` : ''}  ← ${abbrev(e.caller, 80)}${e.callerGlue ? ` = ${e.callerGlue}` : ''}${e.callerShare < 0.95 ? ` (${fmt(e.callerShare * 100, 0)}%)` : ''}` +
         (e.source ? `\n${' '.repeat(19)}| ${e.source}` : '') +
         (e.callerSource ? `\n${' '.repeat(19)}| caller: ${e.callerSource}` : ''),
     ),

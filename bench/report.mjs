@@ -10,7 +10,16 @@ import { capacityChart } from './chart.mjs';
 import { flags, log, parseOps, readResult, ROOT } from './lib/common.mjs';
 import { BRIEF, LIMITS, RESOURCES, capacity } from './lib/model.mjs';
 
-const opt = flags({ quick: false, failures: '' }, { quick: 'mark the report as a quick run', failures: 'steps that failed (comma list), shown at the top' });
+const opt = flags(
+  { quick: false, failures: '', splice: false },
+  {
+    quick: 'mark the report as a quick run',
+    failures: 'steps that failed (comma list), shown at the top',
+    splice: 'only rewrite the reference-worker and profile part of section 1 in the existing BENCHMARKS.md (after running only bench/floor.mjs and bench/profile.mjs), keeping the rest',
+  },
+);
+const BEGIN = '<!-- bench/floor.mjs + bench/profile.mjs: begin -->';
+const END = '<!-- bench/floor.mjs + bench/profile.mjs: end -->';
 const CHART = 'BENCHMARKS-capacity.svg';
 const BUDGET_MS = 10; // Workers Free plan CPU time per request
 
@@ -119,9 +128,34 @@ if (capacityRes) {
 
 // ---- 1. throughput --------------------------------------------------------------------
 p('## 1. Throughput and latency');
-if (floor) floorSection(floor);
-if (profiles.length) profileSection(profiles);
-if (floor || profiles.length) p('### Request kinds of edgesync');
+if (floor || profiles.length) {
+  p(BEGIN);
+  if (floor) floorSection(floor);
+  if (profiles.length) profileSection(profiles);
+  p(END);
+  p('### Request kinds of edgesync');
+}
+if (opt.splice) {
+  // Only the part between the markers: the rest of BENCHMARKS.md stays as the last full run left it.
+  const file = path.join(ROOT, 'BENCHMARKS.md');
+  const old = fs.readFileSync(file, 'utf8');
+  const i = md.indexOf(BEGIN);
+  const j = md.indexOf(END);
+  if (i < 0) throw new Error('--splice: no bench/floor.mjs or bench/profile.mjs results in bench/results/');
+  const when = `_This part regenerated on its own (\`node bench/report.mjs --splice\`) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, worker at commit ${commitText}${opt.quick ? ', **quick run**' : ''}; the rest of this file is from the run named at the top._`;
+  const part = [BEGIN, '', when, '', ...md.slice(i + 1, j), END].join('\n').replace(/\n{3,}/g, '\n\n');
+  let text;
+  if (old.includes(BEGIN) && old.includes(END)) text = old.slice(0, old.indexOf(BEGIN)) + part + old.slice(old.indexOf(END) + END.length);
+  else {
+    const h = old.indexOf('## 1. Throughput and latency');
+    if (h < 0) throw new Error('--splice: BENCHMARKS.md has no section 1');
+    const after = old.indexOf('\n', h) + 1;
+    text = `${old.slice(0, after)}\n${part}\n\n### Request kinds of edgesync\n${old.slice(after)}`;
+  }
+  fs.writeFileSync(file, text.replace(/\n{3,}/g, '\n\n'));
+  log('wrote section 1 (reference workers, profiles) of BENCHMARKS.md');
+  process.exit(0);
+}
 if (!throughput) p('_Not measured in this run._');
 else {
   const k = Object.fromEntries(throughput.kinds.map((x) => [x.key, x]));
@@ -176,6 +210,7 @@ function floorSection(f) {
       table(
         ['ratio (issue #11 goal)', 'median', 'rounds min–max', 'goal', ''],
         f.ratios.map((r) => [r.name, `**${dec(r.value, 2)}**`, `${dec(r.min, 2)}–${dec(r.max, 2)}`, `≥ ${r.goal}`, r.met ? 'met' : '**not met**']),
+        ['l', 'r', 'r', 'r', 'l'],
       ),
     );
   }
@@ -192,6 +227,17 @@ function floorSection(f) {
   );
 }
 
+/** A long Rust name with its innermost generic arguments folded until it fits. */
+function abbrev(name, max = 90) {
+  let s = name;
+  while (s.length > max) {
+    const t = s.replace(/<[^<>]*>/, '‹›');
+    if (t === s) break;
+    s = t;
+  }
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
 function profileSection(list) {
   p('### CPU profile of the edgesync isolate');
   p(
@@ -205,11 +251,19 @@ function profileSection(list) {
       `**${pr.kind}**: ${int(pr.requests)} requests at ${dec(pr.rps)} req/s, busy ${dec(pr.busy_ms, 0)} ms of ${dec(pr.profile_ms, 0)} ms profiled = **${int(pr.busy_us_per_request)} µs per request**; ` +
         `by origin: ${origins.map(([k, v]) => `${k} ${pct(v / pr.busy_ms, 0)}`).join(', ')}.`,
     );
-    const short = (u) => (u?.startsWith('wasm://') ? 'wasm' : u ? `\`${path.basename(u)}\`` : '');
+    const short = (u) => (u?.startsWith('wasm://') ? 'wasm' : u ? path.basename(u) : 'builtin');
+    const code = (x) => `\`${abbrev(x).replace(/\|/g, '\\|')}\``;
     p(
       table(
-        ['function', 'where', 'self ms', '% busy'],
-        pr.top.slice(0, 12).map((e) => [`\`${e.functionName.replace(/\|/g, '\\|').slice(0, 90)}\``, short(e.url), dec(e.selfMs), pct(e.share_of_busy)]),
+        ['function', 'where', 'main caller (share)', 'self ms', '% busy'],
+        pr.top.slice(0, 15).map((e) => [
+          code(e.functionName),
+          `${short(e.url)}${e.glue ? ` ${code(e.glue)}` : ''}`,
+          `${e.caller === '—' ? '—' : code(e.caller)}${e.callerGlue ? ` = ${code(e.callerGlue)}` : ''}${e.callerShare < 0.95 ? ` (${pct(e.callerShare, 0)})` : ''}`,
+          dec(e.selfMs),
+          pct(e.share_of_busy),
+        ]),
+        ['l', 'l', 'l', 'r', 'r'],
       ),
     );
   }
