@@ -26,7 +26,7 @@ import os from 'node:os';
 import { token } from '../tests/helpers/client.mjs';
 import { closeAgents, expect, flags, log, send, writeResult } from './lib/common.mjs';
 import { load } from './lib/load.mjs';
-import { buildFloor, edgesyncWithColdUsers, startEdgesync, startFloor, startSeed } from './lib/workers.mjs';
+import { buildFloor, cpuOf, edgesyncWithColdUsers, startEdgesync, startFloor, startSeed } from './lib/workers.mjs';
 
 const opt = flags(
   { rounds: 5, durationS: 3, warmupS: 0.5, concurrency: 8, tasks: 200, coldPerRound: 1_200, kinds: 'health,check304,checkD1', quick: false, buildOnly: false },
@@ -166,19 +166,19 @@ try {
       for (const w of order) {
         const spec = kind.workers[w];
         if (spec.before) await spec.before();
-        const res = await load({
-          base: url[w],
-          concurrency: opt.concurrency,
-          durationMs: opt.durationS * 1000,
-          warmupMs: opt.warmupS * 1000,
-          maxRequests: spec.maxRequests ? spec.maxRequests() : 1_000_000,
-          next: spec.next,
-          ok: spec.ok,
-        });
-        results[key].workers[w].rounds.push({ round: r, position: order.indexOf(w), ...res });
-        line.push(`${w} ${fmt(res.rps)}${res.errors ? ` (${res.errors} errors)` : ''}${res.capped ? ' (capped)' : ''}`);
+        const cap = spec.maxRequests ? spec.maxRequests() : 1_000_000;
+        const base = { base: url[w], concurrency: opt.concurrency, next: spec.next, ok: spec.ok };
+        // warm-up as a run of its own, so that the CPU counted below is the measured period's
+        const warm = await load({ ...base, durationMs: opt.warmupS * 1000, warmupMs: 0, maxRequests: Math.ceil(cap / 5) });
+        const cpu0 = cpuOf(servers[w]);
+        const res = await load({ ...base, durationMs: opt.durationS * 1000, warmupMs: 0, maxRequests: Math.max(1, cap - warm.requests - warm.errors) });
+        const cpu1 = cpuOf(servers[w]);
+        // CPU per answered request: robust to the machine's load, which throughput is not
+        const cpu = cpu0 && cpu1 && res.requests ? { runtime_ms: (cpu1.runtime - cpu0.runtime) / res.requests, total_ms: (cpu1.total - cpu0.total) / res.requests } : null;
+        results[key].workers[w].rounds.push({ round: r, position: order.indexOf(w), ...res, cpu });
+        line.push(`${w} ${fmt(res.rps)}${cpu ? ` (${fmt(cpu.runtime_ms * 1000, 0)} µs)` : ''}${res.errors ? ` (${res.errors} errors)` : ''}${res.capped ? ' (capped)' : ''}`);
       }
-      log(`${key} round ${r + 1}/${opt.rounds}: ${line.join(', ')} req/s`);
+      log(`${key} round ${r + 1}/${opt.rounds}: ${line.join(', ')} req/s (workerd CPU per request)`);
     }
     for (const w of names) {
       const rs = results[key].workers[w].rounds;
@@ -190,6 +190,8 @@ try {
         errors: rs.reduce((n, x) => n + x.errors, 0),
         requests: rs.reduce((n, x) => n + x.requests, 0),
         p50: median(rs.map((x) => x.p50)),
+        cpu_runtime_ms: median(rs.map((x) => x.cpu?.runtime_ms)),
+        cpu_total_ms: median(rs.map((x) => x.cpu?.total_ms)),
         ops: rs.reduce((acc, x) => {
           for (const [k, v] of Object.entries(x.ops)) acc[k] = (acc[k] || 0) + v;
           return acc;
@@ -211,21 +213,32 @@ try {
     if (!k?.workers[g.of] || !k.workers.edgesync) continue;
     const per = k.workers.edgesync.rounds.map((x, i) => x.rps / k.workers[g.of].rounds[i].rps);
     const value = median(per);
-    ratios.push({ ...g, value, min: Math.min(...per), max: Math.max(...per), rounds: per.map((x) => Number(x.toFixed(3))), met: value >= g.goal });
+    // the same ratio from CPU per request (theirs ÷ edgesync's): what throughput would be if the worker's CPU were the bound
+    const perCpu = k.workers.edgesync.rounds.map((x, i) => (x.cpu && k.workers[g.of].rounds[i].cpu ? k.workers[g.of].rounds[i].cpu.runtime_ms / x.cpu.runtime_ms : NaN)).filter(Number.isFinite);
+    const cpu = perCpu.length ? { value: median(perCpu), min: Math.min(...perCpu), max: Math.max(...perCpu), met: median(perCpu) >= g.goal } : null;
+    ratios.push({ ...g, value, min: Math.min(...per), max: Math.max(...per), rounds: per.map((x) => Number(x.toFixed(3))), met: value >= g.goal, cpu });
   }
 
   // --- print -------------------------------------------------------------------------------
   const pad = (s, n) => String(s).padEnd(n);
   const lpad = (s, n) => String(s).padStart(n);
   const cell = (w) => (w ? `${fmt(w.rps)} [${fmt(w.min, 0)}–${fmt(w.max, 0)}]` : '—');
+  const cpuCell = (w) => (w?.cpu_runtime_ms != null ? `${fmt(w.cpu_runtime_ms * 1000, 0)} µs` : '—');
   const lines = [
     '',
     `requests/s, median of ${opt.rounds} rounds [min–max], ${opt.concurrency} in flight, ${opt.durationS} s per worker per round:`,
     `${pad('path', 40)}${WORKERS.map((w) => lpad(w, 24)).join('')}`,
     ...kindsWanted.map((k) => `${pad(results[k].label, 40)}${WORKERS.map((w) => lpad(cell(results[k].workers[w]), 24)).join('')}`),
     '',
-    'ratios (per round, then median [min–max]):',
-    ...ratios.map((r) => `${pad(r.name, 76)} ${lpad(fmt(r.value, 2), 5)} [${fmt(r.min, 2)}–${fmt(r.max, 2)}]  goal ≥ ${r.goal}  ${r.met ? 'met' : 'NOT met'}`),
+    "CPU per request of the worker's workerd (median of the rounds):",
+    ...kindsWanted.map((k) => `${pad(results[k].label, 40)}${WORKERS.map((w) => lpad(cpuCell(results[k].workers[w]), 24)).join('')}`),
+    '',
+    'ratios (per round, then median [min–max]), from req/s and from CPU per request (theirs ÷ edgesync\'s):',
+    ...ratios.map(
+      (r) =>
+        `${pad(r.name, 76)} req/s ${lpad(fmt(r.value, 2), 5)} [${fmt(r.min, 2)}–${fmt(r.max, 2)}]` +
+        `${r.cpu ? `   CPU ${lpad(fmt(r.cpu.value, 2), 5)} [${fmt(r.cpu.min, 2)}–${fmt(r.cpu.max, 2)}]` : ''}  goal ≥ ${r.goal}  ${r.met ? 'met' : 'NOT met'}${r.cpu ? ` / ${r.cpu.met ? 'met' : 'NOT met'}` : ''}`,
+    ),
     '',
   ];
   console.log(lines.join('\n'));

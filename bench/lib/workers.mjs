@@ -141,7 +141,51 @@ export async function startWrangler({ name, cwd, config, persistDir, vars = {}, 
     }
     await new Promise((r) => setTimeout(r, 150));
   }
-  return { name, url, port, inspectorPort, persistDir, stop, logs: () => output, startupMs: Date.now() - t0 };
+  return { name, url, port, inspectorPort, persistDir, pgid: child.pid, stop, logs: () => output, startupMs: Date.now() - t0 };
+}
+
+const CLK_TCK = 100; // USER_HZ: Linux reports utime/stime in 1/100 s
+
+/**
+ * CPU time (ms, user + system) used so far by the processes of a worker's process group
+ * (`srv.pgid`): `runtime` is the workerd that runs the worker (the one with an inspector;
+ * it also serves the local KV and D1), `total` adds wrangler's proxy workerd and node.
+ * Linux /proc only; null elsewhere.
+ */
+export function cpuOf(srv) {
+  let runtime = 0;
+  let total = 0;
+  let found = false;
+  let ids;
+  try {
+    ids = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return null;
+  }
+  for (const pid of ids) {
+    let stat;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // rest[0] is field 3 (state): pgrp is field 5, utime 14, stime 15
+    if (Number(rest[2]) !== srv.pgid) continue;
+    const ms = ((Number(rest[11]) + Number(rest[12])) * 1000) / CLK_TCK;
+    total += ms;
+    let cmd = '';
+    try {
+      cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      /* gone */
+    }
+    if (/workerd/.test(cmd) && cmd.includes('--inspector-addr')) {
+      runtime += ms;
+      found = true;
+    }
+  }
+  return found ? { runtime, total } : null;
 }
 
 const freshDir = (tag) => {
