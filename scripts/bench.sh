@@ -4,10 +4,12 @@
 # the capacity replay, which runs in real time and overlaps the other measurements.
 #   bash scripts/bench.sh            everything
 #   bash scripts/bench.sh --quick    short runs for iterating (~3 min); the report says so
-# Order: build; the capacity replay starts in the background (mostly idle: it runs in
-# compressed real time and only counts costs); throughput runs during the replay's first
-# idle minute; then cost growth, the criterion micro-benchmarks and the wasm CPU probe;
-# then the report once the replay is done.
+# Order: build (edgesync, and the floor reference worker of ../shared/reference/); the
+# capacity replay starts in the background (mostly idle: it runs in compressed real time
+# and only counts costs); throughput runs during the replay's first idle minute; then cost
+# growth, edgesync beside the reference workers (issue #11 ratios) and its CPU profiles,
+# the criterion micro-benchmarks and the wasm CPU probe; then the report once the replay
+# is done.
 # Exit status: non-zero when any step failed or a cost that must stay flat grew (the
 # report is still written, naming the failed steps). Every step runs under `timeout`.
 set -uo pipefail
@@ -27,7 +29,7 @@ done
 qflag=${quick:+--quick}
 results=bench/results
 mkdir -p "$results" .tmp
-rm -f "$results"/*.json "$results"/*.log
+rm -f "$results"/*.json "$results"/*.log "$results"/*.txt "$results"/*.cpuprofile
 failed=()
 fail() { failed+=("$1"); log "FAILED: $1"; }
 
@@ -51,6 +53,9 @@ else
   EDGESYNC_SKIP_BUILD= bash scripts/build.sh || { log "the worker did not build"; exit 1; }
 fi
 node bench/size.mjs || fail "size"
+# The floor reference worker (workers-rs, stable toolchain; reused while unchanged).
+log "building the floor reference worker (.tmp/ref/floor-worker)"
+timeout 1200 node bench/floor.mjs --build-only || fail "floor reference worker build"
 
 # The native bench crate must use the worker's dependency versions.
 node bench/check-lock.mjs || fail "lockfile versions"
@@ -82,6 +87,19 @@ touch "$go"
 # --- 3. cost growth ----------------------------------------------------------------------
 log "cost growth"
 timeout 1200 node bench/growth.mjs $qflag || fail "cost growth (a cost that must stay flat grew, or the run broke)"
+
+# --- 1. beside the reference workers (issue #11), and CPU profiles of the isolate ----------
+log "edgesync beside the reference workers (floor, seed)"
+timeout 900 node bench/floor.mjs $qflag || fail "reference workers (bench/floor.mjs)"
+for kind in check304 health; do
+  log "CPU profile of the isolate: $kind"
+  if timeout 300 node bench/profile.mjs --kind "$kind" $qflag >"$results/profile-$kind.txt" 2>"$results/profile-$kind.log"; then
+    cat "$results/profile-$kind.txt" >&2
+  else
+    tail -20 "$results/profile-$kind.log" >&2
+    fail "profile $kind"
+  fi
+done
 
 # --- 4. CPU: criterion (native) and the same code in wasm under V8 -------------------------
 log "micro-benchmarks (criterion; the first build compiles the bench crate, ~2 min)"
