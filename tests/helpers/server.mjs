@@ -23,8 +23,12 @@ export const TEST_ADMIN_TOKEN = 'edgesync-integration-test-admin-token';
 
 // Vars every test server gets unless the test overrides them: fixed secrets, and limits
 // high enough that rate limiting and quota degradation never interfere with tests that
-// are not about them (a test about them passes its own values).
+// are not about them (a test about them passes its own values). DEV_MODE=1: tests are a
+// development environment, where the worker honours DEV_CLOCK_OFFSET_MS (quotas and
+// dev-clock step the clock into other UTC days); dev-clock.test.mjs checks that without
+// it the offset is ignored.
 export const DEFAULT_VARS = Object.freeze({
+  DEV_MODE: '1',
   JWT_SECRET: TEST_JWT_SECRET,
   ADMIN_TOKEN: TEST_ADMIN_TOKEN,
   RATE_LIMIT_BURST: '100000',

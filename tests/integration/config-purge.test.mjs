@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startWorker } from '../helpers/server.mjs';
 import { api, newUserId, rid, show, token } from '../helpers/client.mjs';
-import { check, del, expectProblem, ok, pullAll, push, snapshot, assertUnchanged, task } from '../helpers/sync.mjs';
+import { check, del, expectProblem, ok, pullAll, push, snapshot, assertUnchanged, task, waitForServerClock } from '../helpers/sync.mjs';
 
 let srv;
 before(async () => {
@@ -17,8 +17,6 @@ before(async () => {
 after(async () => {
   await srv?.stop();
 });
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function runCron() {
   const res = await fetch(`${srv.url}/__scheduled?cron=${encodeURIComponent('0 3 * * *')}`);
@@ -35,6 +33,30 @@ describe('configured request limits', () => {
     expectProblem(res, 413, 'payload_too_large');
     await assertUnchanged(u, before, '6-change push');
     await push(u, Array.from({ length: 5 }, () => task(rid('t'))));
+  });
+
+  test('MAX_CHANGES=5 holds on the delta push and the full upload too: 6 → 413, 5 accepted', async () => {
+    const u = api(srv.url, await token(newUserId()));
+    await push(u, [task('seed')]);
+    const before = await snapshot(u);
+    const six = Array.from({ length: 6 }, () => ({ id: rid('t'), title: 'x' }));
+    expectProblem(await u.post('/api/sync/tasks/delta', { changes: { created: six } }), 413, 'payload_too_large');
+    expectProblem(await u.post('/api/sync/tasks/delta', { changes: { created: six.slice(0, 3), updated: six.slice(3, 5), deleted: ['seed'] } }), 413, 'payload_too_large');
+    expectProblem(await u.post('/api/sync/tasks', { cursor: before.cursor, data: six }), 413, 'payload_too_large');
+    await assertUnchanged(u, before, '6-change delta and upload');
+    assert.deepEqual(ok(await u.post('/api/sync/tasks/delta', { changes: { created: six.slice(0, 5) } })).processed, { created: 5, updated: 0, deleted: 0 });
+    const up = ok(await u.post('/api/sync/tasks', { cursor: (await check(u)).cursor, data: six.slice(0, 5) }));
+    assert.equal(up.uploaded, 5, JSON.stringify(up));
+  });
+
+  test('MAX_BODY_BYTES=8192: exactly 8,192 bytes are accepted, 8,193 → 413', async () => {
+    const u = api(srv.url, await token(newUserId()));
+    const json = JSON.stringify({ cursor: 0, changes: [task(rid('t'), { description: 'x'.repeat(7000) })] });
+    const at = json + ' '.repeat(8192 - Buffer.byteLength(json));
+    const before = await snapshot(u);
+    expectProblem(await u.post('/api/sync', `${at} `, { headers: { 'content-type': 'application/json' } }), 413, 'payload_too_large');
+    await assertUnchanged(u, before, 'body of MAX_BODY_BYTES + 1');
+    assert.equal((await u.post('/api/sync', at, { headers: { 'content-type': 'application/json' } })).status, 200);
   });
 
   test('MAX_BODY_BYTES=8192: a 9,000-byte body → 413, a 7,000-byte one is accepted', async () => {
@@ -61,7 +83,7 @@ describe('tombstone purge and reset_required', () => {
     const oldCursor = (await check(A)).cursor;
     await push(A, [del('tasks', 'gone1'), del('tasks', 'gone2')]);
     const afterDeletes = (await check(A)).cursor;
-    await sleep(50);
+    await waitForServerClock(srv.url, afterDeletes); // retention 0: purged once older than now
     await runCron();
 
     expectProblem(await A.get(`/api/sync/tasks/changes?since=${oldCursor}`), 410, 'reset_required');
@@ -84,8 +106,8 @@ describe('tombstone purge and reset_required', () => {
     const A = api(srv.url, await token(newUserId()));
     await push(A, [task('keep'), task('gone')]);
     const old = (await check(A)).cursor;
-    await push(A, [del('tasks', 'gone')]);
-    await sleep(50);
+    const d = await push(A, [del('tasks', 'gone')]);
+    await waitForServerClock(srv.url, d.applied[0].rev);
     await runCron();
     const res = await A.sync({ cursor: old });
     expectProblem(res, 410, 'reset_required');
