@@ -7,7 +7,13 @@
 //
 // Budget: EDGESYNC_FUZZ=quick (default, part of `npm test`: a few examples per
 // operation, under a minute) or long (`npm run fuzz`: fuzzing repeats for 8 minutes).
-// EDGESYNC_FUZZ_EXAMPLES, EDGESYNC_FUZZ_MAX_TIME (seconds) and EDGESYNC_FUZZ_SEED override. Reports (HAR, JUnit) go to .tmp/fuzz-<time>/.
+// EDGESYNC_FUZZ_EXAMPLES, EDGESYNC_FUZZ_MAX_TIME (seconds) override. Reports (HAR, JUnit)
+// go to .tmp/fuzz-<time>/.
+//
+// Seeds: every run draws a fresh random seed (so each `npm test` explores new inputs)
+// and prints it; EDGESYNC_FUZZ_SEED=<n> replays a run exactly (same generated cases):
+//   EDGESYNC_FUZZ_SEED=123456 node --test tests/fuzz/schemathesis.test.mjs
+// Both the no-5xx test and the document-conformance test are strict in both profiles.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -28,10 +34,10 @@ const profile = PROFILES[profileName];
 assert.ok(profile, `EDGESYNC_FUZZ must be one of ${Object.keys(PROFILES)}`);
 const EXAMPLES = Number(process.env.EDGESYNC_FUZZ_EXAMPLES || profile.examples);
 const MAX_TIME = process.env.EDGESYNC_FUZZ_MAX_TIME ? Number(process.env.EDGESYNC_FUZZ_MAX_TIME) : profile.maxTime;
-// The bounded run in `npm test` uses a fixed seed so CI is reproducible (a seed whose
-// run passes every check); `npm run fuzz` draws a new one each time to explore.
-const FIXED_SEED = 503172585;
-const SEED = Number(process.env.EDGESYNC_FUZZ_SEED || (process.env.EDGESYNC_FUZZ === 'long' ? Math.floor(Math.random() * 1e9) : FIXED_SEED));
+const SEED = Number(process.env.EDGESYNC_FUZZ_SEED || Math.floor(Math.random() * 1e9));
+assert.ok(Number.isSafeInteger(SEED) && SEED >= 0, `EDGESYNC_FUZZ_SEED must be a non-negative integer: ${process.env.EDGESYNC_FUZZ_SEED}`);
+const REPLAY = `EDGESYNC_FUZZ_SEED=${SEED}${profileName === 'long' ? ' EDGESYNC_FUZZ=long' : ''} node --test tests/fuzz/schemathesis.test.mjs`;
+console.log(`# schemathesis seed ${SEED} (replay: ${REPLAY})`);
 const ST = path.join(ROOT, '.venv-fuzz', 'bin', 'schemathesis');
 const CHECKS = 'all';
 
@@ -144,6 +150,7 @@ describe(`schemathesis (${profileName}: ${EXAMPLES} examples per operation${MAX_
   test('no 5xx and no crash, with a user JWT on every user route and the admin token on the admin route', async (t) => {
     const user = await fuzz('user', { header: `Authorization: Bearer ${await token(newUserId('fuzz'), { ttl: 4 * 3600 })}`, exclude: ['/api/admin/usage'], examples: EXAMPLES, maxTime: MAX_TIME });
     const admin = await fuzz('admin', { header: `Authorization: Bearer ${TEST_ADMIN_TOKEN}`, include: ['/api/admin/usage', '/api/health'], examples: Math.min(EXAMPLES, 10) });
+    t.diagnostic(`seed ${SEED}; replay with: ${REPLAY}`);
     for (const run of [user, admin]) {
       t.diagnostic(summary(run));
       t.diagnostic(`  by operation: ${Object.entries(run.byOperation).sort().map(([o, n]) => `${o}×${n}`).join(', ')}`);
@@ -157,7 +164,7 @@ describe(`schemathesis (${profileName}: ${EXAMPLES} examples per operation${MAX_
 
     const fivexx = [...user.serverErrors, ...admin.serverErrors].map((e) =>
       `${e.request.method} ${e.request.url}\n  request body: ${(e.request.postData?.text ?? '').slice(0, 1500)}\n  → ${e.response.status} ${(e.response.content?.text ?? '').slice(0, 500)}`);
-    assert.deepEqual(fivexx, [], `the worker answered 5xx:\n${fivexx.join('\n')}`);
+    assert.deepEqual(fivexx, [], `the worker answered 5xx (seed ${SEED}; replay: ${REPLAY}):\n${fivexx.join('\n')}`);
     const log = srv.logs();
     const crash = /panicked|RuntimeError: unreachable/.exec(log);
     assert.equal(crash, null, `the worker crashed:\n${log.slice(Math.max(0, (crash?.index ?? 0) - 2000), (crash?.index ?? 0) + 2000)}`);
@@ -166,19 +173,10 @@ describe(`schemathesis (${profileName}: ${EXAMPLES} examples per operation${MAX_
     assert.equal(health.status, 200);
   });
 
-  test('the document-conformance checks pass (status codes, schemas, content types, methods, auth)', { todo: CONFORMANCE_TODO() }, () => {
+  test('the document-conformance checks pass (status codes, schemas, content types, methods, auth)', () => {
     assert.ok(runs.length >= 2, 'the fuzz runs happened');
     const failing = runs.flatMap((r) => r.sections.map((s) => `${r.name}: ${s}`));
     const kinds = runs.flatMap((r) => r.failures.map((f) => `${r.name}: ${f.what} ×${f.n}`));
-    assert.deepEqual(kinds, [], `schemathesis checks failed (operations: ${failing.join(', ')}); details in ${runs.map((r) => path.relative(ROOT, r.reportDir)).join(', ')}/output.txt`);
+    assert.deepEqual(kinds, [], `schemathesis checks failed with seed ${SEED} (replay: ${REPLAY}; operations: ${failing.join(', ')}); details in ${runs.map((r) => path.relative(ROOT, r.reportDir)).join(', ')}/output.txt`);
   });
 });
-
-// Mismatches between the document and the worker found by these checks are worker or
-// document bugs. The quick run (fixed seed) must pass them; the long run (random seeds)
-// reports what it finds as a todo, so exploration never blocks a landing by chance. Set
-// EDGESYNC_FUZZ_STRICT=1 to make the long run strict too.
-function CONFORMANCE_TODO() {
-  if (process.env.EDGESYNC_FUZZ_STRICT === '1' || process.env.EDGESYNC_FUZZ !== 'long') return false;
-  return 'exploratory run with a random seed: report any mismatch found (document vs worker)';
-}

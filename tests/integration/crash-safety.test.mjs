@@ -6,9 +6,20 @@
 // completes them without minting new revisions for the ones that had committed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { api, newUserId, show, token } from '../helpers/client.mjs';
+import { api, newUserId, parseOps, show, token } from '../helpers/client.mjs';
 import { startRestartableWorker } from '../helpers/restartable.mjs';
-import { ok, pullAll } from '../helpers/sync.mjs';
+import { ok, pullAll, waitFor } from '../helpers/sync.mjs';
+import { ROOT, baseEnv, run } from '../helpers/server.mjs';
+import path from 'node:path';
+
+/** The raw value of a KV key in a persisted local state, read with wrangler (no worker running), or null. */
+async function kvGet(persistDir, key) {
+  const out = await run(path.join(ROOT, 'node_modules', '.bin', 'wrangler'),
+    ['kv', 'key', 'get', key, '--binding', 'CACHE', '--local', '--persist-to', persistDir, '--text'], { cwd: ROOT, env: baseEnv() })
+    .catch((e) => String(e.message));
+  const line = out.trim().split('\n').at(-1).trim();
+  return /^-?\d+:-?\d+$/.test(line) ? line : null;
+}
 
 const PUSHES = 50;
 const PER_PUSH = 20;
@@ -200,15 +211,29 @@ describe('crash safety', () => {
     }
   });
 
+  // This test must prove that it hit the window it is about: after each kill it reads the
+  // KV entry straight from the persisted local state (wrangler kv key get, while no
+  // worker runs). An attempt "hit" when KV still held the state before the push. It
+  // retries (bounded) until it has hit at least once; every attempt, hit or not, must
+  // find the restarted worker's answers in step with D1.
   test('killed right after a push commits: the state token (check, 304s) is not behind D1 after the restart', async (t) => {
-    const tok = await token(newUserId('kv'));
-    const ATTEMPTS = 4;
+    const userId = newUserId('kv');
+    const tok = await token(userId);
+    const MAX_ATTEMPTS = 10;
+    const WANT_HITS = 2;
     const problems = [];
-    for (let i = 0; i < ATTEMPTS; i++) {
+    let hits = 0;
+    let attempts = 0;
+    for (let i = 0; i < MAX_ATTEMPTS && hits < WANT_HITS; i++) {
+      attempts++;
       let c = api(w.url, tok);
-      ok(await c.sync({ cursor: 0, changes: [{ type: 'tasks', id: `a${i}`, title: 'first' }] }));
-      await new Promise((r) => setTimeout(r, 500)); // the first push's state token is in KV
-      const before = ok(await c.get('/api/sync/check'));
+      const first = ok(await c.sync({ cursor: 0, changes: [{ type: 'tasks', id: `a${i}`, title: 'first' }] }));
+      // the first push's state token is in KV once a check is answered from it (d1=0)
+      const before = await waitFor(async () => {
+        const r = await c.get('/api/sync/check');
+        const b = ok(r);
+        return parseOps(r.headers.get('x-sync-ops')).d1 === 0 && b.cursor === first.cursor ? b : false;
+      }, 'the first push\'s state token in KV');
       // Kill the moment the response head arrives: the push has committed (the worker
       // answers after its D1 batch) but its deferred KV write-through may not have run.
       const raw = await fetch(`${w.url}/api/sync`, {
@@ -218,6 +243,10 @@ describe('crash safety', () => {
       });
       await w.kill();
       assert.equal(raw.status, 200);
+      const inKv = await kvGet(w.persistDir, `st:${userId}`);
+      const kvSeq = Number(/^(-?\d+):/.exec(inKv ?? '')?.[1]);
+      const hit = kvSeq === before.cursor;
+      if (hit) hits++;
       await w.restart();
       c = api(w.url, tok);
       const chk = await c.get('/api/sync/check');
@@ -226,14 +255,17 @@ describe('crash safety', () => {
       const d1res = await c.get('/api/sync/tasks/changes?since=0');
       const d1 = ok(d1res);
       assert.ok(d1.changes.created.some((r) => r.id === `b${i}`), 'the push answered 200 is in D1');
+      assert.ok(kvSeq === before.cursor || kvSeq === d1.cursor, `KV held ${inKv}: the state before (${before.cursor}) or after (${d1.cursor}) the push`);
+      t.diagnostic(`attempt ${i}: KV after the kill held ${inKv} (${hit ? 'behind D1: the window was hit' : 'already written through'}); D1 at ${d1.cursor}`);
       if (ok(chk).cursor !== d1.cursor || cond.status !== 200 || dl.status !== 200) {
-        problems.push(`attempt ${i}: POST /api/sync {cursor: ${before.cursor}, changes: [tasks/b${i}]} → 200, worker killed; after restart ` +
+        problems.push(`attempt ${i}: POST /api/sync {cursor: ${before.cursor}, changes: [tasks/b${i}]} → 200, worker killed (KV held ${inKv}); after restart ` +
           `GET /api/sync/check → ${show(chk)}; GET /api/sync/check If-None-Match: ${before.etag} → ${cond.status} (${cond.headers.get('x-sync-ops')}); ` +
           `GET /api/sync/tasks If-None-Match: ${before.etag} → ${dl.status} (${dl.headers.get('x-sync-ops')}); ` +
           `GET /api/sync/tasks/changes?since=0 → cursor ${d1.cursor}, ETag ${d1res.headers.get('etag')}`);
       }
     }
-    t.diagnostic(`${problems.length} of ${ATTEMPTS} restarts served a state token behind D1`);
+    t.diagnostic(`${hits} of ${attempts} kills landed between the D1 commit and the KV write-through; ${problems.length} restarts served a state token behind D1`);
     assert.deepEqual(problems, [], 'the KV state token went behind D1 after a crash');
+    assert.ok(hits >= 1, `no kill of ${attempts} landed in the window between the D1 commit and the KV write-through: the test proved nothing`);
   });
 });

@@ -69,7 +69,7 @@ describe('valid tokens of every configured key', () => {
     // the verifier (and its warnings) is built on the first authenticated request
     ok(await api(srv.url, await valid(rsa, newUserId())).get('/api/sync/check'));
     await waitFor(() => /"route":"\/api\/sync\/check"/.test(srv.logs()), 'the request\'s log line');
-    assert.ok(!/JWT_JWKS/.test(srv.logs()), `the worker skipped a JWKS key:\n${srv.logs().slice(-3000)}`);
+    assert.ok(!/JWT_JWKS: /.test(srv.logs()), `the worker skipped a JWKS key:\n${srv.logs().slice(-3000)}`);
   });
 
   test('HS256, RS256 and ES256 tokens are accepted', async () => {
@@ -344,7 +344,7 @@ describe('without JWT_SECRET, with unusable JWKS entries', () => {
 
   test('the unusable JWKS entries are logged as JWT_JWKS warnings once a request builds the verifier', async () => {
     ok(await api(other.url, await valid(rsa, newUserId())).get('/api/sync/check'));
-    const logs = await waitFor(() => (/JWT_JWKS/.test(other.logs()) ? other.logs() : false), 'a JWT_JWKS warning in the log');
-    assert.ok((logs.match(/JWT_JWKS/g) ?? []).length >= 2, `one warning per unusable key:\n${logs.slice(-3000)}`);
+    const logs = await waitFor(() => (/JWT_JWKS: /.test(other.logs()) ? other.logs() : false), 'a JWT_JWKS warning in the log');
+    assert.ok((logs.match(/JWT_JWKS: /g) ?? []).length >= 2, `one warning per unusable key:\n${logs.slice(-3000)}`);
   });
 });
