@@ -1,16 +1,18 @@
-// A server with non-default configuration: small request limits, and a tombstone
-// retention of 0 days so the cron purge (fired with wrangler's --test-scheduled) removes
-// every tombstone, which must turn delta pulls from before the purge into 410s.
+// A server with non-default configuration: small request limits, a state-token TTL of
+// 120 s, and a tombstone retention of 0 days so the cron purge (fired with wrangler's
+// --test-scheduled) removes every tombstone, which must turn delta pulls from before
+// the purge into 410s.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startWorker } from '../helpers/server.mjs';
-import { api, newUserId, rid, show, token } from '../helpers/client.mjs';
-import { check, del, expectProblem, ok, pullAll, push, snapshot, assertUnchanged, task, waitForServerClock } from '../helpers/sync.mjs';
+import path from 'node:path';
+import { ROOT, baseEnv, run, startWorker } from '../helpers/server.mjs';
+import { api, newUserId, parseOps, rid, show, token } from '../helpers/client.mjs';
+import { check, del, expectProblem, ok, pullAll, push, snapshot, assertUnchanged, task, waitFor, waitForServerClock } from '../helpers/sync.mjs';
 
 let srv;
 before(async () => {
   srv = await startWorker({
-    vars: { MAX_CHANGES: '5', MAX_BODY_BYTES: '8192', TOMBSTONE_RETENTION_DAYS: '0', ADMIN_TOKEN: '' },
+    vars: { MAX_CHANGES: '5', MAX_BODY_BYTES: '8192', TOMBSTONE_RETENTION_DAYS: '0', ADMIN_TOKEN: '', STATE_CACHE_TTL: '120' },
     extraArgs: ['--test-scheduled'],
   });
 });
@@ -66,6 +68,47 @@ describe('configured request limits', () => {
     const fits = JSON.stringify({ cursor: 0, changes: [task(rid('t'), { description: 'x'.repeat(7000) })] });
     const res = await u.post('/api/sync', fits, { headers: { 'content-type': 'application/json' } });
     assert.equal(res.status, 200, show(res));
+  });
+});
+
+// README "Staleness bound": a state token in KV that is stale (a lost or reordered
+// write-through, another location) is corrected when it expires, STATE_CACHE_TTL seconds
+// after it was written. Waiting that long is not needed to test the bound: the entry's
+// expiration, read from the persisted local KV (wrangler kv key list), is the bound.
+describe('STATE_CACHE_TTL=120', () => {
+  async function kvExpiration(userId) {
+    const out = await run(path.join(ROOT, 'node_modules', '.bin', 'wrangler'),
+      ['kv', 'key', 'list', '--binding', 'CACHE', '--local', '--persist-to', srv.persistDir, '--prefix', `st:${userId}`], { cwd: ROOT, env: baseEnv() });
+    const keys = JSON.parse(out.slice(out.indexOf('[')));
+    const k = keys.find((x) => x.name === `st:${userId}`);
+    return k?.expiration ?? null;
+  }
+
+  test('every state token written to KV (push write-through, check fill) expires STATE_CACHE_TTL seconds after it is written', async () => {
+    const id = newUserId();
+    const u = api(srv.url, await token(id));
+    const t0 = Date.now();
+    const p = await push(u, [task('t')]);
+    // the write-through runs after the response: wait until a check is answered from KV
+    await waitFor(async () => {
+      const r = await u.get('/api/sync/check');
+      return parseOps(r.headers.get('x-sync-ops')).d1 === 0 && r.body?.cursor === p.cursor;
+    }, 'the write-through');
+    const t1 = Date.now();
+    const exp = await kvExpiration(id);
+    assert.ok(Number.isInteger(exp), `the KV state token carries an expiration: ${exp}`);
+    assert.ok(exp >= Math.floor(t0 / 1000) + 120 - 1 && exp <= Math.ceil(t1 / 1000) + 120 + 1,
+      `expiration ${exp} is 120 s after the write (written between ${t0 / 1000} and ${t1 / 1000})`);
+
+    // a user whose token was never written: the first check fills it, with the same TTL
+    const id2 = newUserId();
+    const v = api(srv.url, await token(id2));
+    ok(await v.sync({ cursor: 0 }));
+    const t2 = Date.now();
+    const miss = await v.get('/api/sync/check');
+    assert.equal(parseOps(miss.headers.get('x-sync-ops'))['kv-write'], 1, show(miss));
+    const exp2 = await waitFor(() => kvExpiration(id2), 'the filled token');
+    assert.ok(exp2 >= Math.floor(t2 / 1000) + 120 - 1 && exp2 <= Math.ceil(Date.now() / 1000) + 120 + 1, `fill expiration ${exp2}`);
   });
 });
 
