@@ -333,6 +333,11 @@ async fn read_json(req: &mut Request, config: &Config) -> Result<Value, ApiError
     if mime != "application/json" && !mime.ends_with("+json") {
         return Err(ApiError::UnsupportedMediaType);
     }
+    // A compressed body would otherwise be read as malformed JSON.
+    let coding = req.headers().get("Content-Encoding").ok().flatten().unwrap_or_default();
+    if let Some(c) = coding.split(',').map(str::trim).find(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity")) {
+        return Err(ApiError::UnsupportedEncoding(c.chars().take(40).collect()));
+    }
     let too_large = || ApiError::PayloadTooLarge(format!("the body limit is {} bytes", config.max_body_bytes));
     let declared = req.headers().get("Content-Length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > config.max_body_bytes) {

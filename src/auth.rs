@@ -16,6 +16,11 @@ pub const LEEWAY_SECS: i64 = 60;
 /// Longer tokens are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 pub const MAX_SUB_LEN: usize = 128;
+/// Time claims (`exp`, `nbf`, `iat`, in seconds) must lie between the epoch and the end of
+/// year 9999. The JWT library adds the leeway to them with `chrono` arithmetic that panics
+/// near the end of its range, and a panic would take down every request in the isolate;
+/// no real token is dated outside this range.
+pub const MAX_TIME_CLAIM_SECS: i64 = 253_402_300_799;
 
 /// A public key of the JWKS, with the one algorithm it verifies.
 enum PublicKey {
@@ -162,6 +167,10 @@ impl Verifier {
         // secret, never verify.
         let token = self.integrity(&untrusted)?;
         let claims = token.claims();
+        let sane = |t: Option<DateTime<Utc>>| t.is_none_or(|t| (0..=MAX_TIME_CLAIM_SECS).contains(&t.timestamp()));
+        if !(sane(claims.expiration) && sane(claims.not_before) && sane(claims.issued_at)) {
+            return refuse("time claims (exp, nbf, iat) must be between 1970 and 9999");
+        }
 
         let now = DateTime::<Utc>::from_timestamp_millis(now_ms).unwrap_or(DateTime::<Utc>::MIN_UTC);
         let time = TimeOptions::new(Duration::seconds(LEEWAY_SECS), move || now);
@@ -251,6 +260,35 @@ mod tests {
         assert_eq!(v().verify(&t, NOW), Err(AuthError("token expired".into())));
         let t = sign(serde_json::json!({"sub": "a"}), SECRET);
         assert!(v().verify(&t, NOW).is_err(), "exp is required");
+    }
+
+    /// Correctly signed tokens whose time claims sit at the edges of every numeric range:
+    /// refused, never a panic (the leeway arithmetic of the JWT library overflowed here).
+    #[test]
+    fn extreme_time_claims_are_refused_without_panic() {
+        let edges: Vec<Value> = vec![
+            i64::MAX.into(),
+            i64::MIN.into(),
+            (MAX_TIME_CLAIM_SECS + 1).into(),
+            DateTime::<Utc>::MAX_UTC.timestamp().into(),
+            DateTime::<Utc>::MIN_UTC.timestamp().into(),
+            (DateTime::<Utc>::MIN_UTC.timestamp() + 30).into(),
+            (-1).into(),
+            9_007_199_254_740_991_i64.into(),
+            1e20.into(),
+            (-1e20).into(),
+            u64::MAX.into(),
+        ];
+        for edge in &edges {
+            for claim in ["exp", "nbf", "iat"] {
+                let mut c = serde_json::json!({"sub": "a", "exp": exp(600)});
+                c[claim] = edge.clone();
+                let t = sign(c, SECRET);
+                assert!(v().verify(&t, NOW).is_err(), "{claim} = {edge} must be refused");
+            }
+        }
+        let t = sign(serde_json::json!({"sub": "a", "exp": MAX_TIME_CLAIM_SECS, "iat": 0}), SECRET);
+        assert!(v().verify(&t, NOW).is_ok(), "the range's ends are accepted");
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub enum ApiError {
     /// `field` is a JSON path such as `changes[3].title` or `since`.
     InvalidField { field: String, detail: String },
     UnsupportedMediaType,
+    /// A `Content-Encoding` other than `identity` (RFC 9110 §15.5.16); carries the coding.
+    UnsupportedEncoding(String),
     PayloadTooLarge(String),
     /// Missing or unacceptable credentials; `token_given` selects the `WWW-Authenticate` form.
     Unauthorized { detail: String, token_given: bool },
@@ -44,7 +46,7 @@ impl ApiError {
             ApiError::SyncConflict { .. } => 409,
             ApiError::ResetRequired { .. } => 410,
             ApiError::PayloadTooLarge(_) => 413,
-            ApiError::UnsupportedMediaType => 415,
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedEncoding(_) => 415,
             ApiError::RateLimited { .. } => 429,
             ApiError::Internal(_) => 500,
             ApiError::Busy | ApiError::Degraded { .. } => 503,
@@ -57,6 +59,7 @@ impl ApiError {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::InvalidField { .. } => "invalid_field",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnsupportedEncoding(_) => "unsupported_media_type",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::NotFound => "not_found",
@@ -74,7 +77,7 @@ impl ApiError {
         match self {
             ApiError::InvalidJson(_) => "Malformed JSON",
             ApiError::InvalidField { .. } => "Invalid request field",
-            ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedEncoding(_) => "Unsupported media type",
             ApiError::PayloadTooLarge(_) => "Payload too large",
             ApiError::Unauthorized { .. } => "Unauthorized",
             ApiError::NotFound => "Not found",
@@ -94,6 +97,9 @@ impl ApiError {
             ApiError::InvalidField { field, detail } => format!("{field}: {detail}"),
             ApiError::Unauthorized { detail, .. } => detail.clone(),
             ApiError::UnsupportedMediaType => "request bodies must be application/json".into(),
+            ApiError::UnsupportedEncoding(coding) => format!(
+                "Content-Encoding '{coding}' is not accepted; send the body uncompressed (accepted codings: identity)"
+            ),
             ApiError::NotFound => "no such resource".into(),
             ApiError::MethodNotAllowed { allow } => format!("allowed methods: {allow}"),
             ApiError::SyncConflict { .. } => {
@@ -124,6 +130,7 @@ impl ApiError {
                 vec![("WWW-Authenticate", "Bearer".into())]
             }
             ApiError::MethodNotAllowed { allow } => vec![("Allow", (*allow).into())],
+            ApiError::UnsupportedEncoding(_) => vec![("Accept-Encoding", "identity".into())],
             ApiError::Busy => vec![("Retry-After", "1".into())],
             ApiError::RateLimited { retry_after } | ApiError::Degraded { retry_after, .. } => {
                 vec![("Retry-After", retry_after.to_string())]

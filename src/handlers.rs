@@ -210,11 +210,14 @@ pub async fn download(cx: &Cx<'_>, e: &'static Entity, q: Query) -> Result<Reply
 pub async fn upload(cx: &Cx<'_>, e: &'static Entity, body: &Value) -> Result<Reply, ApiError> {
     let req = protocol::parse_full_upload(body, e, cx.limits)?;
     let (plan, deleted) = cx.store.replace_all(e, &req.records, req.cursor, cx.now).await?;
-    // No record of this type changed between the client's cursor and this write, so the
-    // new sequence is a safe per-type pull cursor.
+    // No record of this type changed after the client's cursor (or the upload was refused),
+    // but records of other types may have: the new sequence is returned only when nothing
+    // at all changed after the cursor, else the client's own cursor (pulling from it brings
+    // the peers' changes and, harmlessly, this upload's own records).
+    let cursor = if plan.base <= req.cursor { plan.seq.max(req.cursor) } else { req.cursor };
     Reply::json(
         200,
-        &json!({"success": true, "uploaded": req.records.len(), "deleted": deleted, "cursor": plan.seq}),
+        &json!({"success": true, "uploaded": req.records.len(), "deleted": deleted, "cursor": cursor}),
     )
 }
 

@@ -21,6 +21,13 @@ fn field_schema(kind: Kind) -> Value {
     }
 }
 
+/// `deleted_at` in a change: null (live) or a positive time in ms (a delete; the server
+/// stamps its own time). Any other value is a 400, never a delete.
+fn deleted_at_schema() -> Value {
+    json!({"type": ["integer", "null"], "minimum": 1, "maximum": MAX_SAFE_INT,
+        "description": "null: live; a positive time in ms marks a delete (the server stamps its own time)"})
+}
+
 fn title(e: &Entity) -> String {
     let mut c = e.name.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
@@ -63,7 +70,7 @@ fn input_schema(e: &Entity, usage: Use) -> Value {
     match usage {
         Use::Sync => {
             props.insert("deleted".into(), json!({"type": ["boolean", "null"]}));
-            props.insert("deleted_at".into(), json!({"description": "a non-null value marks a delete"}));
+            props.insert("deleted_at".into(), deleted_at_schema());
             // A delete (deleted: true or a deleted_at) needs no fields; anything else needs
             // the required ones; deleted: false with a deleted_at contradicts itself.
             let deleting = json!([
@@ -276,7 +283,7 @@ pub fn document() -> Value {
         );
         let delete_item = json!({"oneOf": [reference("Id"), {"type": "object", "additionalProperties": false, "required": ["id"], "properties": {
             "id": reference("Id"), "version": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_SAFE_INT},
-            "type": {"const": e.name}, "deleted": {"enum": [true, null]}, "deleted_at": {},
+            "type": {"const": e.name}, "deleted": {"enum": [true, null]}, "deleted_at": deleted_at_schema(),
             "device_id": {"type": ["string", "null"], "maxLength": 128}}}]});
         schemas.insert(
             format!("{t}DeltaPush"),

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::entities::Entity;
+use crate::entities::{Entity, MAX_SAFE_INT};
+use crate::error::ApiError;
 use crate::protocol::{Change, Op};
 
 /// A record as clients see it (`id`, sync fields, type fields), keyed by field name.
@@ -21,6 +22,8 @@ pub enum Decision {
     Apply { version: i64 },
     Replay,
     Conflict,
+    /// The record is at the largest version there is; the push is refused.
+    Exhausted,
 }
 
 fn int(r: &Record, key: &str) -> i64 {
@@ -44,12 +47,15 @@ fn same_content(entity: &Entity, stored: &Record, op: &Op) -> bool {
 
 /// The version rule. `stored` is None when the record does not exist (version 0).
 /// A change without a version whose content equals the stored record is a replay too,
-/// so resending a versionless push does not mint new revs.
+/// so resending a versionless push does not mint new revs. A record at the largest
+/// version a JavaScript client holds exactly (2^53 − 1) takes no versionless edit:
+/// minting 2^53 would hand clients a version they cannot send back.
 pub fn decide(entity: &Entity, stored: Option<&Record>, change: &Change) -> Decision {
     let s = stored.map_or(0, |r| int(r, "version"));
     let same = stored.is_some_and(|r| same_content(entity, r, &change.op));
     match change.version {
         None if same => Decision::Replay,
+        None if s >= MAX_SAFE_INT => Decision::Exhausted,
         None => Decision::Apply { version: s + 1 },
         Some(v) if v > s => Decision::Apply { version: v },
         Some(_) if same => Decision::Replay,
@@ -101,7 +107,9 @@ impl Plan {
 /// Applies `changes` in order over `stored` (the current records of every key the push
 /// names). Revs continue the user's sequence `seq`: the first is `max(now, seq + 1)`,
 /// each next one is one more, so they stay strictly increasing whatever the clock does.
-pub fn plan(changes: &[Change], mut stored: HashMap<Key, Record>, seq: i64, now: i64) -> Plan {
+///
+/// Fails (and the push changes nothing) when a change would need a version past 2^53 − 1.
+pub fn plan(changes: &[Change], mut stored: HashMap<Key, Record>, seq: i64, now: i64) -> Result<Plan, ApiError> {
     let mut out = Plan { base: seq, seq, ..Plan::default() };
     let mut next_rev = now.max(seq + 1);
     // Keys in first-write order, so the rows written are deterministic; the set keeps
@@ -115,6 +123,16 @@ pub fn plan(changes: &[Change], mut stored: HashMap<Key, Record>, seq: i64, now:
         let decision = decide(c.entity, current, c);
         out.decisions.push(decision);
         match decision {
+            Decision::Exhausted => {
+                return Err(ApiError::field(
+                    format!("{}.version", c.path),
+                    format!(
+                        "record '{}' is at version {MAX_SAFE_INT} (2^53 - 1), the largest a version can be; \
+                         it cannot take another edit",
+                        c.id
+                    ),
+                ));
+            }
             Decision::Replay => {
                 let r = current.cloned().unwrap_or_default();
                 out.applied.push(Applied {
@@ -153,7 +171,7 @@ pub fn plan(changes: &[Change], mut stored: HashMap<Key, Record>, seq: i64, now:
             None => out.writes.push((entity, vec![record])),
         }
     }
-    out
+    Ok(out)
 }
 
 /// The record after an applied change. Deletes keep the last field values (a tombstone
@@ -240,11 +258,11 @@ mod tests {
     fn revs_follow_the_sequence_not_the_clock() {
         let changes = vec![change(json!({"id": "a", "title": "1"})), change(json!({"id": "b", "title": "2"}))];
         // Clock behind the sequence: revs continue from seq.
-        let p = plan(&changes, HashMap::new(), 1_000, 10);
+        let p = plan(&changes, HashMap::new(), 1_000, 10).unwrap();
         assert_eq!(p.revs, vec![1_001, 1_002]);
         assert_eq!(p.seq, 1_002);
         // Clock ahead: revs read as the server time.
-        let p = plan(&changes, HashMap::new(), 1_000, 5_000);
+        let p = plan(&changes, HashMap::new(), 1_000, 5_000).unwrap();
         assert_eq!(p.revs, vec![5_000, 5_001]);
     }
 
@@ -252,7 +270,7 @@ mod tests {
     fn conflicts_carry_the_server_record_and_write_nothing() {
         let mut stored = HashMap::new();
         stored.insert(("tasks", "t".to_string()), stored_task(2, "server", false));
-        let p = plan(&[change(json!({"id": "t", "title": "mine", "version": 2}))], stored, 100, 200);
+        let p = plan(&[change(json!({"id": "t", "title": "mine", "version": 2}))], stored, 100, 200).unwrap();
         assert!(!p.changes_anything());
         assert_eq!(p.seq, 100);
         assert_eq!(p.conflicts.len(), 1);
@@ -267,7 +285,7 @@ mod tests {
             change(json!({"id": "t", "title": "2"})),
             change(json!({"id": "t", "deleted": true})),
         ];
-        let p = plan(&changes, HashMap::new(), 0, 10);
+        let p = plan(&changes, HashMap::new(), 0, 10).unwrap();
         assert_eq!(p.applied.iter().map(|a| a.version).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert_eq!(p.writes.len(), 1);
         let rows = &p.writes[0].1;
@@ -279,10 +297,28 @@ mod tests {
     }
 
     #[test]
+    fn no_version_past_max_safe_int() {
+        let mut stored = HashMap::new();
+        stored.insert(("tasks", "t".to_string()), stored_task(MAX_SAFE_INT, "a", false));
+        let edit = change(json!({"id": "t", "title": "b"}));
+        match plan(&[edit], stored.clone(), 100, 200) {
+            Err(ApiError::InvalidField { field, detail }) => {
+                assert_eq!(field, "c.version");
+                assert!(detail.contains("9007199254740991"), "{detail}");
+            }
+            other => panic!("expected invalid_field, got {other:?}"),
+        }
+        // A replay of the same content and an explicit stale version still answer as before.
+        assert!(plan(&[change(json!({"id": "t", "title": "a"}))], stored.clone(), 100, 200).is_ok());
+        let stale = plan(&[change(json!({"id": "t", "title": "b", "version": 5}))], stored, 100, 200).unwrap();
+        assert_eq!(stale.conflicts.len(), 1);
+    }
+
+    #[test]
     fn created_at_survives_updates() {
         let mut stored = HashMap::new();
         stored.insert(("tasks", "t".to_string()), stored_task(1, "a", false));
-        let p = plan(&[change(json!({"id": "t", "title": "b"}))], stored, 100, 999);
+        let p = plan(&[change(json!({"id": "t", "title": "b"}))], stored, 100, 999).unwrap();
         let row = &p.writes[0].1[0];
         assert_eq!(row["created_at"], 50);
         assert_eq!(row["updated_at"], 999);

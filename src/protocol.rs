@@ -21,6 +21,8 @@ pub struct Change {
     pub version: Option<i64>,
     pub device_id: Option<String>,
     pub op: Op,
+    /// Where the change sits in the request (`changes[3]`), for errors found after parsing.
+    pub path: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +69,7 @@ pub fn as_int(v: &Value) -> Option<i64> {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.1e15).map(|f| f as i64))?,
         _ => return None,
     };
-    (n.abs() <= MAX_SAFE_INT).then_some(n)
+    (-MAX_SAFE_INT..=MAX_SAFE_INT).contains(&n).then_some(n)
 }
 
 fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ApiError> {
@@ -178,7 +180,18 @@ pub fn parse_change(v: &Value, path: &str, forced: Option<&'static Entity>) -> R
                     _ => return Err(ApiError::field(p, "must be a boolean")),
                 }
             }
-            "deleted_at" => deleted_at_set = !value.is_null(),
+            // A delete marker: null (live) or a positive time in ms (deleted; the server
+            // stamps its own time). Anything else is refused rather than read as "true":
+            // a client's "not deleted" sentinel (`false`, `0`, `""`) must never delete.
+            "deleted_at" => {
+                deleted_at_set = match value {
+                    Value::Null => false,
+                    _ => match as_int(value) {
+                        Some(n) if n >= 1 => true,
+                        _ => return Err(ApiError::field(p, "must be null or a positive integer (ms)")),
+                    },
+                }
+            }
             // Server-authoritative: accepted so clients can echo records back, then ignored.
             "created_at" | "updated_at" | "rev" => {}
             _ => {
@@ -211,7 +224,7 @@ pub fn parse_change(v: &Value, path: &str, forced: Option<&'static Entity>) -> R
         }
         Op::Upsert(full)
     };
-    Ok(Change { entity, id, version, device_id, op })
+    Ok(Change { entity, id, version, device_id, op, path: path.to_string() })
 }
 
 /// The value a field takes when a change leaves it out.
@@ -346,7 +359,9 @@ pub fn parse_delta(body: &Value, entity: &'static Entity, limits: Limits) -> Res
     for (i, v) in deleted.iter().enumerate() {
         let path = format!("changes.deleted[{i}]");
         let change = match v {
-            Value::String(_) => Change { entity, id: id(v, &path)?, version: None, device_id: None, op: Op::Delete },
+            Value::String(_) => {
+                Change { entity, id: id(v, &path)?, version: None, device_id: None, op: Op::Delete, path: path.clone() }
+            }
             Value::Object(o) => {
                 check_keys(o, &path, &["id", "version", "type", "deleted", "deleted_at", "device_id"])?;
                 let mut o = o.clone();
@@ -393,7 +408,7 @@ pub fn parse_full_upload(body: &Value, entity: &'static Entity, limits: Limits) 
 
 /// An integer query value (`5`, or `5.0` as JSON Schema allows).
 fn query_int(v: &str) -> Option<i64> {
-    v.parse::<i64>().ok().or_else(|| serde_json::from_str::<Value>(v).ok().as_ref().and_then(as_int)).filter(|n| n.abs() <= MAX_SAFE_INT)
+    v.parse::<i64>().ok().or_else(|| serde_json::from_str::<Value>(v).ok().as_ref().and_then(as_int)).filter(|n| (-MAX_SAFE_INT..=MAX_SAFE_INT).contains(n))
 }
 
 /// A tombstone in the reply of `POST /api/sync`.
@@ -495,6 +510,25 @@ mod tests {
                 json!(0)
             ])
         );
+    }
+
+    /// Only null or a positive integer says anything about deletion; every other JSON
+    /// value of `deleted_at` is refused, so no "not deleted" sentinel deletes a record.
+    #[test]
+    fn deleted_at_is_null_or_a_positive_integer() {
+        for bad in [json!(false), json!(true), json!(""), json!("no"), json!({}), json!([]), json!(1.5), json!(0), json!(-5)] {
+            let r = parse_change(&json!({"id": "x", "title": "keep", "deleted_at": bad}), "c", None);
+            assert_eq!(err_field(r), "c.deleted_at", "deleted_at = {bad}");
+        }
+        let live = parse_change(&json!({"id": "x", "title": "keep", "deleted_at": null}), "c", None).unwrap();
+        assert!(matches!(live.op, Op::Upsert(_)));
+        let gone = parse_change(&json!({"id": "x", "deleted_at": 1_700_000_000_000i64}), "c", None).unwrap();
+        assert_eq!(gone.op, Op::Delete);
+        let tasks = entities::entity("tasks").unwrap();
+        let d = parse_delta(&json!({"changes": {"deleted": [{"id": "x", "deleted_at": false}]}}), tasks, LIMITS);
+        assert_eq!(err_field(d), "changes.deleted[0].deleted_at");
+        let u = parse_full_upload(&json!({"data": [{"id": "x", "title": "t", "deleted_at": ""}]}), tasks, LIMITS);
+        assert_eq!(err_field(u), "data[0].deleted_at");
     }
 
     #[test]

@@ -310,7 +310,7 @@ impl<'a> Store<'a> {
             for (e, r) in order.iter().zip(&res[1..]) {
                 stored.extend(Self::records(r, e)?);
             }
-            let plan = plan::plan(changes, stored, state.seq, now);
+            let plan = plan::plan(changes, stored, state.seq, now)?;
 
             if !plan.changes_anything() {
                 let page = match pull {
@@ -374,9 +374,10 @@ impl<'a> Store<'a> {
             let deleted = dropped.len();
             for r in dropped {
                 let id = r.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-                changes.push(Change { entity: e, id, version: None, device_id: None, op: Op::Delete });
+                let path = format!("data (record {id}, left out and so deleted)");
+                changes.push(Change { entity: e, id, version: None, device_id: None, op: Op::Delete, path });
             }
-            let plan = plan::plan(&changes, stored, state.seq, now);
+            let plan = plan::plan(&changes, stored, state.seq, now)?;
             if !plan.changes_anything() {
                 return Ok((plan, deleted));
             }

@@ -63,9 +63,9 @@ fn main() {
     for n in [100usize, 1_000] {
         let body = fixtures::push_body(n);
         let req = protocol::parse_sync(&serde_json::from_slice::<Value>(&body).unwrap(), limits).unwrap();
-        let fresh = plan::plan(&req.changes, HashMap::new(), SEQ, now);
+        let fresh = plan::plan(&req.changes, HashMap::new(), SEQ, now).unwrap();
         let stored = fixtures::stored_for_edits(n);
-        assert_eq!(plan::plan(&req.changes, stored.clone(), SEQ, now).revs.len(), n);
+        assert_eq!(plan::plan(&req.changes, stored.clone(), SEQ, now).unwrap().revs.len(), n);
         measure(&format!("push_{n}/parse_validate"), budget, || (), |_| {
             let v: Value = serde_json::from_slice(black_box(&body)).unwrap();
             protocol::parse_sync(&v, limits).unwrap()
