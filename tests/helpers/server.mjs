@@ -38,9 +38,6 @@ export const DEFAULT_VARS = Object.freeze({
   QUOTA_D1_ROWS_WRITTEN: '1000000000',
   QUOTA_KV_READS: '100000000',
   QUOTA_KV_WRITES: '100000000',
-  // Tests are a development environment: DEV_CLOCK_OFFSET_MS (simulated days) is honoured
-  // only under DEV_MODE=1.
-  DEV_MODE: '1',
 });
 
 export const baseEnv = () => ({
