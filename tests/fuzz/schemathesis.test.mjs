@@ -129,10 +129,49 @@ async function fuzz(name, { header, include = [], exclude = [], examples, maxTim
   const sections = [...r.out.matchAll(/^_{3,} (.+?) _{3,}$/gm)].map((m) => m[1]);
   const toolErrors = /^Errors:$/m.test(r.out) ? r.out.slice(r.out.search(/^Errors:$/m)).split('\n\n')[0] : '';
   const cases = /^\s*(\d+) generated/m.exec(r.out)?.[1];
-  const run = { name, code: r.code, ms: r.ms, requests: entries.length, cases: cases ? Number(cases) : null, byStatus, byOperation, failures, sections, toolErrors, serverErrors, reportDir, out: r.out };
+  const failedCases = failingCases(r.out);
+  const run = { name, code: r.code, ms: r.ms, requests: entries.length, cases: cases ? Number(cases) : null, byStatus, byOperation, failures, failedCases, sections, toolErrors, serverErrors, reportDir, out: r.out };
   runs.push(run);
   return run;
 }
+
+/**
+ * The failing test cases of a run, from the FAILURES block of its output: per case the
+ * operation, the case id, the checks that failed and the response text. A case is
+ * `known` when every check it failed is a documented finding (KNOWN below).
+ */
+function failingCases(out) {
+  const start = out.search(/^=+ FAILURES =+$/m);
+  if (start < 0) return [];
+  const end = out.search(/^=+ SUMMARY =+$/m);
+  const block = out.slice(start, end < 0 ? undefined : end);
+  const result = [];
+  const ops = block.split(/^_{3,} (.+?) _{3,}$/m); // [pre, op1, body1, op2, body2, ...]
+  for (let i = 1; i < ops.length; i += 2) {
+    const op = ops[i];
+    for (const c of ops[i + 1].split(/^\d+\. Test Case ID: /m).slice(1)) {
+      const id = c.split('\n', 1)[0].trim();
+      const checks = [...c.matchAll(/^- (ST\d+ [^\n]+)$/gm)].map((m) => m[1].trim());
+      const response = /^\[(\d+)\][^\n]*\n\s*\n?\s*`([^`]*)`?/m.exec(c);
+      const status = response ? Number(response[1]) : null;
+      const text = response?.[2] ?? '';
+      const known = checks.length > 0 && checks.every((check) => KNOWN.some((k) => k.check.test(check) && k.response.test(text)));
+      result.push({ op, id, checks, status, text: text.slice(0, 300), known });
+    }
+  }
+  return result;
+}
+
+// Findings reported to the worker's owners and not fixed yet: each matches a failed
+// check and the response it got. They are reported by their own (todo) test; any other
+// failure fails the conformance test.
+const KNOWN = [
+  {
+    check: /^ST202 /,
+    response: /the largest a version can be/,
+    what: 'a schema-valid change of a record already at version 2^53 − 1 (the document\'s maximum, which the fuzzer sends) is refused with 400 invalid_field; schemathesis expects a state-dependent refusal to be 409 (as sync_conflict is)',
+  },
+];
 
 const ROUTES = routesFromSource();
 /** "POST /api/sync/{type}" for a request of a route of the table, else "other (undeclared method or path)". */
@@ -173,10 +212,24 @@ describe(`schemathesis (${profileName}: ${EXAMPLES} examples per operation${MAX_
     assert.equal(health.status, 200);
   });
 
-  test('the document-conformance checks pass (status codes, schemas, content types, methods, auth)', () => {
+  test('the document-conformance checks pass (status codes, schemas, content types, methods, auth)', (t) => {
     assert.ok(runs.length >= 2, 'the fuzz runs happened');
     const failing = runs.flatMap((r) => r.sections.map((s) => `${r.name}: ${s}`));
     const kinds = runs.flatMap((r) => r.failures.map((f) => `${r.name}: ${f.what} ×${f.n}`));
-    assert.deepEqual(kinds, [], `schemathesis checks failed with seed ${SEED} (replay: ${REPLAY}; operations: ${failing.join(', ')}); details in ${runs.map((r) => path.relative(ROOT, r.reportDir)).join(', ')}/output.txt`);
+    const cases = runs.flatMap((r) => r.failedCases.map((c) => ({ ...c, run: r.name })));
+    // every failure the summary counts must be a parsed case (else the parser is wrong)
+    const counted = runs.reduce((a, r) => a + r.failures.reduce((b, f) => b + f.n, 0), 0);
+    assert.ok(cases.length >= Math.min(1, counted) && (counted === 0) === (cases.length === 0),
+      `the FAILURES block parsed into ${cases.length} cases, the summary counts ${counted}: ${kinds.join('; ')}`);
+    const unknown = cases.filter((c) => !c.known);
+    const known = cases.filter((c) => c.known);
+    if (known.length) t.diagnostic(`${known.length} failing case(s) are a known finding (see the todo test below)`);
+    assert.deepEqual(unknown.map((c) => `${c.run}: ${c.op} [${c.id}] ${c.checks.join(', ')} → ${c.status} ${c.text}`), [],
+      `schemathesis checks failed with seed ${SEED} (replay: ${REPLAY}; summary: ${kinds.join('; ')}; operations: ${failing.join(', ')}); details in ${runs.map((r) => path.relative(ROOT, r.reportDir)).join(', ')}/output.txt`);
+  });
+
+  test('known finding: no schema-valid change is refused because its record is at the maximum version', { todo: `worker/document mismatch: ${KNOWN[0].what}` }, () => {
+    const known = runs.flatMap((r) => r.failedCases.filter((c) => c.known).map((c) => `${r.name}: ${c.op} [${c.id}] ${c.checks.join(', ')} → ${c.status} ${c.text}`));
+    assert.deepEqual(known, [], `seed ${SEED}:\n${known.join('\n')}`);
   });
 });
