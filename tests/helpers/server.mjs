@@ -23,12 +23,8 @@ export const TEST_ADMIN_TOKEN = 'edgesync-integration-test-admin-token';
 
 // Vars every test server gets unless the test overrides them: fixed secrets, and limits
 // high enough that rate limiting and quota degradation never interfere with tests that
-// are not about them (a test about them passes its own values). DEV_MODE=1: tests are a
-// development environment, where the worker honours DEV_CLOCK_OFFSET_MS (quotas and
-// dev-clock step the clock into other UTC days); dev-clock.test.mjs checks that without
-// it the offset is ignored.
+// are not about them (a test about them passes its own values).
 export const DEFAULT_VARS = Object.freeze({
-  DEV_MODE: '1',
   JWT_SECRET: TEST_JWT_SECRET,
   ADMIN_TOKEN: TEST_ADMIN_TOKEN,
   RATE_LIMIT_BURST: '100000',
@@ -38,6 +34,9 @@ export const DEFAULT_VARS = Object.freeze({
   QUOTA_D1_ROWS_WRITTEN: '1000000000',
   QUOTA_KV_READS: '100000000',
   QUOTA_KV_WRITES: '100000000',
+  // Tests are a development environment: DEV_CLOCK_OFFSET_MS (simulated days) is honoured
+  // only under DEV_MODE=1.
+  DEV_MODE: '1',
 });
 
 export const baseEnv = () => ({
