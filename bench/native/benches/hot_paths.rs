@@ -44,10 +44,10 @@ fn bench(c: &mut Criterion) {
         assert!(body.len() < 1_048_576, "push body of {} bytes is over the 1 MiB limit", body.len());
         let req = protocol::parse_sync(&serde_json::from_slice::<Value>(&body).unwrap(), limits).unwrap();
         assert_eq!(req.changes.len(), n);
-        let fresh = plan::plan(&req.changes, HashMap::new(), SEQ, now).unwrap();
+        let fresh = plan::plan(&req.changes, HashMap::new(), SEQ, now);
         assert_eq!(fresh.revs.len(), n, "every change is new");
         let stored = fixtures::stored_for_edits(n);
-        let edited = plan::plan(&req.changes, stored.clone(), SEQ, now).unwrap();
+        let edited = plan::plan(&req.changes, stored.clone(), SEQ, now);
         assert_eq!(edited.revs.len(), n, "every change is an edit (not a replay)");
 
         let mut g = c.benchmark_group(format!("push_{n}"));

@@ -49,7 +49,10 @@ impl Config {
             cors_origins: match text("CORS_ORIGINS").as_deref() {
                 None | Some("*") => None,
                 Some(list) => Some(
-                    list.split(',').map(|o| o.trim().trim_end_matches('/').to_string()).filter(|o| !o.is_empty()).collect(),
+                    list.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect(),
                 ),
             },
             admin_token: get("ADMIN_TOKEN").filter(|s| !s.is_empty()),

@@ -5,42 +5,41 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::entities::{Entity, MAX_SAFE_INT};
-use crate::error::ApiError;
-use crate::protocol::{Change, Op};
-
-/// A record as clients see it (`id`, sync fields, type fields), keyed by field name.
-pub type Record = Map<String, Value>;
+use crate::entities::Entity;
+use crate::envelope::{self as env, Envelope, Record, RecordId, Stored, MAX_SAFE_INT};
+use crate::parse::{default_for, Change, Op};
 
 /// Key of a record within one user's data.
 pub type Key = (&'static str, String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    Apply { version: i64 },
+    Apply {
+        version: i64,
+    },
     Replay,
-    Conflict,
-    /// The record is at the largest version there is; the push is refused.
-    Exhausted,
+    /// Not applied; reported in `conflicts` with the server's record and this reason.
+    Conflict {
+        reason: &'static str,
+    },
 }
 
-fn int(r: &Record, key: &str) -> i64 {
-    r.get(key).and_then(Value::as_i64).unwrap_or(0)
-}
-
-fn is_deleted(r: &Record) -> bool {
-    r.get("deleted_at").is_some_and(|v| !v.is_null())
-}
+/// The change's version is not above the stored one (and its content differs).
+pub const STALE_VERSION: &str = "stale_version";
+/// The record is at version 2^53 − 1, the largest a JavaScript client holds exactly:
+/// minting 2^53 would hand clients a version they cannot send back, so it takes no
+/// more edits.
+pub const VERSION_EXHAUSTED: &str = "version_exhausted";
 
 /// True when the change would leave the stored record's content as it is.
-fn same_content(entity: &Entity, stored: &Record, op: &Op) -> bool {
+fn same_content(entity: &Entity, stored: &Stored, op: &Op) -> bool {
     match op {
-        Op::Delete => is_deleted(stored),
+        Op::Delete => stored.is_deleted(),
         Op::Upsert(values) => {
-            !is_deleted(stored)
-                && entity.fields.iter().zip(values).all(|(f, v)| stored.get(f.name).unwrap_or(&Value::Null) == v)
+            !stored.is_deleted()
+                && entity.fields.iter().zip(values).all(|(f, v)| stored.record.get(f.name).unwrap_or(&Value::Null) == v)
         }
     }
 }
@@ -50,16 +49,16 @@ fn same_content(entity: &Entity, stored: &Record, op: &Op) -> bool {
 /// so resending a versionless push does not mint new revs. A record at the largest
 /// version a JavaScript client holds exactly (2^53 − 1) takes no versionless edit:
 /// minting 2^53 would hand clients a version they cannot send back.
-pub fn decide(entity: &Entity, stored: Option<&Record>, change: &Change) -> Decision {
-    let s = stored.map_or(0, |r| int(r, "version"));
+pub fn decide(entity: &Entity, stored: Option<&Stored>, change: &Change) -> Decision {
+    let s = stored.map_or(0, |r| r.envelope.version);
     let same = stored.is_some_and(|r| same_content(entity, r, &change.op));
     match change.version {
         None if same => Decision::Replay,
-        None if s >= MAX_SAFE_INT => Decision::Exhausted,
+        None if s >= MAX_SAFE_INT => Decision::Conflict { reason: VERSION_EXHAUSTED },
         None => Decision::Apply { version: s + 1 },
         Some(v) if v > s => Decision::Apply { version: v },
         Some(_) if same => Decision::Replay,
-        Some(_) => Decision::Conflict,
+        Some(_) => Decision::Conflict { reason: STALE_VERSION },
     }
 }
 
@@ -67,7 +66,7 @@ pub fn decide(entity: &Entity, stored: Option<&Record>, change: &Change) -> Deci
 pub struct Applied {
     #[serde(rename = "type")]
     pub entity: &'static str,
-    pub id: String,
+    pub id: RecordId,
     pub version: i64,
     pub rev: i64,
 }
@@ -76,7 +75,7 @@ pub struct Applied {
 pub struct Conflict {
     #[serde(rename = "type")]
     pub entity: &'static str,
-    pub id: String,
+    pub id: RecordId,
     pub reason: &'static str,
     pub server: Option<Record>,
 }
@@ -107,9 +106,7 @@ impl Plan {
 /// Applies `changes` in order over `stored` (the current records of every key the push
 /// names). Revs continue the user's sequence `seq`: the first is `max(now, seq + 1)`,
 /// each next one is one more, so they stay strictly increasing whatever the clock does.
-///
-/// Fails (and the push changes nothing) when a change would need a version past 2^53 − 1.
-pub fn plan(changes: &[Change], mut stored: HashMap<Key, Record>, seq: i64, now: i64) -> Result<Plan, ApiError> {
+pub fn plan(changes: &[Change], mut stored: HashMap<Key, Stored>, seq: i64, now: i64) -> Plan {
     let mut out = Plan { base: seq, seq, ..Plan::default() };
     let mut next_rev = now.max(seq + 1);
     // Keys in first-write order, so the rows written are deterministic; the set keeps
@@ -118,35 +115,22 @@ pub fn plan(changes: &[Change], mut stored: HashMap<Key, Record>, seq: i64, now:
     let mut seen: std::collections::HashSet<Key> = std::collections::HashSet::new();
 
     for c in changes {
-        let key: Key = (c.entity.name, c.id.clone());
+        let key: Key = (c.entity.name, c.id.as_str().to_owned());
         let current = stored.get(&key);
         let decision = decide(c.entity, current, c);
         out.decisions.push(decision);
         match decision {
-            Decision::Exhausted => {
-                return Err(ApiError::field(
-                    format!("{}.version", c.path),
-                    format!(
-                        "record '{}' is at version {MAX_SAFE_INT} (2^53 - 1), the largest a version can be; \
-                         it cannot take another edit",
-                        c.id
-                    ),
-                ));
-            }
-            Decision::Replay => {
-                let r = current.cloned().unwrap_or_default();
-                out.applied.push(Applied {
-                    entity: c.entity.name,
-                    id: c.id.clone(),
-                    version: int(&r, "version"),
-                    rev: int(&r, "rev"),
-                });
-            }
-            Decision::Conflict => out.conflicts.push(Conflict {
+            Decision::Replay => out.applied.push(Applied {
                 entity: c.entity.name,
                 id: c.id.clone(),
-                reason: "stale_version",
-                server: current.cloned(),
+                version: current.map_or(0, |r| r.envelope.version),
+                rev: current.map_or(0, |r| r.envelope.rev),
+            }),
+            Decision::Conflict { reason } => out.conflicts.push(Conflict {
+                entity: c.entity.name,
+                id: c.id.clone(),
+                reason,
+                server: current.map(|r| r.record.clone()),
             }),
             Decision::Apply { version } => {
                 let rev = next_rev;
@@ -164,60 +148,65 @@ pub fn plan(changes: &[Change], mut stored: HashMap<Key, Record>, seq: i64, now:
     }
 
     for key in written {
-        let Some(record) = stored.remove(&key) else { continue };
+        let Some(Stored { record, .. }) = stored.remove(&key) else { continue };
         let Some(entity) = crate::entities::entity(key.0) else { continue };
         match out.writes.iter_mut().find(|(e, _)| e.name == entity.name) {
             Some((_, rows)) => rows.push(record),
             None => out.writes.push((entity, vec![record])),
         }
     }
-    Ok(out)
+    out
 }
 
 /// The record after an applied change. Deletes keep the last field values (a tombstone
 /// still says what was deleted); created_at survives every later change.
-fn apply(c: &Change, current: Option<&Record>, version: i64, rev: i64, now: i64) -> Record {
-    let mut r = Record::new();
-    r.insert("id".into(), c.id.clone().into());
-    r.insert("version".into(), version.into());
-    r.insert("rev".into(), rev.into());
-    let created = current.and_then(|cur| cur.get("created_at")).cloned().unwrap_or_else(|| now.into());
-    r.insert("created_at".into(), created);
-    r.insert("updated_at".into(), now.into());
-    let deleted_at = match c.op {
-        Op::Delete => now.into(),
-        Op::Upsert(_) => Value::Null,
+fn apply(c: &Change, current: Option<&Stored>, version: i64, rev: i64, now: i64) -> Stored {
+    let envelope = Envelope {
+        id: c.id.as_str().to_owned(),
+        version,
+        rev,
+        created_at: current.map_or(now, |cur| cur.envelope.created_at),
+        updated_at: now,
+        deleted_at: matches!(c.op, Op::Delete).then_some(now),
+        device_id: c.device_id.clone(),
     };
-    r.insert("deleted_at".into(), deleted_at);
-    r.insert("device_id".into(), c.device_id.clone().map_or(Value::Null, Value::from));
+    let mut r = Record::new();
+    r.insert(env::ID.into(), envelope.id.clone().into());
+    r.insert(env::VERSION.into(), version.into());
+    r.insert(env::REV.into(), rev.into());
+    r.insert(env::CREATED_AT.into(), envelope.created_at.into());
+    r.insert(env::UPDATED_AT.into(), now.into());
+    r.insert(env::DELETED_AT.into(), envelope.deleted_at.map_or(Value::Null, Value::from));
+    r.insert(env::DEVICE_ID.into(), envelope.device_id.clone().map_or(Value::Null, Value::from));
     for (i, f) in c.entity.fields.iter().enumerate() {
         let v = match &c.op {
             Op::Upsert(values) => values.get(i).cloned().unwrap_or(Value::Null),
-            Op::Delete => match current.and_then(|cur| cur.get(f.name)) {
+            Op::Delete => match current.and_then(|cur| cur.record.get(f.name)) {
                 Some(v) => v.clone(),
-                None => crate::protocol::default_for(f),
+                None => default_for(f),
             },
         };
         r.insert(f.name.into(), v);
     }
-    r
+    Stored { envelope, record: r }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::parse_change;
+    use crate::parse::parse_change;
     use serde_json::json;
 
     fn change(v: Value) -> Change {
         parse_change(&v, "c", None).unwrap()
     }
 
-    fn stored_task(version: i64, title: &str, deleted: bool) -> Record {
+    fn stored_task(version: i64, title: &str, deleted: bool) -> Stored {
         let c = change(json!({"id": "t", "title": title}));
         let mut r = apply(&c, None, version, 100, 50);
         if deleted {
-            r.insert("deleted_at".into(), 60.into());
+            r.record.insert("deleted_at".into(), 60.into());
+            r.envelope.deleted_at = Some(60);
         }
         r
     }
@@ -231,9 +220,9 @@ mod tests {
         assert_eq!(d(json!({"id": "t", "title": "a"})), Decision::Replay);
         assert_eq!(d(json!({"id": "t", "title": "b", "version": 4})), Decision::Apply { version: 4 });
         assert_eq!(d(json!({"id": "t", "title": "a", "version": 9})), Decision::Apply { version: 9 });
-        assert_eq!(d(json!({"id": "t", "title": "b", "version": 3})), Decision::Conflict);
+        assert_eq!(d(json!({"id": "t", "title": "b", "version": 3})), Decision::Conflict { reason: STALE_VERSION });
         assert_eq!(d(json!({"id": "t", "title": "a", "version": 2})), Decision::Replay);
-        assert_eq!(d(json!({"id": "t", "deleted": true, "version": 3})), Decision::Conflict);
+        assert_eq!(d(json!({"id": "t", "deleted": true, "version": 3})), Decision::Conflict { reason: STALE_VERSION });
         assert_eq!(d(json!({"id": "t", "deleted": true})), Decision::Apply { version: 4 });
         assert_eq!(decide(tasks, None, &change(json!({"id": "t", "title": "x"}))), Decision::Apply { version: 1 });
         assert_eq!(
@@ -249,7 +238,7 @@ mod tests {
         );
         assert_eq!(
             decide(tasks, Some(&gone), &change(json!({"id": "t", "title": "a", "version": 4}))),
-            Decision::Conflict,
+            Decision::Conflict { reason: STALE_VERSION },
             "a stale edit does not undo a delete"
         );
     }
@@ -258,11 +247,11 @@ mod tests {
     fn revs_follow_the_sequence_not_the_clock() {
         let changes = vec![change(json!({"id": "a", "title": "1"})), change(json!({"id": "b", "title": "2"}))];
         // Clock behind the sequence: revs continue from seq.
-        let p = plan(&changes, HashMap::new(), 1_000, 10).unwrap();
+        let p = plan(&changes, HashMap::new(), 1_000, 10);
         assert_eq!(p.revs, vec![1_001, 1_002]);
         assert_eq!(p.seq, 1_002);
         // Clock ahead: revs read as the server time.
-        let p = plan(&changes, HashMap::new(), 1_000, 5_000).unwrap();
+        let p = plan(&changes, HashMap::new(), 1_000, 5_000);
         assert_eq!(p.revs, vec![5_000, 5_001]);
     }
 
@@ -270,7 +259,7 @@ mod tests {
     fn conflicts_carry_the_server_record_and_write_nothing() {
         let mut stored = HashMap::new();
         stored.insert(("tasks", "t".to_string()), stored_task(2, "server", false));
-        let p = plan(&[change(json!({"id": "t", "title": "mine", "version": 2}))], stored, 100, 200).unwrap();
+        let p = plan(&[change(json!({"id": "t", "title": "mine", "version": 2}))], stored, 100, 200);
         assert!(!p.changes_anything());
         assert_eq!(p.seq, 100);
         assert_eq!(p.conflicts.len(), 1);
@@ -285,7 +274,7 @@ mod tests {
             change(json!({"id": "t", "title": "2"})),
             change(json!({"id": "t", "deleted": true})),
         ];
-        let p = plan(&changes, HashMap::new(), 0, 10).unwrap();
+        let p = plan(&changes, HashMap::new(), 0, 10);
         assert_eq!(p.applied.iter().map(|a| a.version).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert_eq!(p.writes.len(), 1);
         let rows = &p.writes[0].1;
@@ -301,24 +290,27 @@ mod tests {
         let mut stored = HashMap::new();
         stored.insert(("tasks", "t".to_string()), stored_task(MAX_SAFE_INT, "a", false));
         let edit = change(json!({"id": "t", "title": "b"}));
-        match plan(&[edit], stored.clone(), 100, 200) {
-            Err(ApiError::InvalidField { field, detail }) => {
-                assert_eq!(field, "c.version");
-                assert!(detail.contains("9007199254740991"), "{detail}");
-            }
-            other => panic!("expected invalid_field, got {other:?}"),
-        }
+        let other = change(json!({"id": "u", "title": "fine"}));
+        let p = plan(&[edit, other], stored.clone(), 100, 200);
+        assert_eq!(p.conflicts.len(), 1);
+        assert_eq!(p.conflicts[0].reason, VERSION_EXHAUSTED);
+        assert_eq!(p.conflicts[0].server.as_ref().unwrap()["version"], MAX_SAFE_INT);
+        assert_eq!(p.revs.len(), 1, "the rest of the push is applied");
+        assert!(
+            p.writes.iter().all(|(_, rows)| rows.iter().all(|r| r["id"] == "u")),
+            "the exhausted record is not written"
+        );
         // A replay of the same content and an explicit stale version still answer as before.
-        assert!(plan(&[change(json!({"id": "t", "title": "a"}))], stored.clone(), 100, 200).is_ok());
-        let stale = plan(&[change(json!({"id": "t", "title": "b", "version": 5}))], stored, 100, 200).unwrap();
-        assert_eq!(stale.conflicts.len(), 1);
+        assert!(plan(&[change(json!({"id": "t", "title": "a"}))], stored.clone(), 100, 200).conflicts.is_empty());
+        let stale = plan(&[change(json!({"id": "t", "title": "b", "version": 5}))], stored, 100, 200);
+        assert_eq!(stale.conflicts[0].reason, STALE_VERSION);
     }
 
     #[test]
     fn created_at_survives_updates() {
         let mut stored = HashMap::new();
         stored.insert(("tasks", "t".to_string()), stored_task(1, "a", false));
-        let p = plan(&[change(json!({"id": "t", "title": "b"}))], stored, 100, 999).unwrap();
+        let p = plan(&[change(json!({"id": "t", "title": "b"}))], stored, 100, 999);
         let row = &p.writes[0].1[0];
         assert_eq!(row["created_at"], 50);
         assert_eq!(row["updated_at"], 999);
