@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import path from 'node:path';
-import { ROOT, baseEnv, run, startWorker } from '../helpers/server.mjs';
+import { ROOT, baseEnv, run, startWorker, testConfig } from '../helpers/server.mjs';
 import { api, newUserId, parseOps, rid, show, token } from '../helpers/client.mjs';
 import { check, del, expectProblem, ok, pullAll, push, snapshot, assertUnchanged, task, waitFor, waitForServerClock } from '../helpers/sync.mjs';
 
@@ -78,7 +78,7 @@ describe('configured request limits', () => {
 describe('STATE_CACHE_TTL=120', () => {
   async function kvExpiration(userId) {
     const out = await run(path.join(ROOT, 'node_modules', '.bin', 'wrangler'),
-      ['kv', 'key', 'list', '--binding', 'CACHE', '--local', '--persist-to', srv.persistDir, '--prefix', `st:${userId}`], { cwd: ROOT, env: baseEnv() });
+      ['kv', 'key', 'list', '--config', testConfig(), '--binding', 'CACHE', '--local', '--persist-to', srv.persistDir, '--prefix', `st:${userId}`], { cwd: ROOT, env: baseEnv() });
     const keys = JSON.parse(out.slice(out.indexOf('[')));
     const k = keys.find((x) => x.name === `st:${userId}`);
     return k?.expiration ?? null;

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { api, newUserId, parseOps, show, token } from '../helpers/client.mjs';
 import { startRestartableWorker } from '../helpers/restartable.mjs';
 import { ok, pullAll, waitFor } from '../helpers/sync.mjs';
-import { ROOT, baseEnv, run } from '../helpers/server.mjs';
+import { ROOT, baseEnv, run, testConfig } from '../helpers/server.mjs';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -45,7 +45,7 @@ async function kvBulkGet(persistDir, keys) {
   const file = path.join(persistDir, 'kv-keys.json');
   fs.writeFileSync(file, JSON.stringify(keys));
   const out = await run(path.join(ROOT, 'node_modules', '.bin', 'wrangler'),
-    ['kv', 'bulk', 'get', file, '--binding', 'CACHE', '--local', '--persist-to', persistDir], { cwd: ROOT, env: baseEnv() });
+    ['kv', 'bulk', 'get', file, '--config', testConfig(), '--binding', 'CACHE', '--local', '--persist-to', persistDir], { cwd: ROOT, env: baseEnv() });
   const json = JSON.parse(out.slice(out.indexOf('{'), out.lastIndexOf('}') + 1));
   return Object.fromEntries(keys.map((k) => [k, json[k]?.value ?? null]));
 }

@@ -5,7 +5,7 @@
 //     wasm instance and fail the requests in flight);
 //   - `deleted_at` must be null or a positive integer: any other value is a 400 naming
 //     it, on every route that takes records; a valid one deletes with the server's time;
-//   - versions never pass 2^53 − 1;
+//   - versions never pass 2^53 − 1 (a version_exhausted conflict; 409 for a full upload);
 //   - a content-coded body (gzip, br, deflate, unknown) is 415 naming `identity`;
 //   - every wrong JSON type for every field of every type (generated from
 //     /api/openapi.json) is a 400 naming the field, on POST /api/sync, the delta push and
@@ -209,30 +209,46 @@ describe('versions never pass 2^53 − 1', () => {
     assert.equal(p.applied[0].version, MAX_SAFE);
     return { u, before: await snapshot(u) };
   }
+  /** Asserts a version_exhausted conflict for x carrying the stored record at 2^53 − 1. */
+  function exhausted(conflicts, what) {
+    assert.equal(conflicts.length, 1, `${what}: one conflict: ${JSON.stringify(conflicts)}`);
+    const c = conflicts[0];
+    assert.equal(c.id, 'x', what);
+    assert.equal(c.reason, 'version_exhausted', `${what}: ${JSON.stringify(c)}`);
+    assert.equal(c.server?.version, MAX_SAFE, `${what}: the conflict carries the stored record: ${JSON.stringify(c)}`);
+  }
 
-  test('a versionless edit of a record at 2^53 − 1 → 400 invalid_field changes[0].version naming the limit; nothing changes', async () => {
+  test('a versionless edit of a record at 2^53 − 1 is a version_exhausted conflict, never version 2^53; the rest of the push applies', async () => {
     const { u, before } = await atMax();
-    const res = await u.sync({ cursor: 0, changes: [task('x', { title: 'one more' })] });
-    const p = expectProblem(res, 400, 'invalid_field', { field: 'changes[0].version' });
-    assert.match(p.detail, /9007199254740991|2\^53|2⁵³|MAX_SAFE/i, `the detail names the limit: ${show(res)}`);
+    const res = ok(await u.sync({ cursor: 0, changes: [task('x', { title: 'one more' })] }));
+    assert.deepEqual(res.applied, [], JSON.stringify(res));
+    exhausted(res.conflicts, 'POST /api/sync edit');
     await assertUnchanged(u, before, 'versionless edit at the maximum version');
     assert.equal(ok(await u.get('/api/sync/tasks')).data[0].version, MAX_SAFE);
     // an identical versionless change is a replay, not a new version: still fine
     const replay = ok(await u.sync({ cursor: 0, changes: [task('x', { title: 'at max' })] }));
-    assert.deepEqual(replay.applied.map((a) => a.version), [MAX_SAFE], JSON.stringify(replay));
+    assert.deepEqual([replay.applied.map((a) => a.version), replay.conflicts], [[MAX_SAFE], []], JSON.stringify(replay));
+    // the other changes of the same push are applied
+    const mixed = ok(await u.sync({ cursor: 0, changes: [task('x', { title: 'again' }), task('y', { title: 'fine' })] }));
+    assert.deepEqual(mixed.applied.map((a) => [a.id, a.version]), [['y', 1]], JSON.stringify(mixed));
+    exhausted(mixed.conflicts, 'mixed push');
+    const stored = ok(await u.get('/api/sync/tasks')).data;
+    assert.deepEqual(stored.map((r) => [r.id, r.version, r.title]), [['x', MAX_SAFE, 'at max'], ['y', 1, 'fine']]);
   });
 
-  test('the same for a versionless delete, a delta update and a full upload that changes the record', async () => {
+  test('the same for a versionless delete and the delta push; a full upload that would need 2^53 is 409 version_exhausted', async () => {
     const { u, before } = await atMax();
-    const responses = {
-      'POST /api/sync delete': await u.sync({ cursor: 0, changes: [del('tasks', 'x')] }),
-      'delta update': await u.post('/api/sync/tasks/delta', { changes: { updated: [{ id: 'x', title: 'one more' }] } }),
-      'delta delete': await u.post('/api/sync/tasks/delta', { changes: { deleted: ['x'] } }),
-      'full upload': await u.post('/api/sync/tasks', { cursor: before.cursor, data: [{ id: 'x', title: 'changed' }] }),
-    };
-    for (const [what, res] of Object.entries(responses)) {
-      const p = expectProblem(res, 400, 'invalid_field');
-      assert.match(p.field ?? '', /\.version$/, `${what}: the field is the version: ${show(res)}`);
+    exhausted(ok(await u.sync({ cursor: 0, changes: [del('tasks', 'x')] })).conflicts, 'POST /api/sync delete');
+    const du = ok(await u.post('/api/sync/tasks/delta', { changes: { updated: [{ id: 'x', title: 'one more' }] } }));
+    assert.deepEqual(du.processed, { created: 0, updated: 0, deleted: 0 }, JSON.stringify(du));
+    exhausted(du.conflicts, 'delta update');
+    const dd = ok(await u.post('/api/sync/tasks/delta', { changes: { deleted: ['x'] } }));
+    assert.deepEqual(dd.processed, { created: 0, updated: 0, deleted: 0 }, JSON.stringify(dd));
+    exhausted(dd.conflicts, 'delta delete');
+    for (const [what, data] of [['changed', [{ id: 'x', title: 'changed' }]], ['left out (a tombstone)', []]]) {
+      const res = await u.post('/api/sync/tasks', { cursor: before.cursor, data });
+      const p = expectProblem(res, 409, 'version_exhausted');
+      assert.match(`${p.detail} ${JSON.stringify(p)}`, /9007199254740991|2\^53/, `full upload, x ${what}: the problem names the limit: ${show(res)}`);
     }
     await assertUnchanged(u, before, 'writes past the maximum version');
   });
