@@ -70,6 +70,10 @@ export async function pullAll(client, cursor = 0, { limit, maxPages = 50 } = {})
     assert.equal(typeof b.has_more, 'boolean', 'has_more must be a boolean');
     assert.ok(Number.isInteger(b.cursor), `cursor must be an integer: ${b.cursor}`);
     assert.ok(b.cursor >= c, `cursor went backwards: ${c} -> ${b.cursor}`);
+    // contract §2 / §4.2: a page holds changes after the cursor, ordered by rev, and
+    // ends at its last row (never past the cursor it returns)
+    assertRevOrder(b.updates, `updates of the page after ${c}`, { after: c, upTo: b.cursor });
+    assertRevOrder(b.deleted, `deleted of the page after ${c}`, { after: c, upTo: b.cursor });
     updates.push(...b.updates);
     deleted.push(...b.deleted);
     c = b.cursor;
@@ -79,10 +83,28 @@ export async function pullAll(client, cursor = 0, { limit, maxPages = 50 } = {})
 }
 
 /**
+ * Asserts that `items` (records or tombstones with `rev`) are in strictly increasing rev
+ * order, as the contract orders every pull, and (when given) all in (after, upTo].
+ */
+export function assertRevOrder(items, what = 'pull', { after, upTo } = {}) {
+  const revs = items.map((x) => x.rev);
+  for (const r of revs) assert.ok(Number.isInteger(r), `${what}: rev ${r} is not an integer`);
+  for (let i = 1; i < revs.length; i++) {
+    assert.ok(revs[i] > revs[i - 1], `${what} must be ordered by rev: ${revs.join(', ')}`);
+  }
+  if (after !== undefined) for (const r of revs) assert.ok(r > after, `${what}: rev ${r} is not after the cursor ${after}`);
+  if (upTo !== undefined) for (const r of revs) assert.ok(r <= upTo, `${what}: rev ${r} is past the page's cursor ${upTo}`);
+}
+
+/**
  * Collapses pulled changes into the state a client would hold: Map "type/id" →
  * record (live) or {type, id, deleted: true, rev}. Later pages win over earlier ones.
+ * Each list must come ordered by rev (asserted, not re-sorted): the sort below only
+ * interleaves `updates` with `deleted`, which the protocol sends as two lists.
  */
 export function applyPull(state, { updates, deleted }) {
+  assertRevOrder(updates, 'updates');
+  assertRevOrder(deleted, 'deleted');
   const events = [
     ...updates.map((r) => ({ key: `${r.type}/${r.id}`, rev: r.rev, value: r })),
     ...deleted.map((d) => ({ key: `${d.type}/${d.id}`, rev: d.rev, value: { ...d, deleted: true } })),
@@ -209,3 +231,33 @@ export function sumOps(responses) {
 export const opsText = (res) => res.headers.get('x-sync-ops');
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits on a condition, not on the clock: calls `probe()` until it returns a truthy value
+ * (which is returned), every `intervalMs`, failing after `timeoutMs` with `what` and the
+ * last value seen. For state that settles after a response (deferred KV writes, usage
+ * flushes, the server clock passing a point).
+ */
+export async function waitFor(probe, what, { timeoutMs = 10_000, intervalMs = 25 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await probe();
+    if (last) return last;
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await sleep(intervalMs);
+  }
+}
+
+/**
+ * Waits until the worker's own clock (GET /api/health `timestamp`, which follows
+ * DEV_CLOCK_OFFSET_MS) is past `ms`: e.g. before a purge with retention 0 must see a
+ * tombstone as older than its cutoff.
+ */
+export async function waitForServerClock(url, ms) {
+  return waitFor(async () => {
+    const res = await fetch(`${url}/api/health`);
+    const b = await res.json();
+    return b.timestamp > ms ? b.timestamp : false;
+  }, `the server clock to pass ${ms}`);
+}

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startWorker, TEST_ADMIN_TOKEN } from '../helpers/server.mjs';
-import { api, parseOps, rid, show, user } from '../helpers/client.mjs';
-import { check, expectProblem, ok, push, task } from '../helpers/sync.mjs';
+import { api, newUserId, parseOps, rid, show, token, user } from '../helpers/client.mjs';
+import { check, expectProblem, ok, push, task, waitFor } from '../helpers/sync.mjs';
 
 let srv;
 before(async () => {
@@ -243,7 +243,22 @@ describe('openapi and admin', () => {
   test('GET /api/admin/usage needs the admin token', async () => {
     const ok200 = await api(srv.url, TEST_ADMIN_TOKEN).get('/api/admin/usage');
     const b = ok(ok200);
-    assert.ok(JSON.stringify(b).includes('degraded'), `usage must report the degradation state: ${show(ok200)}`);
+    // the degradation state of a fresh server, and every quota with the configured limit
+    assert.equal(b.degraded, false, `usage must report the degradation state: ${show(ok200)}`);
+    assert.equal(b.mode, 'normal', show(ok200));
+    assert.equal(b.kv_trusted, true, show(ok200));
+    const limits = {
+      requests: srv.vars.QUOTA_REQUESTS, d1_rows_read: srv.vars.QUOTA_D1_ROWS_READ,
+      d1_rows_written: srv.vars.QUOTA_D1_ROWS_WRITTEN, kv_reads: srv.vars.QUOTA_KV_READS, kv_writes: srv.vars.QUOTA_KV_WRITES,
+    };
+    for (const [k, limit] of Object.entries(limits)) {
+      const q = b.usage?.[k];
+      assert.ok(q && Number.isInteger(q.used) && q.used >= 0, `usage.${k}: ${show(ok200)}`);
+      assert.equal(q.limit, Number(limit), `usage.${k}.limit: ${show(ok200)}`);
+      assert.ok(q.percent >= 0 && q.percent < 90, `usage.${k}.percent: ${show(ok200)}`);
+    }
+    assert.ok(b.usage.requests.used >= 1, `the requests of this file are counted: ${show(ok200)}`);
+    assert.equal(ok(await api(srv.url, null).get('/api/health')).degraded, b.degraded, 'health and admin agree');
     expectProblem(await api(srv.url, null).get('/api/admin/usage'), 401, 'unauthorized');
     expectProblem(await api(srv.url, 'wrong-admin-token').get('/api/admin/usage'), 401, 'unauthorized');
     const asUser = await (await user(srv.url)).get('/api/admin/usage');
@@ -297,5 +312,54 @@ describe('aliases', () => {
     assert.equal(viaAlias.headers.get('etag'), viaApi.etag);
     const rec = ok(await u.get('/api/sync/tasks')).data.find((r) => r.id === id);
     assert.equal(rec?.title, 'via alias');
+  });
+});
+
+// Contract §7: one structured JSON log line per request, with a hash of the user id, never
+// the id itself (the log goes to Workers Logs, readable by more people than the data).
+describe('the log line', () => {
+  const lines = (text) => text.split('\n').map((l) => l.slice(l.indexOf('{"'))).filter((l) => l.startsWith('{"')).flatMap((l) => {
+    try {
+      const j = JSON.parse(l);
+      return j && typeof j === 'object' && 'route' in j ? [j] : [];
+    } catch {
+      return [];
+    }
+  });
+  /** Sends `send()` and returns the log line(s) it produced (this file's requests run one at a time). */
+  async function loggedBy(send, n = 1) {
+    const mark = lines(srv.logs()).length;
+    await send();
+    return waitFor(() => {
+      const now = lines(srv.logs());
+      return now.length >= mark + n ? now.slice(mark) : false;
+    }, 'the request\'s log line');
+  }
+
+  test('one JSON line per request: method, route, status, ops, duration, and a hash of the user id', async () => {
+    const id = newUserId();
+    const a1 = api(srv.url, await token(id, { claims: { device: 1 } }));
+    const a2 = api(srv.url, await token(id, { claims: { device: 2 } }));
+    const [l1] = await loggedBy(() => a1.get('/api/sync/check'));
+    assert.equal(l1.method, 'GET', JSON.stringify(l1));
+    assert.equal(l1.status, 200, JSON.stringify(l1));
+    assert.match(String(l1.route), /check/, JSON.stringify(l1));
+    assert.match(String(l1.ops), /d1=\d+/, JSON.stringify(l1));
+    assert.equal(typeof l1.ms, 'number', JSON.stringify(l1));
+    assert.equal(typeof l1.user, 'string', JSON.stringify(l1));
+    assert.ok(l1.user.length >= 8 && !l1.user.includes(id), `the user field is a hash, not the id: ${JSON.stringify(l1)}`);
+    const [l2] = await loggedBy(() => a2.sync({ cursor: 0, changes: [task(rid('t'))] }));
+    assert.equal(l2.user, l1.user, 'the same user (another device) has the same hash');
+    const [l3] = await loggedBy(async () => (await user(srv.url)).get('/api/sync/check'));
+    assert.notEqual(l3.user, l1.user, 'another user has another hash');
+    const [anon] = await loggedBy(() => api(srv.url, null).get('/api/health'));
+    assert.equal(anon.user ?? null, null, JSON.stringify(anon));
+  });
+
+  test('no user id of this file ever appears in the log (only hashes)', () => {
+    const log = srv.logs();
+    assert.ok(lines(log).length >= 20, 'the log holds this file\'s request lines');
+    const leaked = log.match(/u-[0-9a-f]{16}/g);
+    assert.equal(leaked, null, `raw user ids in the log: ${[...new Set(leaked ?? [])].slice(0, 5)}`);
   });
 });

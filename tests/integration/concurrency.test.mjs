@@ -91,18 +91,34 @@ describe('racing pushes of one user', () => {
     const results = await Promise.all(devs.map((d, i) => d.sync({ cursor: 0, changes: batches[i] })));
     const acked = [];
     const revs = [];
+    const refused = [];
     results.forEach((res, i) => {
-      if (!successOrRetryable(res)) return;
+      if (!successOrRetryable(res)) {
+        refused.push(i);
+        return;
+      }
       assert.equal(res.body.applied.length, perPush);
       acked.push(...batches[i].map((c) => c.id));
       revs.push(...res.body.applied.map((a) => a.rev));
     });
+    assert.ok(acked.length >= perPush, `at least one racing push succeeds: ${results.map(show).join('\n')}`);
+    // refused pushes wrote nothing: what is stored now is exactly the acknowledged records
+    const mid = await pullAll(devs[0], 0);
+    assert.deepEqual(mid.updates.map((r) => r.id).sort(), [...acked].sort(), 'after the race: exactly the acknowledged records are stored');
+    // a client retries what was refused (it is retryable): then every push is stored
+    for (const i of refused) {
+      const res = await devs[i].sync({ cursor: 0, changes: batches[i] });
+      assert.equal(res.status, 200, `a retried push (alone) succeeds: ${show(res)}`);
+      assert.equal(res.body.applied.length, perPush);
+      acked.push(...batches[i].map((c) => c.id));
+      revs.push(...res.body.applied.map((a) => a.rev));
+    }
+    assert.equal(acked.length, devs.length * perPush);
     assert.equal(new Set(revs).size, revs.length, 'revs must be unique across concurrent pushes');
     const all = await pullAll(devs[0], 0);
     const stored = new Set(all.updates.map((r) => r.id));
     for (const id of acked) assert.ok(stored.has(id), `acknowledged ${id} is missing`);
-    // refused pushes wrote nothing
-    assert.equal(all.updates.length, acked.length);
+    assert.equal(all.updates.length, devs.length * perPush);
     const pulledRevs = all.updates.map((r) => r.rev);
     assert.deepEqual([...pulledRevs].sort((a, b) => a - b), [...revs].sort((a, b) => a - b), 'pulled revs are the acknowledged ones');
   });

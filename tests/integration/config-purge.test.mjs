@@ -1,24 +1,24 @@
-// A server with non-default configuration: small request limits, and a tombstone
-// retention of 0 days so the cron purge (fired with wrangler's --test-scheduled) removes
-// every tombstone, which must turn delta pulls from before the purge into 410s.
+// A server with non-default configuration: small request limits, a state-token TTL of
+// 120 s, and a tombstone retention of 0 days so the cron purge (fired with wrangler's
+// --test-scheduled) removes every tombstone, which must turn delta pulls from before
+// the purge into 410s.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startWorker } from '../helpers/server.mjs';
-import { api, newUserId, rid, show, token } from '../helpers/client.mjs';
-import { check, del, expectProblem, ok, pullAll, push, snapshot, assertUnchanged, task } from '../helpers/sync.mjs';
+import path from 'node:path';
+import { ROOT, baseEnv, run, startWorker, testConfig } from '../helpers/server.mjs';
+import { api, newUserId, parseOps, rid, show, token } from '../helpers/client.mjs';
+import { check, del, expectProblem, ok, pullAll, push, snapshot, assertUnchanged, task, waitFor, waitForServerClock } from '../helpers/sync.mjs';
 
 let srv;
 before(async () => {
   srv = await startWorker({
-    vars: { MAX_CHANGES: '5', MAX_BODY_BYTES: '8192', TOMBSTONE_RETENTION_DAYS: '0', ADMIN_TOKEN: '' },
+    vars: { MAX_CHANGES: '5', MAX_BODY_BYTES: '8192', TOMBSTONE_RETENTION_DAYS: '0', ADMIN_TOKEN: '', STATE_CACHE_TTL: '120' },
     extraArgs: ['--test-scheduled'],
   });
 });
 after(async () => {
   await srv?.stop();
 });
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function runCron() {
   const res = await fetch(`${srv.url}/__scheduled?cron=${encodeURIComponent('0 3 * * *')}`);
@@ -37,6 +37,30 @@ describe('configured request limits', () => {
     await push(u, Array.from({ length: 5 }, () => task(rid('t'))));
   });
 
+  test('MAX_CHANGES=5 holds on the delta push and the full upload too: 6 → 413, 5 accepted', async () => {
+    const u = api(srv.url, await token(newUserId()));
+    await push(u, [task('seed')]);
+    const before = await snapshot(u);
+    const six = Array.from({ length: 6 }, () => ({ id: rid('t'), title: 'x' }));
+    expectProblem(await u.post('/api/sync/tasks/delta', { changes: { created: six } }), 413, 'payload_too_large');
+    expectProblem(await u.post('/api/sync/tasks/delta', { changes: { created: six.slice(0, 3), updated: six.slice(3, 5), deleted: ['seed'] } }), 413, 'payload_too_large');
+    expectProblem(await u.post('/api/sync/tasks', { cursor: before.cursor, data: six }), 413, 'payload_too_large');
+    await assertUnchanged(u, before, '6-change delta and upload');
+    assert.deepEqual(ok(await u.post('/api/sync/tasks/delta', { changes: { created: six.slice(0, 5) } })).processed, { created: 5, updated: 0, deleted: 0 });
+    const up = ok(await u.post('/api/sync/tasks', { cursor: (await check(u)).cursor, data: six.slice(0, 5) }));
+    assert.equal(up.uploaded, 5, JSON.stringify(up));
+  });
+
+  test('MAX_BODY_BYTES=8192: exactly 8,192 bytes are accepted, 8,193 → 413', async () => {
+    const u = api(srv.url, await token(newUserId()));
+    const json = JSON.stringify({ cursor: 0, changes: [task(rid('t'), { description: 'x'.repeat(7000) })] });
+    const at = json + ' '.repeat(8192 - Buffer.byteLength(json));
+    const before = await snapshot(u);
+    expectProblem(await u.post('/api/sync', `${at} `, { headers: { 'content-type': 'application/json' } }), 413, 'payload_too_large');
+    await assertUnchanged(u, before, 'body of MAX_BODY_BYTES + 1');
+    assert.equal((await u.post('/api/sync', at, { headers: { 'content-type': 'application/json' } })).status, 200);
+  });
+
   test('MAX_BODY_BYTES=8192: a 9,000-byte body → 413, a 7,000-byte one is accepted', async () => {
     const u = api(srv.url, await token(newUserId()));
     const big = JSON.stringify({ cursor: 0, changes: [task(rid('t'), { description: 'x'.repeat(9000) })] });
@@ -44,6 +68,47 @@ describe('configured request limits', () => {
     const fits = JSON.stringify({ cursor: 0, changes: [task(rid('t'), { description: 'x'.repeat(7000) })] });
     const res = await u.post('/api/sync', fits, { headers: { 'content-type': 'application/json' } });
     assert.equal(res.status, 200, show(res));
+  });
+});
+
+// README "Staleness bound": a state token in KV that is stale (a lost or reordered
+// write-through, another location) is corrected when it expires, STATE_CACHE_TTL seconds
+// after it was written. Waiting that long is not needed to test the bound: the entry's
+// expiration, read from the persisted local KV (wrangler kv key list), is the bound.
+describe('STATE_CACHE_TTL=120', () => {
+  async function kvExpiration(userId) {
+    const out = await run(path.join(ROOT, 'node_modules', '.bin', 'wrangler'),
+      ['kv', 'key', 'list', '--config', testConfig(), '--binding', 'CACHE', '--local', '--persist-to', srv.persistDir, '--prefix', `st:${userId}`], { cwd: ROOT, env: baseEnv() });
+    const keys = JSON.parse(out.slice(out.indexOf('[')));
+    const k = keys.find((x) => x.name === `st:${userId}`);
+    return k?.expiration ?? null;
+  }
+
+  test('every state token written to KV (push write-through, check fill) expires STATE_CACHE_TTL seconds after it is written', async () => {
+    const id = newUserId();
+    const u = api(srv.url, await token(id));
+    const t0 = Date.now();
+    const p = await push(u, [task('t')]);
+    // the write-through runs after the response: wait until a check is answered from KV
+    await waitFor(async () => {
+      const r = await u.get('/api/sync/check');
+      return parseOps(r.headers.get('x-sync-ops')).d1 === 0 && r.body?.cursor === p.cursor;
+    }, 'the write-through');
+    const t1 = Date.now();
+    const exp = await kvExpiration(id);
+    assert.ok(Number.isInteger(exp), `the KV state token carries an expiration: ${exp}`);
+    assert.ok(exp >= Math.floor(t0 / 1000) + 120 - 1 && exp <= Math.ceil(t1 / 1000) + 120 + 1,
+      `expiration ${exp} is 120 s after the write (written between ${t0 / 1000} and ${t1 / 1000})`);
+
+    // a user whose token was never written: the first check fills it, with the same TTL
+    const id2 = newUserId();
+    const v = api(srv.url, await token(id2));
+    ok(await v.sync({ cursor: 0 }));
+    const t2 = Date.now();
+    const miss = await v.get('/api/sync/check');
+    assert.equal(parseOps(miss.headers.get('x-sync-ops'))['kv-write'], 1, show(miss));
+    const exp2 = await waitFor(() => kvExpiration(id2), 'the filled token');
+    assert.ok(exp2 >= Math.floor(t2 / 1000) + 120 - 1 && exp2 <= Math.ceil(Date.now() / 1000) + 120 + 1, `fill expiration ${exp2}`);
   });
 });
 
@@ -61,7 +126,7 @@ describe('tombstone purge and reset_required', () => {
     const oldCursor = (await check(A)).cursor;
     await push(A, [del('tasks', 'gone1'), del('tasks', 'gone2')]);
     const afterDeletes = (await check(A)).cursor;
-    await sleep(50);
+    await waitForServerClock(srv.url, afterDeletes); // retention 0: purged once older than now
     await runCron();
 
     expectProblem(await A.get(`/api/sync/tasks/changes?since=${oldCursor}`), 410, 'reset_required');
@@ -84,8 +149,8 @@ describe('tombstone purge and reset_required', () => {
     const A = api(srv.url, await token(newUserId()));
     await push(A, [task('keep'), task('gone')]);
     const old = (await check(A)).cursor;
-    await push(A, [del('tasks', 'gone')]);
-    await sleep(50);
+    const d = await push(A, [del('tasks', 'gone')]);
+    await waitForServerClock(srv.url, d.applied[0].rev);
     await runCron();
     const res = await A.sync({ cursor: old });
     expectProblem(res, 410, 'reset_required');

@@ -104,7 +104,9 @@ describe('concurrent edits', () => {
     assert.deepEqual(r.applied, [], JSON.stringify(r));
     assert.equal(r.conflicts[0]?.reason, 'stale_version', JSON.stringify(r));
     const server = r.conflicts[0].server;
-    assert.ok(server === null || Number.isInteger(server.deleted_at), `server record must be the tombstone: ${JSON.stringify(server)}`);
+    assert.ok(server !== null && typeof server === 'object', `the conflict carries the tombstone as the server record: ${JSON.stringify(r.conflicts[0])}`);
+    assert.ok(Number.isInteger(server.deleted_at), `server record must be the tombstone: ${JSON.stringify(server)}`);
+    assertFields(server, { id, version: 2, rev: d.applied[0].rev }, 'the tombstone in the conflict');
     assert.ok(r.deleted.some((x) => x.id === id), 'and the pull part reports the tombstone');
   });
 
@@ -119,20 +121,26 @@ describe('concurrent edits', () => {
 });
 
 describe('the same record twice in one push', () => {
-  test('is either refused with 400 or applied in order, never a 500 or a split state', async () => {
-    const [A] = await twoDevices();
+  test('is applied in order: both reported applied with increasing revs, the later one stored, one record pulled', async () => {
+    const [A, B] = await twoDevices();
     const id = rid('t');
     const res = await A.sync({ cursor: 0, changes: [task(id, { title: 'first', version: 1 }), task(id, { title: 'second', version: 2 })] });
-    assert.ok([200, 400].includes(res.status), show(res));
+    const b = ok(res);
+    assert.deepEqual(b.conflicts, [], show(res));
+    assert.deepEqual(b.applied.map((x) => [x.id, x.version]), [[id, 1], [id, 2]], show(res));
+    assert.ok(b.applied[1].rev > b.applied[0].rev, `the later change gets the later rev: ${show(res)}`);
     const stored = ok(await A.get('/api/sync/tasks')).data.find((r) => r.id === id);
-    if (res.status === 400) {
-      assert.equal(stored, undefined, 'a refused push stores nothing');
-    } else {
-      const applied = res.body.applied.filter((x) => x.id === id);
-      const last = applied.reduce((a, b) => (b.version > a.version ? b : a), { version: 0 });
-      assertFields(stored, { title: 'second', version: 2 }, 'later change in the push wins');
-      assert.equal(last.version, stored.version);
-    }
+    assertFields(stored, { title: 'second', version: 2, rev: b.applied[1].rev }, 'later change in the push wins');
+    const pulled = await pullAll(B, 0);
+    assert.deepEqual(pulled.updates.map((r) => [r.id, r.version, r.title]), [[id, 2, 'second']], 'another device gets the record once, in its final state');
+  });
+
+  test('a versionless repeat is applied on top of the first (stored + 1 each time)', async () => {
+    const [A] = await twoDevices();
+    const id = rid('t');
+    const b = ok(await A.sync({ cursor: 0, changes: [task(id, { title: 'a' }), task(id, { title: 'b' }), task(id, { title: 'c' })] }));
+    assert.deepEqual(b.applied.map((x) => x.version), [1, 2, 3], JSON.stringify(b));
+    assertFields(ok(await A.get('/api/sync/tasks')).data.find((r) => r.id === id), { title: 'c', version: 3 });
   });
 });
 

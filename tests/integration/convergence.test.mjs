@@ -13,6 +13,7 @@ import { ok } from '../helpers/sync.mjs';
 const DEVICES = Number(process.env.EDGESYNC_CONVERGENCE_DEVICES || 20);
 const OPS = Number(process.env.EDGESYNC_CONVERGENCE_OPS || 15);
 const DEADLINE_MS = 240_000; // the whole scenario, retries included
+const DEFAULT_SEED = 20261201;
 const MAX_RETRIES = 30; // per push
 
 let srv;
@@ -150,7 +151,9 @@ async function fullDownload(client) {
 
 describe('convergence of concurrent devices', () => {
   test(`${DEVICES} devices × ${OPS} random pushes converge, nothing acknowledged is lost`, async (t) => {
-    const seed = Number(process.env.EDGESYNC_SEED || Date.now() % 1_000_000);
+    // A fixed seed by default (the same choices every run, so a failure reproduces);
+    // EDGESYNC_SEED=<n> picks others to explore. The interleaving still depends on timing.
+    const seed = Number(process.env.EDGESYNC_SEED || DEFAULT_SEED);
     t.diagnostic(`seed ${seed} (EDGESYNC_SEED=${seed} replays the choices)`);
     const started = Date.now();
     const deadline = started + DEADLINE_MS;
@@ -188,6 +191,32 @@ describe('convergence of concurrent devices', () => {
     for (let i = 0; i < DEVICES; i++) devices.push(new Device(`d${i}`, api(srv.url, tok), prng(Math.floor(rootRnd() * 2 ** 32))));
     await Promise.all(devices.map((d) => d.pullToEnd()));
 
+    /** A device's local copy after its push: own applied changes, the server's copy of conflicts, then the pull. */
+    const absorb = (d, changes, body) => {
+      const sent = new Map(changes.map((c) => [keyOf(c.type, c.id), c]));
+      for (const a of body.applied) {
+        const c = sent.get(keyOf(a.type, a.id));
+        d.take(a.type, a.id, a.rev, c.deleted ? { version: a.version, deleted_at: 1 } : { ...c, version: a.version, deleted_at: null });
+      }
+      for (const cf of body.conflicts) d.take(cf.type, cf.id, cf.server.rev, cf.server);
+      d.applyPull(body);
+    };
+
+    // Contention by construction (not by timing): every device edits shared-t0 from the
+    // version 1 it holds, at once. Exactly one edit wins; every other one is a
+    // stale_version conflict (a busy retry finds version 2 stored: a conflict too).
+    const contended = await Promise.all(devices.map(async (d) => {
+      const changes = [{ type: 'tasks', id: 'shared-t0', ...content(d.rnd, 'tasks', `${d.name} contends`), version: 2 }];
+      const body = await d.push(changes, deadline);
+      record(d.name, changes, body);
+      absorb(d, changes, body);
+      return body;
+    }));
+    const winners = contended.filter((b) => b.applied.length === 1).length;
+    const contentionConflicts = contended.filter((b) => b.conflicts.length === 1).length;
+    assert.equal(winners, 1, 'exactly one version-2 edit of shared-t0 wins');
+    assert.equal(contentionConflicts, DEVICES - 1, 'every other version-2 edit is reported as a conflict, never dropped');
+
     await Promise.all(
       devices.map(async (d) => {
         for (let op = 0; op < OPS; op++) {
@@ -197,14 +226,7 @@ describe('convergence of concurrent devices', () => {
           record(d.name, changes, body);
           d.stats.applied += body.applied.length;
           d.stats.conflicts += body.conflicts.length;
-          // local copy: own applied changes, the server's copy of conflicts, then the pull
-          const sent = new Map(changes.map((c) => [keyOf(c.type, c.id), c]));
-          for (const a of body.applied) {
-            const c = sent.get(keyOf(a.type, a.id));
-            d.take(a.type, a.id, a.rev, c.deleted ? { version: a.version, deleted_at: 1 } : { ...c, version: a.version, deleted_at: null });
-          }
-          for (const cf of body.conflicts) d.take(cf.type, cf.id, cf.server.rev, cf.server);
-          d.applyPull(body);
+          absorb(d, changes, body);
           await sleep(Math.floor(d.rnd() * 15));
         }
       }),
@@ -263,9 +285,9 @@ describe('convergence of concurrent devices', () => {
     for (const key of server.keys()) assert.ok(byKey.has(key), `${key} is on the server but no push was told it was applied`);
 
     const total = devices.reduce((a, d) => ({ pushes: a.pushes + d.stats.pushes, busy: a.busy + d.stats.busy }), { pushes: 0, busy: 0 });
-    t.diagnostic(`${DEVICES}×${OPS} ops: ${acks.length} acknowledged writes, ${conflicts} conflicts, ${total.busy} busy retries of ${total.pushes} requests; ` +
+    t.diagnostic(`${DEVICES}×${OPS} ops: ${acks.length} acknowledged writes, ${conflicts} conflicts (${conflicts - contentionConflicts} in the random phase), ${total.busy} busy retries of ${total.pushes} requests; ` +
       `${server.size} live records; pushes took ${pushedMs} ms, all ${Date.now() - started} ms`);
-    assert.ok(conflicts > 0, 'the scenario should produce version conflicts (devices edit shared records)');
+    assert.ok(conflicts >= DEVICES - 1, `the contention round alone produces ${DEVICES - 1} conflicts: ${conflicts}`);
     const log = srv.logs();
     assert.ok(!/panicked|RuntimeError: unreachable/.test(log), `the worker crashed:\n${log.slice(-3000)}`);
   });

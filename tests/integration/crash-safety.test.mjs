@@ -6,9 +6,49 @@
 // completes them without minting new revisions for the ones that had committed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { api, newUserId, show, token } from '../helpers/client.mjs';
+import { api, newUserId, parseOps, show, token } from '../helpers/client.mjs';
 import { startRestartableWorker } from '../helpers/restartable.mjs';
-import { ok, pullAll } from '../helpers/sync.mjs';
+import { ok, pullAll, waitFor } from '../helpers/sync.mjs';
+import { ROOT, baseEnv, run, testConfig } from '../helpers/server.mjs';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+/**
+ * POST /api/sync over a raw socket; SIGKILL to the worker's process group (synchronously,
+ * in the socket's first 'data' event) as soon as the answer starts. Resolves to the
+ * answer's first bytes once the worker is gone.
+ */
+function pushThenKill(worker, tok, body) {
+  return new Promise((resolve, reject) => {
+    const payload = Buffer.from(JSON.stringify(body));
+    const sock = net.connect(worker.port, '127.0.0.1');
+    let killed = null;
+    sock.on('connect', () => {
+      sock.write(`POST /api/sync HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${tok}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${payload.length}\r\nConnection: close\r\n\r\n`);
+      sock.write(payload);
+    });
+    sock.once('data', (d) => {
+      killed = worker.kill(); // sends SIGKILL before its first await
+      sock.destroy();
+      killed.then(() => resolve(d.toString('latin1', 0, 200)), reject);
+    });
+    sock.on('error', (e) => {
+      if (!killed) reject(e);
+    });
+  });
+}
+
+/** Raw values of KV keys in a persisted local state, read with wrangler (no worker running): {key: value|null}. */
+async function kvBulkGet(persistDir, keys) {
+  const file = path.join(persistDir, 'kv-keys.json');
+  fs.writeFileSync(file, JSON.stringify(keys));
+  const out = await run(path.join(ROOT, 'node_modules', '.bin', 'wrangler'),
+    ['kv', 'bulk', 'get', file, '--config', testConfig(), '--binding', 'CACHE', '--local', '--persist-to', persistDir], { cwd: ROOT, env: baseEnv() });
+  const json = JSON.parse(out.slice(out.indexOf('{'), out.lastIndexOf('}') + 1));
+  return Object.fromEntries(keys.map((k) => [k, json[k]?.value ?? null]));
+}
 
 const PUSHES = 50;
 const PER_PUSH = 20;
@@ -200,24 +240,34 @@ describe('crash safety', () => {
     }
   });
 
+  // This test must prove that it hit the window it is about: the push has committed in
+  // D1 (the worker answers after its batch) but the deferred KV write-through (started
+  // with the answer) has not landed. The push goes over a raw socket and the worker's
+  // process group gets SIGKILL on the first byte of the answer; then the KV entry is
+  // read straight from the persisted local state (wrangler kv bulk get, no worker
+  // running). An attempt "hit" when KV still held the state before the push. The window
+  // is a few milliseconds, so attempts repeat (bounded) until one hits; in every attempt,
+  // hit or not, the restarted worker's answers must agree with D1.
   test('killed right after a push commits: the state token (check, 304s) is not behind D1 after the restart', async (t) => {
-    const tok = await token(newUserId('kv'));
-    const ATTEMPTS = 4;
+    const userId = newUserId('kv');
+    const tok = await token(userId);
+    const MAX_ATTEMPTS = 24;
     const problems = [];
-    for (let i = 0; i < ATTEMPTS; i++) {
+    const outcomes = [];
+    let hits = 0;
+    for (let i = 0; i < MAX_ATTEMPTS && hits === 0; i++) {
       let c = api(w.url, tok);
-      ok(await c.sync({ cursor: 0, changes: [{ type: 'tasks', id: `a${i}`, title: 'first' }] }));
-      await new Promise((r) => setTimeout(r, 500)); // the first push's state token is in KV
-      const before = ok(await c.get('/api/sync/check'));
-      // Kill the moment the response head arrives: the push has committed (the worker
-      // answers after its D1 batch) but its deferred KV write-through may not have run.
-      const raw = await fetch(`${w.url}/api/sync`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ cursor: before.cursor, changes: [{ type: 'tasks', id: `b${i}`, title: 'second' }] }),
-      });
-      await w.kill();
-      assert.equal(raw.status, 200);
+      const first = ok(await c.sync({ cursor: 0, changes: [{ type: 'tasks', id: `a${i}`, title: 'first' }] }));
+      // the first push's state token is in KV once a check is answered from it (d1=0)
+      const before = await waitFor(async () => {
+        const r = await c.get('/api/sync/check');
+        const b = ok(r);
+        return parseOps(r.headers.get('x-sync-ops')).d1 === 0 && b.cursor === first.cursor ? b : false;
+      }, 'the first push\'s state token in KV');
+      const head = await pushThenKill(w, tok, { cursor: before.cursor, changes: [{ type: 'tasks', id: `b${i}`, title: 'second' }] });
+      assert.match(head, /^HTTP\/1\.1 200/, `the push was answered 200 before the kill: ${JSON.stringify(head)}`);
+      const inKv = (await kvBulkGet(w.persistDir, [`st:${userId}`]))[`st:${userId}`];
+      const kvSeq = Number(/^(-?\d+):/.exec(inKv ?? '')?.[1]);
       await w.restart();
       c = api(w.url, tok);
       const chk = await c.get('/api/sync/check');
@@ -226,14 +276,19 @@ describe('crash safety', () => {
       const d1res = await c.get('/api/sync/tasks/changes?since=0');
       const d1 = ok(d1res);
       assert.ok(d1.changes.created.some((r) => r.id === `b${i}`), 'the push answered 200 is in D1');
+      assert.ok(kvSeq === before.cursor || kvSeq === d1.cursor, `KV held ${inKv}: the state before (${before.cursor}) or after (${d1.cursor}) the push`);
+      const hit = kvSeq === before.cursor;
+      if (hit) hits++;
+      outcomes.push(hit ? 'hit' : 'miss');
       if (ok(chk).cursor !== d1.cursor || cond.status !== 200 || dl.status !== 200) {
-        problems.push(`attempt ${i}: POST /api/sync {cursor: ${before.cursor}, changes: [tasks/b${i}]} → 200, worker killed; after restart ` +
+        problems.push(`attempt ${i}: POST /api/sync {cursor: ${before.cursor}, changes: [tasks/b${i}]} → 200, worker killed (KV held ${inKv}); after restart ` +
           `GET /api/sync/check → ${show(chk)}; GET /api/sync/check If-None-Match: ${before.etag} → ${cond.status} (${cond.headers.get('x-sync-ops')}); ` +
           `GET /api/sync/tasks If-None-Match: ${before.etag} → ${dl.status} (${dl.headers.get('x-sync-ops')}); ` +
           `GET /api/sync/tasks/changes?since=0 → cursor ${d1.cursor}, ETag ${d1res.headers.get('etag')}`);
       }
     }
-    t.diagnostic(`${problems.length} of ${ATTEMPTS} restarts served a state token behind D1`);
+    t.diagnostic(`kills after a commit: ${outcomes.join(' ')} (hit = KV still behind D1 at the kill); ${problems.length} restarts served a state token behind D1`);
     assert.deepEqual(problems, [], 'the KV state token went behind D1 after a crash');
+    assert.ok(hits >= 1, `no kill of ${outcomes.length} landed between the D1 commit and the KV write-through: the test proved nothing`);
   });
 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startWorker, TEST_ADMIN_TOKEN } from '../helpers/server.mjs';
 import { api, newUserId, rid, show, token, user } from '../helpers/client.mjs';
-import { check, expectOps, expectProblem, ok, opsText, push, sumOps, task, del } from '../helpers/sync.mjs';
+import { check, expectOps, expectProblem, ok, opsText, push, sleep, sumOps, task, del, waitFor } from '../helpers/sync.mjs';
 
 let srv;
 before(async () => {
@@ -335,10 +335,27 @@ describe('admin usage', () => {
     assert.equal(ratio, hits / (hits + misses));
   });
 
+  /**
+   * Reads the admin report until the usage flushes scheduled after earlier responses
+   * (ctx.waitUntil) have landed, instead of assuming they have: `settled(report, polls)`
+   * says whether the report shows them (each extra poll is itself one more request with
+   * two more flushes: its own and the one scheduled after it).
+   */
+  async function settledUsage(settled) {
+    let polls = 0;
+    let last;
+    await waitFor(async () => {
+      if (polls) await sleep(100);
+      last = await usage();
+      polls++;
+      return settled(last, polls);
+    }, 'the usage flushes to land in the admin report', { timeoutMs: 15_000, intervalMs: 0 });
+    return { report: last, polls };
+  }
+
   test('after known D1 traffic the counters move by exactly the X-Sync-Ops sums, plus one row written and two read per flush', async () => {
-    // Every request here runs D1 statements, which D1 executes in order: the usage flush
-    // scheduled after each response has finished before the next request is counted,
-    // so there is exactly one flush per request (USAGE_FLUSH_REQUESTS=1).
+    // Every request here runs D1 statements; a usage flush is scheduled after each
+    // response (USAGE_FLUSH_REQUESTS=1). The report is read until every one has landed.
     const u = await user(srv.url);
     ok(await u.sync({ cursor: 0 })); // the user's first request also reads the KV bucket
     const before = await usage();
@@ -354,20 +371,29 @@ describe('admin usage', () => {
     for (const r of responses) ok(r);
     const K = responses.length;
     const sum = sumOps(responses);
-    const afterSnap = await usage();
+    // flushes: the first admin call's own, the one after it, one after each request, and
+    // two per extra poll of the report
+    const flushesAt = (polls) => K + 2 + 2 * (polls - 1);
+    const { report: afterSnap, polls } = await settledUsage((r, n) =>
+      r.requests - before.requests === K + n && r.rowsWritten - before.rowsWritten === sum['rows-written'] + flushesAt(n));
     const d = (k) => afterSnap[k] - before[k];
-    const msg = `before ${JSON.stringify(before.body.usage)} after ${JSON.stringify(afterSnap.body.usage)} ops ${JSON.stringify(sum)}`;
-    assert.equal(d('requests'), K + 1, `requests: the K requests and the first admin call: ${msg}`);
-    assert.equal(d('kvReads'), sum['kv-read'], msg);
-    assert.equal(d('kvWrites'), sum['kv-write'], msg);
+    const msg = `before ${JSON.stringify(before.body.usage)} after ${JSON.stringify(afterSnap.body.usage)} ops ${JSON.stringify(sum)} (${polls} polls)`;
+    assert.equal(d('requests'), K + polls, `requests: the K requests and the admin calls before the last: ${msg}`);
+    // what this traffic is known to cost, independently of the worker's own counting:
+    // pushes write the KV state token once each (3: two pushes and the delta push),
+    // unconditional pulls and downloads never touch KV, and the records written (3
+    // created, 1 created + 1 tombstone, 1 list) are at least one written row each
+    assert.equal(sum['kv-write'], 3, `X-Sync-Ops: one KV write per push: ${msg}`);
+    assert.equal(sum['kv-read'], 0, `X-Sync-Ops: no KV read: ${msg}`);
+    assert.equal(d('kvWrites'), 3, msg);
+    assert.equal(d('kvReads'), 0, msg);
+    assert.ok(sum['rows-written'] >= 6, `six records written: ${msg}`);
+    assert.ok(sum['rows-read'] >= 4 + 4 + 2, `the pulls returned 4 + 4 + 2 records (changes, pull, download page): ${msg}`);
     assert.equal(d('hits'), 0, msg);
     assert.equal(d('misses'), 0, msg);
-    // flushes: the first admin call's own, the one after it, one after each request; the
-    // second admin call reports its own flush too (usage.rs adds a flush's meta before
-    // returning the view)
-    const flushes = K + 2;
-    assert.equal(d('rowsWritten'), sum['rows-written'] + flushes, `rows written = X-Sync-Ops sum + 1 per flush: ${msg}`);
-    assert.equal(d('rowsRead'), sum['rows-read'] + 2 * flushes, `rows read = X-Sync-Ops sum + 2 per flush: ${msg}`);
+    // and the report agrees exactly with the per-request X-Sync-Ops plus the flushes
+    assert.equal(d('rowsWritten'), sum['rows-written'] + flushesAt(polls), `rows written = X-Sync-Ops sum + 1 per flush: ${msg}`);
+    assert.equal(d('rowsRead'), sum['rows-read'] + 2 * flushesAt(polls), `rows read = X-Sync-Ops sum + 2 per flush: ${msg}`);
   });
 
   test('fast-path traffic: requests K+1, KV reads and writes exactly as in X-Sync-Ops, hits = answers without D1', async () => {
@@ -399,6 +425,12 @@ describe('admin usage', () => {
     const afterSnap = await usage();
     const d = (k) => afterSnap[k] - before[k];
     const msg = `before ${JSON.stringify(before.body)} after ${JSON.stringify(afterSnap.body)} ops ${JSON.stringify(sum)}`;
+    // known independently of the worker's counting: every check and every conditional
+    // GET reads the KV token once (7), nothing else reads KV; each push writes it once (2)
+    assert.equal(sum['kv-read'], 7, `X-Sync-Ops: seven KV reads: ${responses.map(show).join('\n')}`);
+    assert.equal(sum['kv-write'], 2, `X-Sync-Ops: two KV writes (the pushes): ${msg}`);
+    assert.equal(d('kvReads'), 7, msg);
+    assert.equal(d('kvWrites'), 2, msg);
 
     const fastAnswers = responses.filter((r) => [200, 304].includes(r.status) && r.headers.get('etag') && expectOps(r)['kv-read'] === 1 && expectOps(r).d1 === 0);
     const fast304 = responses.filter((r) => r.status === 304 && expectOps(r).d1 === 0);

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { startWorker } from '../helpers/server.mjs';
 import { api, newUserId, rid, show, token, twoDevices as devicesOf } from '../helpers/client.mjs';
 import {
-  assertFields, assertUnchanged, check, countOf, del, expectProblem, findRec, list, ok, pullAll, push, snapshot, task,
+  assertFields, assertUnchanged, check, countOf, del, expectProblem, findRec, list, note, ok, pullAll, push, snapshot, task,
 } from '../helpers/sync.mjs';
 
 let srv;
@@ -60,7 +60,7 @@ describe('full upload', () => {
     });
     const b = ok(res);
     assert.equal(b.success, true, show(res));
-    assert.ok(Number.isInteger(countOf(b.uploaded)), show(res));
+    assert.equal(countOf(b.uploaded), 3, `uploaded counts the records sent (l1, l2, l4): ${show(res)}`);
     assert.equal(countOf(b.deleted), 1, `exactly l3 is deleted: ${show(res)}`);
     assert.ok(Number.isInteger(b.cursor) && b.cursor > refreshed.cursor, show(res));
 
@@ -89,6 +89,7 @@ describe('full upload', () => {
     const res = await A.post('/api/sync/tasks', { data: [{ id: 'a', title: 'task a' }], timestamp: dl.cursor });
     const b = ok(res);
     assert.equal(b.success, true);
+    assert.equal(countOf(b.uploaded), 1, show(res));
     assert.equal(countOf(b.deleted), 1, show(res));
     assert.deepEqual(ok(await A.get('/api/sync/tasks')).data.map((r) => r.id), ['a']);
   });
@@ -98,7 +99,9 @@ describe('full upload', () => {
     await push(A, [task('x', { version: 1 }), task('y', { version: 1 })]);
     const bPull = await pullAll(B, 0);
     const { cursor } = await check(A);
-    ok(await A.post('/api/sync/tasks', { data: [], cursor }));
+    const up = ok(await A.post('/api/sync/tasks', { data: [], cursor }));
+    assert.equal(countOf(up.uploaded), 0, JSON.stringify(up));
+    assert.equal(countOf(up.deleted), 2, JSON.stringify(up));
     const got = await pullAll(B, bPull.cursor);
     assert.deepEqual(got.deleted.map((d) => d.id).sort(), ['x', 'y']);
   });
@@ -121,6 +124,7 @@ describe('full upload', () => {
     const { cursor } = await check(A);
     const up = ok(await A.post('/api/sync/tasks', { data: [{ id: 'bulk-00', title: 'task bulk-00', version: 1 }], cursor }));
     assert.equal(countOf(up.deleted), 29, JSON.stringify(up));
+    assert.equal(countOf(up.uploaded), 1, JSON.stringify(up));
 
     const got = await pullAll(B, base.cursor, { limit: 7 });
     assert.deepEqual(got.deleted.map((d) => d.id).sort(), ids.slice(1));
@@ -145,6 +149,8 @@ describe('full upload', () => {
     const dl = ok(await A.get('/api/sync/lists'));
     const res = ok(await A.post('/api/sync/lists', { data: dl.data.map(asListUpload), cursor: dl.cursor }));
     assert.equal(res.success, true);
+    assert.equal(countOf(res.uploaded), dl.data.length, `uploaded counts every record sent, changed or not: ${JSON.stringify(res)}`);
+    assert.equal(dl.data.length, 2);
     assert.equal(countOf(res.deleted), 0, JSON.stringify(res));
     await assertUnchanged(A, before, 'identical full upload');
   });
@@ -156,6 +162,61 @@ describe('full upload', () => {
     const res = await A.post('/api/sync/tasks', { data: [{ id: 'new-one', title: 'ok' }, { id: 'bad', completed: 'yes', title: 'x' }], cursor: before.cursor });
     expectProblem(res, 400, 'invalid_field', { field: 'data[1].completed' });
     await assertUnchanged(A, before, 'invalid full upload');
+  });
+});
+
+describe('full upload: counts, cursor, limits', () => {
+  test('uploaded is the number of records sent; a record given twice counts twice and the last one is stored', async () => {
+    const [A] = await twoDevices();
+    const { cursor } = await check(A);
+    const data = [{ id: 'u1', title: 'one' }, { id: 'u2', title: 'two' }, { id: 'u1', title: 'one, again' }, { id: 'u3', title: 'three' }];
+    const up = ok(await A.post('/api/sync/tasks', { data, cursor }));
+    assert.equal(countOf(up.uploaded), data.length, JSON.stringify(up));
+    assert.equal(countOf(up.deleted), 0, JSON.stringify(up));
+    const stored = ok(await A.get('/api/sync/tasks')).data;
+    assert.deepEqual(stored.map((r) => [r.id, r.title]), [['u1', 'one, again'], ['u2', 'two'], ['u3', 'three']]);
+  });
+
+  // The returned cursor is safe for pulling *every* type: when a peer changed another
+  // type after the client's cursor, the client's own cursor comes back, so a pull from
+  // it still brings the peer's change (a new sequence would skip it).
+  test('a peer\'s change to another type after the client\'s cursor is not skipped by the upload\'s cursor', async () => {
+    const [A, B] = await twoDevices();
+    await push(A, [task('t1'), note('n0')]);
+    const base = await pullAll(A, 0);
+    const peer = await push(B, [note('n-peer', { title: 'from B' })], base.cursor); // after A's cursor
+    const up = ok(await A.post('/api/sync/tasks', { data: [{ id: 't1', title: 'task t1' }, { id: 't2', title: 'new' }], cursor: base.cursor }));
+    assert.ok(Number.isInteger(up.cursor), JSON.stringify(up));
+    const pulled = await pullAll(A, up.cursor);
+    assert.ok(findRec(pulled.updates, 'notes', 'n-peer'),
+      `POST /api/sync from the upload's cursor ${up.cursor} must include B's note (rev ${peer.applied[0].rev}): ${JSON.stringify(pulled.updates.map((r) => [r.type, r.id, r.rev]))}`);
+    assert.ok(up.cursor < peer.applied[0].rev, `the cursor does not pass the peer's change: ${up.cursor} vs ${peer.applied[0].rev}`);
+  });
+
+  test('with nothing changed after the client\'s cursor, the returned cursor is the new sequence (control)', async () => {
+    const [A] = await twoDevices();
+    await push(A, [task('t1'), note('n0')]);
+    const base = await pullAll(A, 0);
+    const up = ok(await A.post('/api/sync/tasks', { data: [{ id: 't2', title: 'new' }], cursor: base.cursor }));
+    assert.ok(up.cursor > base.cursor, JSON.stringify(up));
+    assert.equal(up.cursor, (await check(A)).cursor, 'the state after the upload');
+    const after = await pullAll(A, up.cursor);
+    assert.deepEqual([after.updates, after.deleted], [[], []]);
+  });
+
+  test('more than MAX_CHANGES (1,000) records → 413 payload_too_large on the full upload and the delta push; nothing written', async () => {
+    const [A] = await twoDevices();
+    await push(A, [task('keep')]);
+    const before = await snapshot(A);
+    const recs = Array.from({ length: 1001 }, (_, i) => ({ id: `m${i}`, title: `m${i}` }));
+    expectProblem(await A.post('/api/sync/tasks', { data: recs, cursor: before.cursor }), 413, 'payload_too_large');
+    expectProblem(await A.post('/api/sync/tasks/delta', { changes: { created: recs } }), 413, 'payload_too_large');
+    // the limit counts the delta's lists together
+    expectProblem(await A.post('/api/sync/tasks/delta', { changes: { created: recs.slice(0, 600), updated: recs.slice(600, 1000), deleted: ['keep'] } }), 413, 'payload_too_large');
+    await assertUnchanged(A, before, 'over-limit upload and delta');
+    // 1,000 is accepted (control)
+    const ok1000 = ok(await A.post('/api/sync/tasks/delta', { changes: { created: recs.slice(0, 1000) } }));
+    assert.deepEqual(ok1000.processed, { created: 1000, updated: 0, deleted: 0 });
   });
 });
 

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { startWorker, TEST_JWT_SECRET } from '../helpers/server.mjs';
 import { api, newUserId, rid, show } from '../helpers/client.mjs';
 import { b64url, claimsFor, handSigned, hmacSigned, jwksOf, makeKey, signWith } from '../helpers/keys.mjs';
-import { assertUnchanged, expectProblem, ok, push, snapshot, task } from '../helpers/sync.mjs';
+import { assertUnchanged, expectProblem, ok, push, snapshot, task, waitFor } from '../helpers/sync.mjs';
 
 const ISSUER = 'https://issuer.edgesync.test/';
 const AUDIENCE = 'edgesync-api';
@@ -65,8 +65,11 @@ async function rejected(tok, what) {
 }
 
 describe('valid tokens of every configured key', () => {
-  test('JWKS keys parsed without warnings', () => {
-    assert.ok(!/JWT_JWKS:/.test(srv.logs()), `the worker skipped a JWKS key:\n${srv.logs().slice(-3000)}`);
+  test('JWKS keys parsed without warnings (after a request has built the verifier)', async () => {
+    // the verifier (and its warnings) is built on the first authenticated request
+    ok(await api(srv.url, await valid(rsa, newUserId())).get('/api/sync/check'));
+    await waitFor(() => /"route":"\/api\/sync\/check"/.test(srv.logs()), 'the request\'s log line');
+    assert.ok(!/JWT_JWKS: /.test(srv.logs()), `the worker skipped a JWKS key:\n${srv.logs().slice(-3000)}`);
   });
 
   test('HS256, RS256 and ES256 tokens are accepted', async () => {
@@ -308,5 +311,40 @@ describe('invalid tokens → 401 unauthorized with WWW-Authenticate, nothing wri
       expect401(await api(srv.url, tok).sync({ cursor: 0, changes: [task(rid('t'))] }), `${name} push`);
     }
     await assertUnchanged(o.client, o.before, 'over-long token');
+  });
+});
+
+// A second server: no JWT_SECRET (HS256 off, contract §9) and a JWKS with one good key and
+// two it cannot use. The bad keys are reported in the log once the verifier is built
+// (the positive control of the "parsed without warnings" test above); the good key works.
+describe('without JWT_SECRET, with unusable JWKS entries', () => {
+  let other;
+  before(async () => {
+    const set = JSON.stringify({ keys: [rsa.jwk, { kty: 'RSA', kid: 'broken', alg: 'RS256', n: '!!', e: 'AQAB' }, { kty: 'oct', kid: 'sym', k: 'c2VjcmV0' }] });
+    other = await startWorker({ vars: { JWT_SECRET: '', JWT_JWKS: set, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE } });
+  });
+  after(async () => {
+    await other?.stop();
+  });
+
+  test('HS256 is refused when JWT_SECRET is unset, even signed with the usual test secret; RS256 still works', async () => {
+    const o = api(other.url, await valid(rsa, newUserId('rs')));
+    await push(o, [task(rid('t'))]);
+    const before = await snapshot(o);
+    for (const secret of [TEST_JWT_SECRET, '']) {
+      const tok = await hmacSigned({ alg: 'HS256', typ: 'JWT' }, claimsFor(newUserId('hs'), good), secret || 'x');
+      const bad = api(other.url, tok);
+      for (const res of [await bad.get('/api/sync/check'), await bad.sync({ cursor: 0, changes: [task(rid('t'))] })]) {
+        expect401(res, `HS256 without JWT_SECRET (secret ${secret ? 'test' : 'x'})`);
+      }
+    }
+    // the owner's own token of another algorithm is unaffected, and nothing was written
+    await assertUnchanged(o, before, 'HS256 token without JWT_SECRET');
+  });
+
+  test('the unusable JWKS entries are logged as JWT_JWKS warnings once a request builds the verifier', async () => {
+    ok(await api(other.url, await valid(rsa, newUserId())).get('/api/sync/check'));
+    const logs = await waitFor(() => (/JWT_JWKS: /.test(other.logs()) ? other.logs() : false), 'a JWT_JWKS warning in the log');
+    assert.ok((logs.match(/JWT_JWKS: /g) ?? []).length >= 2, `one warning per unusable key:\n${logs.slice(-3000)}`);
   });
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startWorker } from '../helpers/server.mjs';
 import { api, newUserId, show, token } from '../helpers/client.mjs';
-import { TYPES, check, del, expectProblem, list, note, ok, pullAll, push, setting, sleep, task } from '../helpers/sync.mjs';
+import { TYPES, check, del, expectProblem, list, note, ok, pullAll, push, setting, task, waitForServerClock } from '../helpers/sync.mjs';
 
 let srv;
 before(async () => {
@@ -18,8 +18,12 @@ after(async () => {
   await srv?.stop();
 });
 
-async function runCron() {
-  await sleep(20); // tombstones must be older than the cutoff (now - 0 days)
+/** Fires the purge once the server clock is past `rev` (the newest tombstone's rev,
+ * which is at least its deleted_at): with retention 0 a tombstone is purged when it is
+ * older than "now". Waits on the server's clock, not for a fixed time. */
+async function runCron(rev) {
+  assert.ok(Number.isInteger(rev), 'runCron needs the newest tombstone rev to wait for');
+  await waitForServerClock(srv.url, rev);
   const res = await fetch(`${srv.url}/__scheduled?cron=${encodeURIComponent('17 3 * * *')}`);
   const text = await res.text();
   assert.equal(res.status, 200, `the scheduled handler must succeed: HTTP ${res.status} ${text}\n${srv.logs().slice(-3000)}`);
@@ -96,7 +100,8 @@ describe('after a purge', () => {
     // B holds the same ids (all live) and has a cursor from before A's deletes
     await push(B.d1, live.slice(0, 5));
     B.cursor = (await check(B.d1)).cursor;
-    await sleep(5); // revs are server milliseconds: keep B's cursor strictly below A's deletes
+    // revs are server milliseconds: keep B's cursor strictly below A's deletes
+    await waitForServerClock(srv.url, B.cursor);
 
     const doomed = [del('tasks', 't2'), del('tasks', 't4'), del('lists', 'l2'), del('notes', 'n1'), del('settings', 's2')];
     const deleted = await push(A.d1, doomed, oldCursor);
@@ -110,7 +115,7 @@ describe('after a purge', () => {
     // before the purge, A's pull from the old cursor lists the deletions
     const pre = await pullAll(A.d2, oldCursor);
     assert.equal(pre.deleted.length, 5, 'five tombstones exist before the purge');
-    await runCron();
+    await runCron(horizon);
   });
 
   test('live records of every type are untouched (same fields, versions and revs)', async () => {
@@ -218,11 +223,11 @@ describe('repeated purges', () => {
     const C = await devices();
     await push(C.d1, [task('x'), task('y'), task('z')]);
     const first = await push(C.d1, [del('tasks', 'x')], (await check(C.d1)).cursor);
-    await runCron();
     const h1 = first.applied[0].rev;
+    await runCron(h1);
     const cp = (await check(C.d1)).cursor; // at the horizon: nothing was purged after it
     assert.equal(cp, h1);
-    await runCron(); // nothing new to purge
+    await runCron(h1); // nothing new to purge
     ok(await C.d2.get(`/api/sync/tasks/changes?since=${cp}`));
     expectProblem(await C.d2.get(`/api/sync/tasks/changes?since=${cp - 1}`), 410, 'reset_required');
 
@@ -233,7 +238,7 @@ describe('repeated purges', () => {
     const synced = seen.cursor;
 
     // the next purge removes that tombstone too: the horizon moves up to it
-    await runCron();
+    await runCron(second.applied[0].rev);
     const b = expectProblem(await C.d2.get(`/api/sync/tasks/changes?since=${cp}`), 410, 'reset_required');
     assert.equal(b.purge_horizon, second.applied[0].rev);
     // a device that had already pulled the delete is fine

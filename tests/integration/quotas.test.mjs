@@ -1,4 +1,4 @@
-// Daily quotas and degradation (contract §5). One persisted D1/KV state, three UTC days:
+// Daily quotas and degradation (contract §5). One persisted D1/KV state, six UTC days:
 // the server is restarted on the same persistence directory with DEV_CLOCK_OFFSET_MS
 // (a test-only var that shifts the worker's clock; JWTs are still checked against the
 // real clock) to start the next day, with different quotas each day:
@@ -7,7 +7,11 @@
 //   day 1  QUOTA_KV_WRITES=4, QUOTA_D1_ROWS_WRITTEN=40: the day-0 pushes are visible; near
 //          the KV write budget the worker stops writing KV and answers conditional GETs
 //          from D1; once the D1 write quota is spent, writes are refused;
-//   day 2  default quotas: the refused writes are not there, the accepted ones are.
+//   day 2  default quotas: the refused writes are not there, the accepted ones are;
+//          KV reads count toward degradation (QUOTA_KV_READS=30);
+//   day 3  QUOTA_D1_ROWS_READ=400: reads pause at 90 % of rows read, writes go on;
+//   day 4  QUOTA_D1_ROWS_WRITTEN=120: between 90 % and 100 % reads pause and writes
+//          pass, at 100 % writes are refused too (day 5 checks what was stored).
 // The tests run in order and share the users below (each day builds on the one before).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -350,5 +354,76 @@ describe('day 2: after the reset', () => {
     assert.equal(u.mode, 'degraded', JSON.stringify(u));
     assert.equal(u.usage.kv_reads.used, 27);
     for (const k of ['requests', 'd1_rows_read', 'd1_rows_written']) assert.ok(u.usage[k].percent < 90, `${k}: ${JSON.stringify(u.usage)}`);
+  });
+});
+
+// Days 3 and 4: the D1 row quotas. Usage is exact within this isolate (no flush runs but
+// the isolate's first, USAGE_FLUSH_REQUESTS=1000 and USAGE_FLUSH_SECS=86400 carry over).
+describe('day 3: D1 rows read', () => {
+  test('at 90 % of QUOTA_D1_ROWS_READ reads pause (503 degraded) and pushes are still applied', async () => {
+    await restart({ DEV_CLOCK_OFFSET_MS: String(3 * DAY), QUOTA_KV_READS: '100000000', QUOTA_D1_ROWS_READ: '400' });
+    const r = api(srv.url, await token(newUserId('rows'), { claims: { device: 1 } }));
+    await push(r, Array.from({ length: 40 }, (_, i) => task(`r${i}`)));
+    const start = await admin();
+    assert.equal(start.mode, 'normal', JSON.stringify(start));
+    assert.ok(start.usage.d1_rows_read.used < 360, JSON.stringify(start.usage));
+    let paused = null;
+    let served = 0;
+    for (let i = 0; i < 40 && !paused; i++) {
+      const res = await timed(() => r.get('/api/sync/tasks/changes?since=0'));
+      if (res.res.status === 503) paused = res;
+      else {
+        assert.equal(ok(res.res).changes.created.length, 40, show(res.res));
+        assert.ok(expectOps(res.res)['rows-read'] >= 40, show(res.res));
+        served++;
+      }
+    }
+    assert.ok(paused, 'reads must pause once D1 rows read reach 90 % of the quota');
+    assert.ok(served >= 1, 'the day started under the quota');
+    expectDegraded(paused);
+    const u = await admin();
+    assert.equal(u.mode, 'degraded', JSON.stringify(u));
+    assert.ok(u.usage.d1_rows_read.percent >= 90, JSON.stringify(u.usage));
+    for (const k of ['requests', 'd1_rows_written', 'kv_reads', 'kv_writes']) assert.ok(u.usage[k].percent < 90, `${k}: ${JSON.stringify(u.usage)}`);
+    assert.equal(ok(await anon().get('/api/health')).degraded, true);
+    // writes go on
+    const w = ok(await r.sync({ cursor: 0, changes: [task('while-paused')] }));
+    assert.equal(w.degraded, true, JSON.stringify(w));
+    assert.deepEqual(w.applied.map((x) => x.id), ['while-paused']);
+  });
+});
+
+describe('day 4: between 90 % and 100 % of D1 rows written', () => {
+  test('reads pause and writes pass; at 100 % writes are refused too', async () => {
+    await restart({ DEV_CLOCK_OFFSET_MS: String(4 * DAY), QUOTA_D1_ROWS_READ: '1000000000', QUOTA_D1_ROWS_WRITTEN: '120' });
+    const bandUser = newUserId('band');
+    const w = api(srv.url, await token(bandUser, { claims: { device: 1 } }));
+    const phases = []; // per step: [push status, read status]
+    let bandAdmin = null;
+    const stored = [];
+    for (let i = 0; i < 200; i++) {
+      const p = await timed(() => w.sync({ cursor: 0, changes: [task(`b${i}`)] }));
+      if (p.res.status === 200) stored.push(`b${i}`);
+      else expectDegraded(p);
+      const rd = await timed(() => w.get('/api/sync/tasks/changes?since=0&limit=1'));
+      if (rd.res.status !== 200) expectDegraded(rd);
+      phases.push([p.res.status, rd.res.status]);
+      if (p.res.status === 200 && rd.res.status === 503 && !bandAdmin) bandAdmin = await admin();
+      if (p.res.status === 503) break;
+    }
+    const seq = phases.map(([a, b]) => `${a}/${b}`);
+    const compact = seq.filter((s, i) => s !== seq[i - 1]).join(' → ');
+    assert.equal(compact, '200/200 → 200/503 → 503/503', `push/read statuses go normal → reads paused, writes pass → both refused: ${seq.join(' ')}`);
+    assert.ok(bandAdmin, 'the band was observed');
+    assert.equal(bandAdmin.mode, 'degraded', `in the band the mode is degraded, not writes_refused: ${JSON.stringify(bandAdmin)}`);
+    const pct = bandAdmin.usage.d1_rows_written.percent;
+    assert.ok(pct >= 90 && pct < 100, `the band is 90 % ≤ rows written < 100 %: ${JSON.stringify(bandAdmin.usage)}`);
+    const end = await admin();
+    assert.equal(end.mode, 'writes_refused', JSON.stringify(end));
+
+    // every push answered 200 is stored (checked on the next day)
+    await restart({ DEV_CLOCK_OFFSET_MS: String(5 * DAY), QUOTA_D1_ROWS_WRITTEN: '1000000000' });
+    const all = await pullAll(api(srv.url, await token(bandUser)), 0);
+    assert.deepEqual(all.updates.map((r) => r.id).sort(), [...stored].sort(), 'exactly the pushes answered 200 are stored');
   });
 });

@@ -366,3 +366,82 @@ describe('push response', () => {
     assert.deepEqual([...got].filter((x) => peer.includes(x)).sort(), [...peer].sort(), 'every peer change is received');
   });
 });
+
+// Contract §1: "A non-delete change carries the record's full field set: missing optional
+// fields take their defaults" — also on an edit of a record that had them set.
+describe('an edit leaving out optional fields', () => {
+  const DEFAULTS = {
+    tasks: { description: '', completed: false, pinned: false, priority: 'medium', due_date: null, list_id: null, sort_order: 0 },
+    lists: { color: '', icon: '', sort_order: 0 },
+    notes: { title: '', body: '', pinned: false, list_id: null },
+    settings: { value: null },
+  };
+  const FULL = {
+    tasks: { title: 'full', description: 'd', completed: true, pinned: true, priority: 'high', due_date: 1_767_225_600_000, list_id: 'l1', sort_order: 9 },
+    lists: { name: 'full', color: '#123456', icon: 'star', sort_order: 4 },
+    notes: { title: 'full', body: 'b', pinned: true, list_id: 'l1' },
+    settings: { value: { a: 1 } },
+  };
+  const MINIMAL = { tasks: { title: 'only the title' }, lists: { name: 'only the name' }, notes: {}, settings: {} };
+
+  for (const versioned of [true, false]) {
+    test(`resets them to their defaults, for every type (${versioned ? 'with version' : 'versionless'}), on every route's view`, async () => {
+      const [A, B] = await devices(2);
+      const types = Object.keys(FULL);
+      await syncDevice(A, types.map((type) => ({ type, id: `${type}-1`, ...FULL[type], ...(versioned ? { version: 1 } : {}) })));
+      await syncDevice(B);
+      const edit = await syncDevice(A, types.map((type) => ({ type, id: `${type}-1`, ...MINIMAL[type], ...(versioned ? { version: 2 } : {}) })));
+      assert.deepEqual(edit.applied.map((a) => a.version), [2, 2, 2, 2], JSON.stringify(edit));
+      const pulled = await syncDevice(B);
+      for (const type of types) {
+        const want = { ...DEFAULTS[type], ...MINIMAL[type], version: 2 };
+        assertFields(findRec(pulled.updates, type, `${type}-1`), want, `(${type} after an edit without its optional fields, pulled)`);
+        const dl = ok(await B.get(`/api/sync/${type}`)).data.find((r) => r.id === `${type}-1`);
+        assertFields(dl, want, `(${type}, full download)`);
+      }
+    });
+  }
+
+  test('the same through the delta push (updated) and the full upload', async () => {
+    const [A] = await devices(1);
+    await syncDevice(A, [{ type: 'tasks', id: 'd1', ...FULL.tasks }, { type: 'tasks', id: 'u1', ...FULL.tasks }]);
+    ok(await A.post('/api/sync/tasks/delta', { changes: { updated: [{ id: 'd1', title: 'delta minimal' }] } }));
+    const { cursor } = ok(await A.get('/api/sync/check'));
+    ok(await A.post('/api/sync/tasks', { cursor, data: [{ id: 'd1', title: 'delta minimal' }, { id: 'u1', title: 'upload minimal' }] }));
+    const dl = ok(await A.get('/api/sync/tasks')).data;
+    assertFields(dl.find((r) => r.id === 'd1'), { ...DEFAULTS.tasks, title: 'delta minimal', version: 2 }, '(delta update)');
+    assertFields(dl.find((r) => r.id === 'u1'), { ...DEFAULTS.tasks, title: 'upload minimal', version: 2 }, '(full upload)');
+  });
+});
+
+// Contract §2 / §4.2: pulls are ordered by rev — not by id, not by creation. The records
+// below are created in one order, their ids sort in another, and their last changes
+// happen in a third; every pull must list them in the third.
+describe('pulls are ordered by rev', () => {
+  test('POST /api/sync updates / deleted and /changes created / updated / deleted come in rev order', async () => {
+    const [A, B] = await devices(2);
+    // creation order c, b, a, d; then edits a, c and deletes d, b: rev order of the last
+    // changes: a, c (updates), d, b (deletes)
+    for (const id of ['c', 'b', 'a', 'd']) await syncDevice(A, [task(id)]);
+    const mid = await syncDevice(B);
+    await syncDevice(A, [task('a', { title: 'a edited' })]);
+    await syncDevice(A, [task('c', { title: 'c edited' })]);
+    await syncDevice(A, [task('e', { title: 'created after' })]);
+    await syncDevice(A, [del('tasks', 'd')]);
+    await syncDevice(A, [del('tasks', 'b')]);
+    const p = ok(await B.sync({ cursor: mid.cursor }));
+    assert.deepEqual(p.updates.map((r) => r.id), ['a', 'c', 'e'], `updates in rev order: ${JSON.stringify(p.updates.map((r) => [r.id, r.rev]))}`);
+    assert.deepEqual(p.deleted.map((r) => r.id), ['d', 'b'], `deleted in rev order: ${JSON.stringify(p.deleted)}`);
+    const ch = ok(await B.get(`/api/sync/tasks/changes?since=${mid.cursor}`));
+    assert.deepEqual(ch.changes.updated.map((r) => r.id), ['a', 'c'], JSON.stringify(ch.changes));
+    assert.deepEqual(ch.changes.created.map((r) => r.id), ['e'], JSON.stringify(ch.changes));
+    assert.deepEqual(ch.changes.deleted, ['d', 'b'], 'tombstones in rev order');
+    // from 0 the creation order is not the order either: the last change is
+    const all = ok(await B.get('/api/sync/tasks/changes?since=0'));
+    assert.deepEqual(all.changes.created.map((r) => r.id), ['a', 'c', 'e'], JSON.stringify(all.changes));
+    // and paged by one, the same order
+    const paged = await pullAll(B, mid.cursor, { limit: 1 });
+    assert.deepEqual(paged.updates.map((r) => r.id), ['a', 'c', 'e']);
+    assert.deepEqual(paged.deleted.map((r) => r.id), ['d', 'b']);
+  });
+});
