@@ -298,7 +298,8 @@ export class SyncClient {
   private plan() {
     this.clock.clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.closed || !this.leader || this.authFailed || this.running) return;
+    // Offline, nothing is due: the `online` event (or trigger(true)) resumes.
+    if (this.closed || !this.leader || this.authFailed || this.running || !this.online()) return;
     const now = this.clock.now();
     const m = this.store.meta;
     let at: number;
@@ -442,7 +443,7 @@ export class SyncClient {
         needPull = true;
         continue;
       }
-      if (r.status === 413) {
+      if (r.status === 413 && batch.length > 1) {
         this.maxChanges = Math.max(1, Math.floor(batch.length / 2));
         continue;
       }
@@ -457,7 +458,7 @@ export class SyncClient {
       }
       // Transient (429, 5xx, timeout, network, a malformed or unexpected answer): back off.
       this.failures++;
-      const backoff = Math.min(s.retryMaxMs, s.retryBaseMs * 2 ** (this.failures - 1)) * (0.5 + this.rnd() / 2);
+      const backoff = Math.round(Math.min(s.retryMaxMs, s.retryBaseMs * 2 ** (this.failures - 1)) * (0.5 + this.rnd() / 2));
       this.retryAt = at + Math.max(r.retryAfter ?? 0, backoff);
       const fatal = r.status >= 400 && r.status < 500 && r.status !== 429 && r.status !== 408;
       return this.set({

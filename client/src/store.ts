@@ -116,7 +116,9 @@ export class Store {
       const key = rkey(e.t, e.id);
       if (keys.has(key)) continue;
       keys.add(key);
-      if (e.b >= 0) out.push(e);
+      // a head still chained (its predecessor gone): it was based on the local copy
+      if (e.b < 0) e.b = this.table(e.t).get(e.id)?.version ?? 0;
+      out.push(e);
       if (out.length >= max) break;
     }
     return out;
@@ -140,7 +142,9 @@ export class Store {
         entry = last;
       }
     } else {
-      const k = `${String(now).padStart(15, '0')}.${this.tab}.${String(++this.n).padStart(6, '0')}`;
+      let k = `${String(now).padStart(15, '0')}.${this.tab}.${String(++this.n).padStart(6, '0')}`;
+      // after the record's previous entry, whatever the clock or the tab said
+      if (last && k <= last.k) k = last.k + '+';
       entry = { k, t, id, d, b: last ? -1 : (cur?.version ?? 0) };
       this.outbox.set(k, entry);
     }
