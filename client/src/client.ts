@@ -5,9 +5,9 @@
 import { realClock } from './clock.js';
 import { COLLECTIONS } from './collections.js';
 import { indexedDbStorage, memoryStorage } from './storage.js';
-import { type Entry, fieldsOf, type Rec, Store, type Writes } from './store.js';
+import { type Entry, fieldsOf, type Rec, rkey, Store, type Writes } from './store.js';
 import { joinTabs, type Tabs } from './tabs.js';
-import { request } from './transport.js';
+import { type Reply, request } from './transport.js';
 import type {
   ClientOptions, Clock, CollectionName, ConflictEvent, Input, Item, RejectEvent, Schedule, Status, StorageAdapter,
 } from './types.js';
@@ -88,7 +88,6 @@ export class SyncClient {
   private firstUnsent?: number;
   private lastTrigger = -Infinity;
   private maxChanges: number;
-  private resetCursor = 0;
   private waiters = new Map<string, () => void>();
   private unlisten: Array<() => void> = [];
 
@@ -358,8 +357,9 @@ export class SyncClient {
       if (!this.online()) return this.set({ state: 'offline' });
       const pullOk = !this.paused(now);
       const pushOk = !((m.pushResumeAt ?? 0) > now);
-      const batch = pushOk ? st.take(this.maxChanges) : [];
-      if (!batch.length && !(needPull && pullOk)) break;
+      const downloading = m.resetting && pullOk;
+      const batch = pushOk && !downloading ? st.take(this.maxChanges) : [];
+      if (!downloading && !batch.length && !(needPull && pullOk)) break;
       this.set({ state: 'syncing' });
       for (const e of batch) e.s = 1; // from here on it may be applied: never coalesce into it
       let token: string;
@@ -369,13 +369,24 @@ export class SyncClient {
         this.authFailed = true;
         return this.set({ state: 'error', error: 'token' });
       }
-      const body: Rec = { cursor: m.resetting ? this.resetCursor : m.cursor, changes: batch.map((e) => this.change(e)) };
-      if (s.pageLimit) body.limit = s.pageLimit;
-      const r = await request(this.f, this.clock, `${this.o.url.replace(/\/$/, '')}/api/sync`, token, body, s.timeoutMs);
+      let r: Reply;
+      if (downloading) {
+        const failed = await this.download(token);
+        if (this.closed) return;
+        if (!failed) {
+          needPull = true; // then pull from the download's cursor (and push what waits)
+          continue;
+        }
+        r = failed;
+      } else {
+        const body: Rec = { cursor: m.cursor, changes: batch.map((e) => this.change(e)) };
+        if (s.pageLimit) body.limit = s.pageLimit;
+        r = await request(this.f, this.clock, `${this.base}/api/sync`, token, body, s.timeoutMs);
+      }
       if (this.closed) return;
       const at = this.clock.now();
       const code: string | undefined = typeof r.body?.error === 'string' ? r.body.error : undefined;
-      if (r.status === 200 && valid(r.body)) {
+      if (r.status === 200 && !downloading && valid(r.body)) {
         this.failures = 0;
         const degraded = r.body.degraded === true;
         const { w, types, conflicts } = st.apply(r.body, batch, degraded);
@@ -385,14 +396,7 @@ export class SyncClient {
           m.resumeAt = at + (DAY - (t % DAY)) + Math.floor(this.rnd() * 10 * MIN);
           needPull = false;
         } else {
-          if (m.resetting) {
-            this.resetCursor = r.body.cursor;
-            if (!r.body.has_more) {
-              for (const t of st.finishReset(w)) types.add(t);
-              m.resetting = undefined;
-              m.cursor = r.body.cursor;
-            }
-          } else m.cursor = Math.max(m.cursor, r.body.cursor);
+          m.cursor = Math.max(m.cursor, r.body.cursor);
           m.etag = r.body.etag ?? null;
           m.resumeAt = m.pushResumeAt = undefined;
           needPull = r.body.has_more;
@@ -419,9 +423,6 @@ export class SyncClient {
       if ((r.status === 410 || r.status === 409) && resets++ < 2) {
         // reset_required (or a refresh demanded): download everything, keep the outbox
         m.resetting = 1;
-        m.cursor = 0;
-        this.resetCursor = 0;
-        st.seen.clear();
         this.save({ puts: [['m', m]], dels: [] });
         needPull = true;
         continue;
@@ -433,9 +434,6 @@ export class SyncClient {
         const w: Writes = { puts: [], dels: [] };
         st.reject(e, w);
         m.resetting = 1;
-        m.cursor = 0;
-        this.resetCursor = 0;
-        st.seen.clear();
         w.puts.push(['m', m]);
         this.save(w);
         this.tabs?.post({ k: 'w', ...w });
@@ -470,6 +468,55 @@ export class SyncClient {
     const now = this.clock.now();
     this.retryAt = undefined;
     this.set({ state: this.paused(now) ? 'paused' : 'idle', resumeAt: this.store.meta.resumeAt, retryAt: undefined, error: undefined });
+  }
+
+  /**
+   * The full download (after 410): every type's live records paged by id, then pull from
+   * the first page's cursor. (A POST /api/sync pull from 0 cannot page across a purge
+   * horizon: its second page's cursor is older than the horizon and gets 410 again.)
+   * Resolves to the failed reply, or undefined when done.
+   */
+  private async download(token: string): Promise<Reply | undefined> {
+    const st = this.store;
+    const m = st.meta;
+    const seen = new Set<string>();
+    let cursor = Infinity;
+    for (const t of COLLECTIONS) {
+      let after = '';
+      for (;;) {
+        const q = `limit=1000${after ? `&after=${encodeURIComponent(after)}` : ''}`;
+        const r = await request(this.f, this.clock, `${this.base}/api/sync/${t}?${q}`, token, undefined, this.sch.timeoutMs);
+        const b = r.body;
+        if (this.closed) return r;
+        if (r.status !== 200 || !b || !Array.isArray(b.data) || !Number.isInteger(b.cursor) || typeof b.has_more !== 'boolean') return r;
+        if (!after) cursor = Math.min(cursor, b.cursor);
+        const w: Writes = { puts: [], dels: [] };
+        for (const rec of b.data) {
+          if (!rec || typeof rec.id !== 'string') return { ...r, body: undefined };
+          seen.add(rkey(t, rec.id));
+          if (!st.pending(t, rec.id)) {
+            st.table(t).set(rec.id, rec);
+            w.puts.push([rkey(t, rec.id), rec]);
+          }
+        }
+        this.save(w);
+        if (b.data.length) this.emit('change', { type: t, ids: [], source: 'remote' });
+        if (!b.has_more || !b.data.length) break;
+        after = b.data.at(-1).id;
+      }
+    }
+    const w: Writes = { puts: [], dels: [] };
+    for (const t of st.prune(seen, w)) this.emit('change', { type: t, ids: [], source: 'remote' });
+    m.cursor = cursor === Infinity ? 0 : cursor;
+    m.resetting = undefined;
+    w.puts.push(['m', m]);
+    this.save(w);
+    this.tabs?.post({ k: 'w', ...w });
+    return undefined;
+  }
+
+  private get base() {
+    return this.o.url.replace(/\/$/, '');
   }
 
   private change(e: Entry): Rec {

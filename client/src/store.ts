@@ -26,7 +26,7 @@ export interface Meta {
   /** Last local or remote change (activity-based polling). */
   activeAt: number;
   deviceId?: string;
-  /** A full download (after 410) is under way; the cursor stays 0 until it completes. */
+  /** A full download (after 410) is due or under way. */
   resetting?: 1;
   /** Reads paused until (degraded mode). */
   resumeAt?: number;
@@ -60,8 +60,6 @@ export class Store {
   recs = new Map<string, Map<string, Rec>>();
   outbox = new Map<string, Entry>();
   meta: Meta = { cursor: 0, etag: null, lastSyncAt: null, activeAt: 0 };
-  /** Keys seen during a full download; records not among them are gone on the server. */
-  seen = new Set<string>();
   private n = 0;
 
   constructor(private tab: string) {}
@@ -162,10 +160,6 @@ export class Store {
     return w;
   }
 
-  private see(t: string, id: string) {
-    if (this.meta.resetting) this.seen.add(rkey(t, id));
-  }
-
   private drop(e: Entry, w: Writes) {
     this.outbox.delete(e.k);
     w.dels.push('o:' + e.k);
@@ -202,7 +196,6 @@ export class Store {
       if (!e) continue;
       byKey.delete(rkey(a.type, a.id));
       this.drop(e, w);
-      this.see(e.t, e.id);
       const next = this.entries(e.t, e.id)[0];
       if (next && (next.b === -1 || next.b <= e.b)) {
         next.b = a.version;
@@ -223,16 +216,13 @@ export class Store {
       for (const x of this.entries(e.t, e.id)) this.drop(x, w);
       const server = c.server && c.server.deleted_at == null ? fieldsStrip(c.server) : null;
       put(e.t, e.id, server);
-      this.see(e.t, e.id);
       conflicts.push({ type: e.t, id: e.id, reason: String(c.reason), local: local && { ...local }, server: server && { ...server } });
     }
     if (!degraded) {
       for (const u of body.updates) {
-        this.see(u.type, u.id);
         if (!this.pending(u.type, u.id)) put(u.type, u.id, fieldsStrip(u));
       }
       for (const d of body.deleted) {
-        this.seen.delete(rkey(d.type, d.id));
         if (!this.pending(d.type, d.id)) put(d.type, d.id, null);
       }
     }
@@ -240,18 +230,17 @@ export class Store {
   }
 
   /** End of a full download: records the server no longer has (and that are not pending) go. */
-  finishReset(w: Writes): Set<string> {
+  prune(seen: Set<string>, w: Writes): Set<string> {
     const types = new Set<string>();
     for (const [t, tbl] of this.recs) {
       for (const id of [...tbl.keys()]) {
-        if (!this.seen.has(rkey(t, id)) && !this.pending(t, id)) {
+        if (!seen.has(rkey(t, id)) && !this.pending(t, id)) {
           tbl.delete(id);
           w.dels.push(rkey(t, id));
           types.add(t);
         }
       }
     }
-    this.seen.clear();
     return types;
   }
 }

@@ -20,6 +20,7 @@ export function retryAfterMs(header: string | null, now: number): number | undef
   return Number.isNaN(t) ? undefined : Math.max(0, t - now);
 }
 
+/** POST `body` as JSON, or GET when body is undefined. */
 export async function request(
   f: typeof fetch,
   clock: Clock,
@@ -35,10 +36,12 @@ export async function request(
     ctl.abort();
   }, timeoutMs);
   try {
+    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
     const res = await f(url, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
+      method: body === undefined ? 'GET' : 'POST',
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
       signal: ctl.signal,
     });
     const text = await res.text();

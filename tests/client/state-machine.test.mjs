@@ -36,6 +36,7 @@ for (const seed0 of SEEDS) {
     let manual = false; // a sync() call is outstanding: it may go before a backoff ends
     let onlineTrigger = false;
     let reloaded = false;
+    let pausedUntil = 0; // reads paused (a 503 degraded) until
     const editedSince = new Set(); // records edited since the last request // a new client (on the same storage) starts over: backoff and a half-done download
     const log = []; // {kind, at, body, token, status(after), retryAfter}
     const problems = [];
@@ -47,9 +48,14 @@ for (const seed0 of SEEDS) {
       const body = req.body;
       const token = req.headers.authorization;
       if (!online) fail('a request while offline');
+      const isGet = req.method === 'GET';
       const changes = body?.changes ?? [];
       const sigs = changes.map(sig);
-      if (prev) {
+      if (prev && (isGet || prev.isGet)) {
+        // a full download (GET per type) follows a 410 / 409 / refused change, and goes on
+        // until done; its failures are retried like any other
+        if (!isGet && (prev.kind === '410' || prev.kind === '409') && !(changes.length && at < pausedUntil)) fail(`${prev.kind}: no full download followed`);
+      } else if (prev) {
         const excused = manual || onlineTrigger || reloaded;
         const prevSigs = (prev.body?.changes ?? []).map(sig);
         if (RETRY.has(prev.kind)) {
@@ -61,16 +67,14 @@ for (const seed0 of SEEDS) {
         if (prev.kind === '401') {
           if (token === prev.token) fail('401: the same token was sent again');
         }
-        if (prev.kind === '410' || prev.kind === '409') {
-          if (body.cursor !== 0) fail(`${prev.kind}: next cursor ${body.cursor}, expected 0 (full download)`);
-          for (const s of prevSigs) if (!sigs.includes(s)) fail(`${prev.kind}: outbox change ${s} dropped`);
-        }
+        // while reads are paused the download waits; pushes still go (degraded mode takes them)
+        if ((prev.kind === '410' || prev.kind === '409') && !(changes.length && at < pausedUntil)) fail(`${prev.kind}: no full download followed`);
         if (prev.kind === '413') {
           if (prevSigs.length > 1) {
             if (changes.length > Math.floor(prevSigs.length / 2)) fail(`413: ${changes.length} changes after ${prevSigs.length}`);
           } else if (prevSigs.length === 1) {
             if (sigs.includes(prevSigs[0])) fail('413 of a single change: sent again');
-            if (body.cursor !== 0) fail('413 of a single change: no re-download');
+            if (!(at < pausedUntil)) fail('413 of a single change: no full download followed');
           }
         }
         if (prev.kind === '503-degraded' && !excused) {
@@ -91,26 +95,26 @@ for (const seed0 of SEEDS) {
       reloaded = false;
       editedSince.clear();
       let kind = wellBehaved ? 'ok' : weighted(R);
-      const entry = { kind, at, body, token };
+      const entry = { kind, at, body, token, isGet };
       log.push(entry);
       const ra = 1 + R.int(120);
       let answer;
       switch (kind) {
-        case 'ok': answer = ref.sync(body); break;
+        case 'ok': answer = ref.answer(req); break;
         case '304': answer = { status: 304 }; break;
         case '401': answer = problem(401, 'unauthorized'); break;
         case '409': answer = problem(409, 'sync_conflict'); break;
         case '410': answer = problem(410, 'reset_required'); break;
         case '413': answer = problem(413, 'payload_too_large'); break;
         case '429': entry.retryAfter = ra; answer = { ...problem(429, 'rate_limited'), headers: { 'retry-after': String(ra) } }; break;
-        case '503-degraded': entry.retryAfter = ra * 60; answer = { ...problem(503, 'degraded'), headers: { 'retry-after': String(ra * 60) } }; break;
+        case '503-degraded': entry.retryAfter = ra * 60; pausedUntil = Math.max(pausedUntil, at + ra * 60_000); answer = { ...problem(503, 'degraded'), headers: { 'retry-after': String(ra * 60) } }; break;
         case '503-busy': entry.retryAfter = 1; answer = { ...problem(503, 'busy'), headers: { 'retry-after': '1' } }; break;
         case '500': answer = problem(500, 'internal'); break;
         case 'malformed': answer = { status: 200, body: R.pick(['{"applied": [', 'null', '<html>oops</html>', '[]']) }; break;
         case 'truncated': answer = { status: 200, body: { applied: [], conflicts: [], updates: [{ id: 'x' }], cursor: 'soon' } }; break;
         case 'timeout': setImmediate(() => clock.advance(TIMEOUT)); answer = 'hang'; break;
         case 'reset': answer = 'reset'; break;
-        case 'lost': ref.sync(body); answer = 'reset'; break;
+        case 'lost': ref.answer(req); answer = 'reset'; break;
       }
       entry.response = answer;
       if (process.env.TRACE) console.error('REQ', log.length, kind, JSON.stringify(body), '→', JSON.stringify(answer?.body ?? answer).slice(0, 400));

@@ -82,6 +82,25 @@ export class Reference {
     };
   }
 
+  /** GET /api/sync/{type}?limit=&after=: live records paged by id; cursor = the state now. */
+  download(type, { limit = 500, after = '' } = {}) {
+    this.now += 1;
+    if (this.mode !== 'normal') return { ...problem(503, 'degraded'), headers: { 'retry-after': '3600' } };
+    const all = [...this.rows.values()].filter((r) => r.type === type && r.deleted_at == null && r.id > after).sort((a, b) => (a.id < b.id ? -1 : 1));
+    const data = all.slice(0, limit).map(({ type: _t, ...r }) => r);
+    return { status: 200, body: { success: true, data, count: data.length, cursor: this.seq, has_more: all.length > limit, timestamp: this.now } };
+  }
+
+  /** Answers a request of the scripted server (POST /api/sync or a full download). */
+  answer(req) {
+    if (req.method === 'GET') {
+      const u = new URL(req.path, 'http://x');
+      const type = u.pathname.split('/')[3];
+      return this.download(type, { limit: Number(u.searchParams.get('limit') ?? 500), after: u.searchParams.get('after') ?? '' });
+    }
+    return this.sync(req.body);
+  }
+
   /** The cron: tombstones go, pulls from older cursors must reset. */
   purge() {
     for (const [k, r] of this.rows) if (r.deleted_at != null) this.rows.delete(k);
