@@ -2,96 +2,64 @@
 // (its per-type schemas come from the entity declaration in src/entities.rs). Do not edit:
 // run `npm run gen-types` after changing the entities.
 
-/** A tasks record as the server returns it. */
-export interface TasksRecord {
-  id: string;
-  version: number;
-  rev: number;
-  created_at: number;
-  updated_at: number;
-  deleted_at: number | null;
-  device_id: string | null;
-  title: string;
-  description: string;
-  completed: boolean;
-  pinned: boolean;
-  priority: "low" | "medium" | "high";
-  due_date: number | null;
-  list_id: string | null;
-  sort_order: number;
-}
-
-/** What an app puts into tasks: the full field set (omitted optional fields take their defaults). */
-export interface TasksInput {
-  id: string;
-  title: string; // at most 1000 characters
-  description?: string; // at most 10000 characters
-  completed?: boolean;
-  pinned?: boolean;
-  priority?: "low" | "medium" | "high";
-  due_date?: number | null;
-  list_id?: string | null;
-  sort_order?: number;
-}
-
 /** A lists record as the server returns it. */
 export interface ListsRecord {
-  id: string;
-  version: number;
-  rev: number;
+  color: string;
   created_at: number;
-  updated_at: number;
   deleted_at: number | null;
   device_id: string | null;
-  name: string;
-  color: string;
   icon: string;
+  id: string;
+  name: string;
+  rev: number;
   sort_order: number;
+  updated_at: number;
+  version: number;
 }
 
 /** What an app puts into lists: the full field set (omitted optional fields take their defaults). */
 export interface ListsInput {
-  id: string;
-  name: string; // at most 200 characters
   color?: string; // at most 32 characters
   icon?: string; // at most 64 characters
+  id: string;
+  name: string; // at most 200 characters
   sort_order?: number;
 }
 
 /** A notes record as the server returns it. */
 export interface NotesRecord {
-  id: string;
-  version: number;
-  rev: number;
+  body: string;
   created_at: number;
-  updated_at: number;
   deleted_at: number | null;
   device_id: string | null;
-  title: string;
-  body: string;
-  pinned: boolean;
+  id: string;
   list_id: string | null;
+  pinned: boolean;
+  rev: number;
+  title: string;
+  updated_at: number;
+  version: number;
 }
 
 /** What an app puts into notes: the full field set (omitted optional fields take their defaults). */
 export interface NotesInput {
-  id: string;
-  title?: string; // at most 1000 characters
   body?: string; // at most 100000 characters
-  pinned?: boolean;
+  id: string;
   list_id?: string | null;
+  pinned?: boolean;
+  title?: string; // at most 1000 characters
 }
 
 /** A settings record as the server returns it. */
 export interface SettingsRecord {
-  id: string;
-  version: number;
-  rev: number;
   created_at: number;
-  updated_at: number;
   deleted_at: number | null;
   device_id: string | null;
+  id: string;
+  rev: number;
+  updated_at: number;
   value: unknown;
+  version: number;
 }
 
 /** What an app puts into settings: the full field set (omitted optional fields take their defaults). */
@@ -100,12 +68,44 @@ export interface SettingsInput {
   value?: unknown;
 }
 
+/** A tasks record as the server returns it. */
+export interface TasksRecord {
+  completed: boolean;
+  created_at: number;
+  deleted_at: number | null;
+  description: string;
+  device_id: string | null;
+  due_date: number | null;
+  id: string;
+  list_id: string | null;
+  pinned: boolean;
+  priority: "low" | "medium" | "high";
+  rev: number;
+  sort_order: number;
+  title: string;
+  updated_at: number;
+  version: number;
+}
+
+/** What an app puts into tasks: the full field set (omitted optional fields take their defaults). */
+export interface TasksInput {
+  completed?: boolean;
+  description?: string; // at most 10000 characters
+  due_date?: number | null;
+  id: string;
+  list_id?: string | null;
+  pinned?: boolean;
+  priority?: "low" | "medium" | "high";
+  sort_order?: number;
+  title: string; // at most 1000 characters
+}
+
 /** Every collection of the worker, by name. */
 export interface Collections {
-  tasks: { record: TasksRecord; input: TasksInput };
   lists: { record: ListsRecord; input: ListsInput };
   notes: { record: NotesRecord; input: NotesInput };
   settings: { record: SettingsRecord; input: SettingsInput };
+  tasks: { record: TasksRecord; input: TasksInput };
 }
 
-export const COLLECTIONS = ["tasks","lists","notes","settings"] as const;
+export const COLLECTIONS = ["lists","notes","settings","tasks"] as const;
