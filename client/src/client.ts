@@ -163,6 +163,8 @@ export class SyncClient {
     if (this.closed) throw new Error('client closed');
     const now = this.clock.now();
     const w = this.store.edit(t, id, d, now, this.leader);
+    // only the syncing tab writes the metadata (a follower's copy may lag behind it)
+    if (!this.leader) w.puts = w.puts.filter(([k]) => k !== 'm');
     const p = this.persist(w);
     this.emit('change', { type: t, ids: [id], source: 'local' });
     this.tabs?.post({ k: 'w', ...w, local: [t, id] });
