@@ -253,7 +253,7 @@ const ops = [
 const wasmBy = Object.fromEntries((wasmCpu?.results ?? []).map((r) => [r.id, r]));
 if (Object.keys(native).length || wasmCpu) {
   p(
-    'The worker\'s hot pure paths, compiled from `src/` by path into `bench/native` (criterion, host CPU) and the same code compiled to wasm32 and run in ' +
+    'The worker\'s hot pure paths in `crates/core`, measured by `bench/native` (a path dependency; criterion, host CPU) and the same code compiled to wasm32 and run in ' +
       `V8 (${wasmCpu?.engine ?? 'not run'}; \`bench/wasm-cpu.mjs\`), the engine workerd runs the worker in. Both use the worker's release settings ` +
       '(`opt-level = "z"`, fat LTO, one codegen unit). Medians; the share is of the Free plan\'s **10 ms CPU per request**. ' +
       'Push inputs are tasks with every field set (≈325 bytes each). Not included: the JS↔wasm conversion of D1 results and request bodies, and V8\'s own JSON work in the glue.',

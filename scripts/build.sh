@@ -3,6 +3,13 @@
 # instead of worker-build's own downloads (which need GitHub). This is wrangler's [build]
 # command, so `wrangler dev` and `wrangler deploy` build the same way.
 # EDGESYNC_SKIP_BUILD=1 skips it when the test harness has built once already.
+#
+# Panics are recoverable (worker-build --panic-unwind): a panic fails only its own request
+# (500) and the isolate keeps its memory (rate buckets, usage counts, caches). This builds
+# with the rustup toolchain named `nightly` (worker-build runs `cargo +nightly`), which
+# rebuilds std with `-Z build-std=std,panic_unwind`; scripts/setup.sh installs it.
+# EDGESYNC_PANIC=abort builds the old way on stable Rust (panic = "abort" in Cargo.toml): a
+# panic then resets the wasm instance, failing every request in flight in the isolate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${EDGESYNC_SKIP_BUILD:-}" = 1 ] && [ -f build/worker/shim.mjs ]; then exit 0; fi
@@ -12,4 +19,18 @@ export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/@esbuild/linux-x64/bin/esbu
 export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
 # --- client SDK (issue 12): client/dist (bundle + .d.ts) and demo/sdk/edgesync.js; prints its size ---
 node client/scripts/build.mjs
-exec worker-build --release
+# The worker crate is crates/worker; its output goes to build/ at the repository root
+# (wrangler.toml: main = "build/worker/shim.mjs").
+case "${EDGESYNC_PANIC:-unwind}" in
+  unwind)
+    # The release profile says "abort" (right for the stable build); worker-build's
+    # RUSTFLAGS=-Cpanic=unwind would override it, but the profile should agree with the
+    # std being built.
+    export CARGO_PROFILE_RELEASE_PANIC=unwind
+    exec worker-build --release --panic-unwind --out-dir ../../build crates/worker ;;
+  abort)
+    exec worker-build --release --out-dir ../../build crates/worker ;;
+  *)
+    echo "[build] EDGESYNC_PANIC must be unwind or abort, not '${EDGESYNC_PANIC}'" >&2
+    exit 2 ;;
+esac

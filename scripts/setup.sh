@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything edgesync needs on a fresh machine, and nothing twice:
-# npm packages, the wasm32 target, worker-build, wasm-bindgen-cli at the exact
-# Cargo.lock version, and a `.dev.vars` with random dev secrets.
-# Offline-safe: binaries come from crates.io and npm only (see ../shared/docs/platform.md).
+# npm packages, the wasm32 target, a nightly toolchain with rust-src and wasm32 (for
+# recoverable panics), worker-build, wasm-bindgen-cli at the exact Cargo.lock version, and
+# a `.dev.vars` with random dev secrets.
+# Offline-safe: binaries come from crates.io, npm and rustup's dist server only (see
+# ../shared/docs/platform.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -23,6 +25,25 @@ fi
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   log "adding rust target wasm32-unknown-unknown"
   rustup target add wasm32-unknown-unknown
+fi
+
+# Recoverable panics (scripts/build.sh): worker-build --panic-unwind builds with the toolchain
+# named `nightly` and rebuilds std, so it needs that toolchain's rust-src and wasm32 std.
+# An installed nightly is kept as it is (never updated here): a new nightly can break
+# -Z build-std. Not needed for EDGESYNC_PANIC=abort builds.
+if [ "${EDGESYNC_PANIC:-unwind}" = unwind ]; then
+  if ! rustup toolchain list | grep -E '^nightly-[^0-9]' >/dev/null; then
+    log "installing the nightly rust toolchain (minimal, rust-src, wasm32) for panic=unwind builds"
+    rustup toolchain install nightly --profile minimal -c rust-src -t wasm32-unknown-unknown --no-self-update
+  fi
+  if ! rustup component list --toolchain nightly --installed | grep -x rust-src >/dev/null; then
+    log "adding rust-src to the nightly toolchain"
+    rustup component add rust-src --toolchain nightly
+  fi
+  if ! rustup target list --toolchain nightly --installed | grep -x wasm32-unknown-unknown >/dev/null; then
+    log "adding rust target wasm32-unknown-unknown to the nightly toolchain"
+    rustup target add wasm32-unknown-unknown --toolchain nightly
+  fi
 fi
 
 # cargo install with --locked first (reproducible); fall back to fresh resolution when a

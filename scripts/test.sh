@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test: the native unit tests (cargo test on the host), then one fresh build of
+# Runs every test: rustfmt and clippy over the workspace, the native unit tests (cargo test
+# on the host), then one fresh build of
 # the worker, then the integration suite (node:test against `wrangler dev`, one local
 # server per test file, files run one at a time).
 #   bash scripts/test.sh                         everything
 #   bash scripts/test.sh tests/integration/auth.test.mjs   only these integration files
 # After the integration files comes the bounded fuzz step (tests/fuzz/*.test.mjs:
 # schemathesis against the OpenAPI document, about a minute; `npm run fuzz` runs longer).
-# Environment: EDGESYNC_SKIP_CARGO_TEST=1 skips `cargo test`; EDGESYNC_SKIP_BUILD=1 reuses an
+# Environment: EDGESYNC_SKIP_CARGO_TEST=1 skips fmt, clippy and `cargo test`; EDGESYNC_SKIP_BUILD=1 reuses an
 # existing build/worker/shim.mjs; EDGESYNC_SKIP_FUZZ=1 leaves out the fuzz step;
 # EDGESYNC_TEST_LOG_LEVEL sets wrangler dev's --log-level.
 set -euo pipefail
@@ -17,8 +18,12 @@ export WRANGLER_SEND_METRICS=false
 log() { printf '[test] %s\n' "$*" >&2; }
 
 if [ "${EDGESYNC_SKIP_CARGO_TEST:-}" != 1 ]; then
-  log "cargo test (native unit tests)"
-  cargo test --quiet
+  log "cargo fmt --check, cargo clippy (-D warnings)"
+  cargo fmt --all --check
+  (cd bench/native && cargo fmt --check)
+  cargo clippy --workspace --all-targets --quiet -- -D warnings
+  log "cargo test (native unit tests of both crates)"
+  cargo test --workspace --quiet
 fi
 
 if [ "${EDGESYNC_SKIP_BUILD:-}" = 1 ] && [ -f build/worker/shim.mjs ]; then

@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_VARS, ROOT, applySchema, baseEnv, freePort } from './server.mjs';
+import { DEFAULT_VARS, ROOT, applySchema, baseEnv, freePort, testConfig } from './server.mjs';
 
 const WRANGLER = path.join(ROOT, 'node_modules', '.bin', 'wrangler');
 const TMP = path.join(ROOT, '.tmp');
@@ -65,7 +65,7 @@ export async function startRestartableWorker({ vars = {}, timeoutMs = 60_000 } =
     const t0 = Date.now();
     const port = await freePort();
     const inspectorPort = await freePort();
-    const args = ['dev', '--port', String(port), '--ip', '127.0.0.1', '--inspector-port', String(inspectorPort), '--inspector-ip', '127.0.0.1',
+    const args = ['dev', '--config', testConfig(), '--port', String(port), '--ip', '127.0.0.1', '--inspector-port', String(inspectorPort), '--inspector-ip', '127.0.0.1',
       '--persist-to', persistDir, '--show-interactive-dev-session=false', '--live-reload=false', '--log-level', process.env.EDGESYNC_TEST_LOG_LEVEL || 'log'];
     for (const [k, v] of Object.entries(allVars)) args.push('--var', `${k}:${v}`);
     output += `\n===== start ${self.starts + 1} on port ${port} =====\n`;

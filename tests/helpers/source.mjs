@@ -1,5 +1,6 @@
-// Reads facts from the worker's source text (never runs worker code): the routing table
-// of src/routes.rs, so tests can check that they cover every route the worker serves.
+// Reads facts from the worker's source text (never runs worker code): the endpoint table
+// of crates/core/src/endpoints.rs, so tests can check that they cover every route the
+// worker serves.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -8,18 +9,26 @@ import { ROOT } from './server.mjs';
 export const readSource = (p) => fs.readFileSync(path.join(ROOT, p), 'utf8');
 
 /**
- * The routing table: the `route("GET", "/api/health", Handler::Health, Auth::Public)`
- * entries of `ROUTES` in src/routes.rs → [{method, path, handler, auth}].
+ * The endpoint table: the `endpoint("GET", "/api/health", Handler::Health, Auth::Public)`
+ * entries of `ENDPOINTS` in crates/core/src/endpoints.rs, each followed by its builder
+ * calls (`.alias(&["/sync/check"])` adds a path) → [{method, path, handler, auth}], one
+ * entry per path.
  */
 export function routesFromSource() {
-  const src = readSource('src/routes.rs');
-  const table = src.match(/pub static ROUTES: &\[Route\] = &\[([\s\S]*?)\];/);
-  assert.ok(table, 'ROUTES table not found in src/routes.rs');
-  const routes = [...table[1].matchAll(/route\("([A-Z]+)",\s*"([^"]+)",\s*Handler::(\w+),\s*Auth::(\w+)\)/g)].map(
-    ([, method, p, handler, auth]) => ({ method, path: p, handler, auth }),
-  );
-  const entries = table[1].split('\n').filter((l) => l.trim().startsWith('route(')).length;
-  assert.equal(routes.length, entries, 'every route(...) line of ROUTES was parsed');
+  const file = 'crates/core/src/endpoints.rs';
+  const src = readSource(file);
+  const table = src.match(/pub static ENDPOINTS: &\[Endpoint\] = &\[([\s\S]*?)\n\];/);
+  assert.ok(table, `ENDPOINTS table not found in ${file}`);
+  const entries = table[1].split(/(?=\bendpoint\()/).filter((e) => e.trim().startsWith('endpoint('));
+  const routes = [];
+  for (const entry of entries) {
+    const m = entry.match(/^endpoint\("([A-Z]+)",\s*"([^"]+)",\s*Handler::(\w+),\s*Auth::(\w+)\)/);
+    assert.ok(m, `unparsed endpoint: ${entry.slice(0, 80)}`);
+    const [, method, p, handler, auth] = m;
+    const aliases = [...(entry.match(/\.alias\(&\[([^\]]*)\]\)/)?.[1] ?? '').matchAll(/"([^"]+)"/g)].map((a) => a[1]);
+    for (const path of [p, ...aliases]) routes.push({ method, path, handler, auth });
+  }
+  assert.equal(entries.length, (table[1].match(/\bendpoint\(/g) ?? []).length, 'every endpoint(...) of ENDPOINTS was parsed');
   assert.ok(routes.length >= 10, `suspiciously few routes parsed: ${routes.length}`);
   return routes;
 }

@@ -1,7 +1,7 @@
 // GET /api/openapi.json against what the worker really serves: every route of the routing
-// table (src/routes.rs, read as text here) is a path + method of the document and nothing
+// table (crates/core/src/endpoints.rs, read as text here) is a path + method of the document and nothing
 // else is; the document is OpenAPI 3.1 with security schemes and resolvable references;
-// the Problem `error` enum is exactly the worker's error codes (src/error.rs) and covers
+// the Problem `error` enum is exactly the worker's error codes (crates/core/src/error.rs) and covers
 // every code the other test files expect; each operation documents the statuses the
 // worker can answer it with; live error responses have the documented shape.
 import assert from 'node:assert/strict';
@@ -24,12 +24,12 @@ after(async () => {
   await srv?.stop();
 });
 
-/** code → HTTP status, from ApiError::code() and ApiError::status() in src/error.rs. */
+/** code → HTTP status, from ApiError::code() and ApiError::status() in crates/core/src/error.rs. */
 function errorCodesFromSource() {
-  const src = read('src/error.rs');
+  const src = read('crates/core/src/error.rs');
   const body = (fn) => {
     const m = src.match(new RegExp(`pub fn ${fn}\\(&self\\)[^{]*\\{([\\s\\S]*?)\\n    \\}`));
-    assert.ok(m, `fn ${fn} not found in src/error.rs`);
+    assert.ok(m, `fn ${fn} not found in crates/core/src/error.rs`);
     return m[1];
   };
   const codes = new Map(); // variant -> code
@@ -38,7 +38,7 @@ function errorCodesFromSource() {
   for (const [, lhs, st] of body('status').matchAll(/((?:ApiError::\w+[^|=]*\|?\s*)+)=>\s*(\d{3})/g)) {
     for (const [, variant] of lhs.matchAll(/ApiError::(\w+)/g)) status.set(codes.get(variant), Number(st));
   }
-  assert.ok(codes.size >= 10, `parsed ${codes.size} error codes from src/error.rs`);
+  assert.ok(codes.size >= 10, `parsed ${codes.size} error codes from crates/core/src/error.rs`);
   for (const c of codes.values()) assert.ok(status.has(c), `no status parsed for ${c}`);
   return status;
 }
@@ -85,8 +85,8 @@ function walk(node, visit, at = '#') {
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
-/** The entity types, from src/entities.rs. */
-const entityNames = () => [...read('src/entities.rs').matchAll(/^\s{8}name: "(\w+)",$/gm)].map((m) => m[1]);
+/** The entity types, from crates/core/src/entities.rs. */
+const entityNames = () => [...read('crates/core/src/entities.rs').matchAll(/^\s{8}name: "(\w+)",$/gm)].map((m) => m[1]);
 
 /** A route of the table as the document describes it: a `{type}` route once per type. */
 function concrete(r) {
@@ -94,7 +94,7 @@ function concrete(r) {
 }
 
 describe('the OpenAPI document matches the routing table', () => {
-  test('every route of src/routes.rs is an operation of the document (per type), and vice versa', () => {
+  test('every route of crates/core/src/endpoints.rs is an operation of the document (per type), and vice versa', () => {
     const served = routesFromSource().flatMap(concrete).map((r) => `${r.method} ${r.path}`).sort();
     const described = [];
     for (const [p, item] of Object.entries(doc.paths)) {

@@ -176,7 +176,8 @@ describe('daily quota', () => {
     // A stable origin in front of the worker (it gets a new port when restarted), so the
     // page, its IndexedDB and its outbox survive the restart.
     let target;
-    let quota = await startWorker({ vars: { QUOTA_D1_ROWS_WRITTEN: '30', USAGE_FLUSH_REQUESTS: '1' } });
+    // DEV_MODE: the worker honours DEV_CLOCK_OFFSET_MS only in development
+    let quota = await startWorker({ vars: { QUOTA_D1_ROWS_WRITTEN: '30', USAGE_FLUSH_REQUESTS: '1', DEV_MODE: '1' } });
     target = quota.url;
     const proxy = await startProxy(() => target);
     try {

@@ -54,9 +54,12 @@ fn main() {
     measure("jwt/hs256_verify", budget, || (), |_| t.verifier.verify(black_box(&t.hs256), now).unwrap());
     measure("jwt/rs256_verify", budget, || (), |_| t.verifier.verify(black_box(&t.rs256), now).unwrap());
     measure("jwt/es256_verify", budget, || (), |_| t.verifier.verify(black_box(&t.es256), now).unwrap());
-    measure("jwt/verifier_from_jwks", budget, || (), |_| {
-        Verifier::with_jwks(Some(SECRET), Some(black_box(&t.jwks)), None, None)
-    });
+    measure(
+        "jwt/verifier_from_jwks",
+        budget,
+        || (),
+        |_| Verifier::with_jwks(Some(SECRET), Some(black_box(&t.jwks)), None, None),
+    );
 
     let limits = Limits { max_changes: 1_000 };
     let tasks = entities::entity("tasks").unwrap();
@@ -66,13 +69,33 @@ fn main() {
         let fresh = plan::plan(&req.changes, HashMap::new(), SEQ, now);
         let stored = fixtures::stored_for_edits(n);
         assert_eq!(plan::plan(&req.changes, stored.clone(), SEQ, now).revs.len(), n);
-        measure(&format!("push_{n}/parse_validate"), budget, || (), |_| {
-            let v: Value = serde_json::from_slice(black_box(&body)).unwrap();
-            protocol::parse_sync(&v, limits).unwrap()
-        });
-        measure(&format!("push_{n}/plan_new"), budget, || (), |_| plan::plan(black_box(&req.changes), HashMap::new(), SEQ, now));
-        measure(&format!("push_{n}/plan_edits"), budget, || stored.clone(), |s| plan::plan(black_box(&req.changes), s, SEQ, now));
-        measure(&format!("push_{n}/storage_rows"), budget, || (), |_| sql::storage_rows(tasks, black_box(&fresh.writes[0].1)));
+        measure(
+            &format!("push_{n}/parse_validate"),
+            budget,
+            || (),
+            |_| {
+                let v: Value = serde_json::from_slice(black_box(&body)).unwrap();
+                protocol::parse_sync(&v, limits).unwrap()
+            },
+        );
+        measure(
+            &format!("push_{n}/plan_new"),
+            budget,
+            || (),
+            |_| plan::plan(black_box(&req.changes), HashMap::new(), SEQ, now),
+        );
+        measure(
+            &format!("push_{n}/plan_edits"),
+            budget,
+            || stored.clone(),
+            |s| plan::plan(black_box(&req.changes), s, SEQ, now),
+        );
+        measure(
+            &format!("push_{n}/storage_rows"),
+            budget,
+            || (),
+            |_| sql::storage_rows(tasks, black_box(&fresh.writes[0].1)),
+        );
     }
 
     let rows = fixtures::pull_rows(500);

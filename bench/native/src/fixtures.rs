@@ -8,14 +8,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jwt_compact::alg::{Es256, Hs256, Hs256Key, ModulusBits, Rsa, RsaPrivateKey, StrongKey};
 use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::{AlgorithmExt, Claims, Header};
-use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use crate::auth::Verifier;
-use crate::entities;
-use crate::plan::{Key, Record};
-use crate::protocol::{Removed, SyncReply};
+use edgesync_core::auth::Verifier;
+use edgesync_core::entities;
+use edgesync_core::envelope::{Record, Stored};
+use edgesync_core::plan::Key;
+use edgesync_core::reply::{Page, PullRow, PulledRow, SyncReply};
 
 pub const SECRET: &str = "edgesync-bench-secret-0123456789abcdef";
 pub const SUB: &str = "user-0123456789abcdef";
@@ -64,7 +63,7 @@ pub fn tokens(now: i64) -> Tokens {
     let verifier = Verifier::with_jwks(Some(SECRET), Some(&jwks), None, None);
     assert!(verifier.warnings.is_empty(), "{:?}", verifier.warnings);
     for t in [&hs256, &rs256, &es256] {
-        assert_eq!(verifier.verify(t, now).as_deref(), Ok(SUB));
+        assert_eq!(verifier.verify(t, now).map(|u| u.as_str().to_string()), Ok(SUB.to_string()));
     }
     Tokens { verifier, jwks, hs256, rs256, es256 }
 }
@@ -115,9 +114,9 @@ pub fn stored_record(i: usize, with_type: bool) -> Record {
     r
 }
 
-/// The stored records a push of `n` edits reads first (store.rs `records`).
-pub fn stored_for_edits(n: usize) -> HashMap<Key, Record> {
-    (0..n).map(|i| (("tasks", format!("task-{i:06}")), stored_record(i, false))).collect()
+/// The stored records a push of `n` edits reads first (crates/worker store.rs `stored`).
+pub fn stored_for_edits(n: usize) -> HashMap<Key, Stored> {
+    (0..n).map(|i| (("tasks", format!("task-{i:06}")), Stored::decode(stored_record(i, false)).unwrap())).collect()
 }
 
 /// The rows of a pull as `D1Result::results` gives them to store.rs `pull_rows`.
@@ -136,56 +135,19 @@ pub fn pull_rows(n: usize) -> Vec<Map<String, Value>> {
         .collect()
 }
 
-// A pulled row (src/store.rs `PullRow`), copied because store.rs is edge glue (it uses
-// the worker crate) and is not compiled natively. The reply types are protocol's own.
-struct PullRow {
-    entity: &'static str,
-    rev: i64,
-    id: String,
-    deleted: bool,
-    record: Box<RawValue>,
-}
-
-fn int(row: &Map<String, Value>, key: &str) -> i64 {
-    match row.get(key) {
-        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).unwrap_or(0),
-        _ => 0,
-    }
-}
-
-/// What the worker does with a pull's rows: store.rs `pull_rows` (each record's JSON text
-/// validated into a `RawValue`, never re-parsed), handlers.rs `split`, and the reply
-/// serialized into the response body.
+/// What the worker does with a pull's rows: each row decoded as store.rs does
+/// (`PulledRow` → `PullRow`, the record's JSON text validated into a `RawValue`, never
+/// re-parsed), the page cut, and the reply serialized into the response body. The same
+/// types as the worker's, from edgesync-core.
 pub fn pull_reply(rows: &[Map<String, Value>], seq: i64, now: i64) -> String {
     let pulled: Vec<PullRow> = rows
         .iter()
-        .map(|r| PullRow {
-            entity: r.get("type").and_then(Value::as_str).and_then(entities::entity).map_or("tasks", |e| e.name),
-            rev: int(r, "rev"),
-            id: r.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
-            deleted: int(r, "deleted") != 0,
-            record: RawValue::from_string(r.get("rec").and_then(Value::as_str).unwrap_or("null").to_string())
-                .unwrap(),
+        .map(|r| {
+            let row: PulledRow = serde_json::from_value(Value::Object(r.clone())).unwrap();
+            PullRow::decode(row, None).unwrap()
         })
         .collect();
-    let mut updates = Vec::new();
-    let mut deleted = Vec::new();
-    for row in &pulled {
-        if row.deleted {
-            deleted.push(Removed { entity: row.entity, id: row.id.clone(), rev: row.rev });
-        } else {
-            updates.push(&*row.record);
-        }
-    }
-    serde_json::to_string(&SyncReply {
-        applied: &[],
-        conflicts: &[],
-        updates,
-        deleted,
-        cursor: seq,
-        has_more: false,
-        etag: crate::etag::state_tag(seq),
-        server_time: now,
-    })
-    .unwrap()
+    let limit = pulled.len() as i64;
+    let page = Page::cut(pulled, limit, seq);
+    serde_json::to_string(&SyncReply::new(&[], &[], &page, now)).unwrap()
 }

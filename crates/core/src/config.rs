@@ -26,7 +26,10 @@ pub struct Config {
     /// comes first, so counting never costs a write per request.
     pub usage_flush_requests: u64,
     pub usage_flush_secs: u64,
-    /// Test-only: shifts the worker's clock, e.g. to simulate the next UTC day.
+    /// `DEV_MODE = "1"`: development-only behaviour is on (the clock offset below, the dev
+    /// sign-in route). Never set in `wrangler.toml`, so a deployment cannot have it by accident.
+    pub dev_mode: bool,
+    /// Test-only (`DEV_MODE` only): shifts the worker's clock, e.g. to simulate the next UTC day.
     pub clock_offset_ms: i64,
 }
 
@@ -46,7 +49,10 @@ impl Config {
             cors_origins: match text("CORS_ORIGINS").as_deref() {
                 None | Some("*") => None,
                 Some(list) => Some(
-                    list.split(',').map(|o| o.trim().trim_end_matches('/').to_string()).filter(|o| !o.is_empty()).collect(),
+                    list.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect(),
                 ),
             },
             admin_token: get("ADMIN_TOKEN").filter(|s| !s.is_empty()),
@@ -68,7 +74,13 @@ impl Config {
             tombstone_retention_days: num("TOMBSTONE_RETENTION_DAYS", 30),
             usage_flush_requests: num("USAGE_FLUSH_REQUESTS", 100).max(1),
             usage_flush_secs: num("USAGE_FLUSH_SECS", 600),
-            clock_offset_ms: text("DEV_CLOCK_OFFSET_MS").and_then(|s| s.parse().ok()).unwrap_or(0),
+            dev_mode: text("DEV_MODE").as_deref() == Some("1"),
+            // A stray offset must not shift revs and quota days in production.
+            clock_offset_ms: match text("DEV_MODE").as_deref() {
+                Some("1") => text("DEV_CLOCK_OFFSET_MS").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0),
+                _ => 0,
+            }
+            .clamp(-crate::quota::DAY_MS * 36_500, crate::quota::DAY_MS * 36_500),
         }
     }
 }
@@ -102,5 +114,22 @@ mod tests {
         assert_eq!(c.quotas.requests, 20);
         assert_eq!(c.cors_origins, Some(vec!["https://a.example".to_string(), "https://b.example".to_string()]));
         assert!(Config::from_lookup(|k| (k == "CORS_ORIGINS").then(|| "*".to_string())).cors_origins.is_none());
+    }
+
+    #[test]
+    fn clock_offset_only_in_dev_mode() {
+        let offset = |dev: &str| {
+            let dev = dev.to_string();
+            Config::from_lookup(move |k| match k {
+                "DEV_CLOCK_OFFSET_MS" => Some("86400000".into()),
+                "DEV_MODE" => Some(dev.clone()),
+                _ => None,
+            })
+            .clock_offset_ms
+        };
+        assert_eq!(offset("1"), 86_400_000);
+        assert_eq!(offset(""), 0, "a stray offset is ignored outside DEV_MODE");
+        assert_eq!(offset("true"), 0);
+        assert!(!Config::from_lookup(|_| None).dev_mode);
     }
 }

@@ -5,55 +5,60 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::entities::Entity;
-use crate::protocol::{Change, Op};
-
-/// A record as clients see it (`id`, sync fields, type fields), keyed by field name.
-pub type Record = Map<String, Value>;
+use crate::envelope::{self as env, Envelope, Record, RecordId, Stored, MAX_SAFE_INT};
+use crate::parse::{default_for, Change, Op};
 
 /// Key of a record within one user's data.
 pub type Key = (&'static str, String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    Apply { version: i64 },
+    Apply {
+        version: i64,
+    },
     Replay,
-    Conflict,
+    /// Not applied; reported in `conflicts` with the server's record and this reason.
+    Conflict {
+        reason: &'static str,
+    },
 }
 
-fn int(r: &Record, key: &str) -> i64 {
-    r.get(key).and_then(Value::as_i64).unwrap_or(0)
-}
-
-fn is_deleted(r: &Record) -> bool {
-    r.get("deleted_at").is_some_and(|v| !v.is_null())
-}
+/// The change's version is not above the stored one (and its content differs).
+pub const STALE_VERSION: &str = "stale_version";
+/// The record is at version 2^53 − 1, the largest a JavaScript client holds exactly:
+/// minting 2^53 would hand clients a version they cannot send back, so it takes no
+/// more edits.
+pub const VERSION_EXHAUSTED: &str = "version_exhausted";
 
 /// True when the change would leave the stored record's content as it is.
-fn same_content(entity: &Entity, stored: &Record, op: &Op) -> bool {
+fn same_content(entity: &Entity, stored: &Stored, op: &Op) -> bool {
     match op {
-        Op::Delete => is_deleted(stored),
+        Op::Delete => stored.is_deleted(),
         Op::Upsert(values) => {
-            !is_deleted(stored)
-                && entity.fields.iter().zip(values).all(|(f, v)| stored.get(f.name).unwrap_or(&Value::Null) == v)
+            !stored.is_deleted()
+                && entity.fields.iter().zip(values).all(|(f, v)| stored.record.get(f.name).unwrap_or(&Value::Null) == v)
         }
     }
 }
 
 /// The version rule. `stored` is None when the record does not exist (version 0).
 /// A change without a version whose content equals the stored record is a replay too,
-/// so resending a versionless push does not mint new revs.
-pub fn decide(entity: &Entity, stored: Option<&Record>, change: &Change) -> Decision {
-    let s = stored.map_or(0, |r| int(r, "version"));
+/// so resending a versionless push does not mint new revs. A record at the largest
+/// version a JavaScript client holds exactly (2^53 − 1) takes no versionless edit:
+/// minting 2^53 would hand clients a version they cannot send back.
+pub fn decide(entity: &Entity, stored: Option<&Stored>, change: &Change) -> Decision {
+    let s = stored.map_or(0, |r| r.envelope.version);
     let same = stored.is_some_and(|r| same_content(entity, r, &change.op));
     match change.version {
         None if same => Decision::Replay,
+        None if s >= MAX_SAFE_INT => Decision::Conflict { reason: VERSION_EXHAUSTED },
         None => Decision::Apply { version: s + 1 },
         Some(v) if v > s => Decision::Apply { version: v },
         Some(_) if same => Decision::Replay,
-        Some(_) => Decision::Conflict,
+        Some(_) => Decision::Conflict { reason: STALE_VERSION },
     }
 }
 
@@ -61,7 +66,7 @@ pub fn decide(entity: &Entity, stored: Option<&Record>, change: &Change) -> Deci
 pub struct Applied {
     #[serde(rename = "type")]
     pub entity: &'static str,
-    pub id: String,
+    pub id: RecordId,
     pub version: i64,
     pub rev: i64,
 }
@@ -70,7 +75,7 @@ pub struct Applied {
 pub struct Conflict {
     #[serde(rename = "type")]
     pub entity: &'static str,
-    pub id: String,
+    pub id: RecordId,
     pub reason: &'static str,
     pub server: Option<Record>,
 }
@@ -101,7 +106,7 @@ impl Plan {
 /// Applies `changes` in order over `stored` (the current records of every key the push
 /// names). Revs continue the user's sequence `seq`: the first is `max(now, seq + 1)`,
 /// each next one is one more, so they stay strictly increasing whatever the clock does.
-pub fn plan(changes: &[Change], mut stored: HashMap<Key, Record>, seq: i64, now: i64) -> Plan {
+pub fn plan(changes: &[Change], mut stored: HashMap<Key, Stored>, seq: i64, now: i64) -> Plan {
     let mut out = Plan { base: seq, seq, ..Plan::default() };
     let mut next_rev = now.max(seq + 1);
     // Keys in first-write order, so the rows written are deterministic; the set keeps
@@ -110,25 +115,22 @@ pub fn plan(changes: &[Change], mut stored: HashMap<Key, Record>, seq: i64, now:
     let mut seen: std::collections::HashSet<Key> = std::collections::HashSet::new();
 
     for c in changes {
-        let key: Key = (c.entity.name, c.id.clone());
+        let key: Key = (c.entity.name, c.id.as_str().to_owned());
         let current = stored.get(&key);
         let decision = decide(c.entity, current, c);
         out.decisions.push(decision);
         match decision {
-            Decision::Replay => {
-                let r = current.cloned().unwrap_or_default();
-                out.applied.push(Applied {
-                    entity: c.entity.name,
-                    id: c.id.clone(),
-                    version: int(&r, "version"),
-                    rev: int(&r, "rev"),
-                });
-            }
-            Decision::Conflict => out.conflicts.push(Conflict {
+            Decision::Replay => out.applied.push(Applied {
                 entity: c.entity.name,
                 id: c.id.clone(),
-                reason: "stale_version",
-                server: current.cloned(),
+                version: current.map_or(0, |r| r.envelope.version),
+                rev: current.map_or(0, |r| r.envelope.rev),
+            }),
+            Decision::Conflict { reason } => out.conflicts.push(Conflict {
+                entity: c.entity.name,
+                id: c.id.clone(),
+                reason,
+                server: current.map(|r| r.record.clone()),
             }),
             Decision::Apply { version } => {
                 let rev = next_rev;
@@ -146,7 +148,7 @@ pub fn plan(changes: &[Change], mut stored: HashMap<Key, Record>, seq: i64, now:
     }
 
     for key in written {
-        let Some(record) = stored.remove(&key) else { continue };
+        let Some(Stored { record, .. }) = stored.remove(&key) else { continue };
         let Some(entity) = crate::entities::entity(key.0) else { continue };
         match out.writes.iter_mut().find(|(e, _)| e.name == entity.name) {
             Some((_, rows)) => rows.push(record),
@@ -158,48 +160,53 @@ pub fn plan(changes: &[Change], mut stored: HashMap<Key, Record>, seq: i64, now:
 
 /// The record after an applied change. Deletes keep the last field values (a tombstone
 /// still says what was deleted); created_at survives every later change.
-fn apply(c: &Change, current: Option<&Record>, version: i64, rev: i64, now: i64) -> Record {
-    let mut r = Record::new();
-    r.insert("id".into(), c.id.clone().into());
-    r.insert("version".into(), version.into());
-    r.insert("rev".into(), rev.into());
-    let created = current.and_then(|cur| cur.get("created_at")).cloned().unwrap_or_else(|| now.into());
-    r.insert("created_at".into(), created);
-    r.insert("updated_at".into(), now.into());
-    let deleted_at = match c.op {
-        Op::Delete => now.into(),
-        Op::Upsert(_) => Value::Null,
+fn apply(c: &Change, current: Option<&Stored>, version: i64, rev: i64, now: i64) -> Stored {
+    let envelope = Envelope {
+        id: c.id.as_str().to_owned(),
+        version,
+        rev,
+        created_at: current.map_or(now, |cur| cur.envelope.created_at),
+        updated_at: now,
+        deleted_at: matches!(c.op, Op::Delete).then_some(now),
+        device_id: c.device_id.clone(),
     };
-    r.insert("deleted_at".into(), deleted_at);
-    r.insert("device_id".into(), c.device_id.clone().map_or(Value::Null, Value::from));
+    let mut r = Record::new();
+    r.insert(env::ID.into(), envelope.id.clone().into());
+    r.insert(env::VERSION.into(), version.into());
+    r.insert(env::REV.into(), rev.into());
+    r.insert(env::CREATED_AT.into(), envelope.created_at.into());
+    r.insert(env::UPDATED_AT.into(), now.into());
+    r.insert(env::DELETED_AT.into(), envelope.deleted_at.map_or(Value::Null, Value::from));
+    r.insert(env::DEVICE_ID.into(), envelope.device_id.clone().map_or(Value::Null, Value::from));
     for (i, f) in c.entity.fields.iter().enumerate() {
         let v = match &c.op {
             Op::Upsert(values) => values.get(i).cloned().unwrap_or(Value::Null),
-            Op::Delete => match current.and_then(|cur| cur.get(f.name)) {
+            Op::Delete => match current.and_then(|cur| cur.record.get(f.name)) {
                 Some(v) => v.clone(),
-                None => crate::protocol::default_for(f),
+                None => default_for(f),
             },
         };
         r.insert(f.name.into(), v);
     }
-    r
+    Stored { envelope, record: r }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::parse_change;
+    use crate::parse::parse_change;
     use serde_json::json;
 
     fn change(v: Value) -> Change {
         parse_change(&v, "c", None).unwrap()
     }
 
-    fn stored_task(version: i64, title: &str, deleted: bool) -> Record {
+    fn stored_task(version: i64, title: &str, deleted: bool) -> Stored {
         let c = change(json!({"id": "t", "title": title}));
         let mut r = apply(&c, None, version, 100, 50);
         if deleted {
-            r.insert("deleted_at".into(), 60.into());
+            r.record.insert("deleted_at".into(), 60.into());
+            r.envelope.deleted_at = Some(60);
         }
         r
     }
@@ -213,9 +220,9 @@ mod tests {
         assert_eq!(d(json!({"id": "t", "title": "a"})), Decision::Replay);
         assert_eq!(d(json!({"id": "t", "title": "b", "version": 4})), Decision::Apply { version: 4 });
         assert_eq!(d(json!({"id": "t", "title": "a", "version": 9})), Decision::Apply { version: 9 });
-        assert_eq!(d(json!({"id": "t", "title": "b", "version": 3})), Decision::Conflict);
+        assert_eq!(d(json!({"id": "t", "title": "b", "version": 3})), Decision::Conflict { reason: STALE_VERSION });
         assert_eq!(d(json!({"id": "t", "title": "a", "version": 2})), Decision::Replay);
-        assert_eq!(d(json!({"id": "t", "deleted": true, "version": 3})), Decision::Conflict);
+        assert_eq!(d(json!({"id": "t", "deleted": true, "version": 3})), Decision::Conflict { reason: STALE_VERSION });
         assert_eq!(d(json!({"id": "t", "deleted": true})), Decision::Apply { version: 4 });
         assert_eq!(decide(tasks, None, &change(json!({"id": "t", "title": "x"}))), Decision::Apply { version: 1 });
         assert_eq!(
@@ -231,7 +238,7 @@ mod tests {
         );
         assert_eq!(
             decide(tasks, Some(&gone), &change(json!({"id": "t", "title": "a", "version": 4}))),
-            Decision::Conflict,
+            Decision::Conflict { reason: STALE_VERSION },
             "a stale edit does not undo a delete"
         );
     }
@@ -276,6 +283,27 @@ mod tests {
         assert_eq!(rows[0]["title"], "2", "a tombstone keeps the last fields");
         assert_eq!(rows[0]["deleted_at"], 10);
         assert_eq!(rows[0]["rev"], 12);
+    }
+
+    #[test]
+    fn no_version_past_max_safe_int() {
+        let mut stored = HashMap::new();
+        stored.insert(("tasks", "t".to_string()), stored_task(MAX_SAFE_INT, "a", false));
+        let edit = change(json!({"id": "t", "title": "b"}));
+        let other = change(json!({"id": "u", "title": "fine"}));
+        let p = plan(&[edit, other], stored.clone(), 100, 200);
+        assert_eq!(p.conflicts.len(), 1);
+        assert_eq!(p.conflicts[0].reason, VERSION_EXHAUSTED);
+        assert_eq!(p.conflicts[0].server.as_ref().unwrap()["version"], MAX_SAFE_INT);
+        assert_eq!(p.revs.len(), 1, "the rest of the push is applied");
+        assert!(
+            p.writes.iter().all(|(_, rows)| rows.iter().all(|r| r["id"] == "u")),
+            "the exhausted record is not written"
+        );
+        // A replay of the same content and an explicit stale version still answer as before.
+        assert!(plan(&[change(json!({"id": "t", "title": "a"}))], stored.clone(), 100, 200).conflicts.is_empty());
+        let stale = plan(&[change(json!({"id": "t", "title": "b", "version": 5}))], stored, 100, 200);
+        assert_eq!(stale.conflicts[0].reason, STALE_VERSION);
     }
 
     #[test]

@@ -1,31 +1,15 @@
 //! edgesync: a multi-device sync backend on Cloudflare Workers, D1 and KV.
 //!
 //! Run it locally with `npm run dev`; test with `npm test`. The contract it implements is
-//! `../shared/docs/api-contract.md`. Pure modules (no `worker` types, native unit tests):
-//! entities, protocol, plan, sql, etag, auth, config, ops, error, routes. Edge glue: app,
-//! handlers, store, http.
+//! `../shared/docs/api-contract.md`. This crate is the edge: the `#[event]` entries below,
+//! the request pipeline's driver, the handlers, and D1 / KV access. Everything that can
+//! be decided without the runtime lives in `edgesync_core`.
 
-pub mod auth;
-pub mod config;
-pub mod cors;
-pub mod entities;
-pub mod error;
-pub mod etag;
-pub mod openapi;
-pub mod ops;
-pub mod plan;
-pub mod protocol;
-pub mod quota;
-pub mod ratelimit;
-pub mod routes;
-pub mod sql;
-
-#[cfg(test)]
-mod proptests;
-
-mod app;
+mod driver;
 mod handlers;
 mod http;
+mod io;
+mod isolate;
 mod limiter;
 mod purge;
 mod state_cache;
@@ -37,22 +21,24 @@ use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledE
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     console_error_panic_hook::set_once();
-    app::handle(req, env, ctx).await
+    driver::handle(req, env, ctx).await
 }
 
 /// The daily cron (`[triggers]` in wrangler.toml): purge old tombstones.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     console_error_panic_hook::set_once();
-    let config = config::Config::from_lookup(|k| env.var(k).ok().map(|v| v.to_string()));
-    let now = worker::Date::now().as_millis() as i64 + config.clock_offset_ms;
-    let cutoff = now - config.tombstone_retention_days as i64 * quota::DAY_MS;
+    let config = &isolate::Isolate::get(&env).config;
+    let now = io::now_ms() + config.clock_offset_ms;
+    let retention_ms =
+        i64::try_from(config.tombstone_retention_days).unwrap_or(i64::MAX).saturating_mul(edgesync_core::quota::DAY_MS);
+    let cutoff = now.saturating_sub(retention_ms);
     let result = match env.d1("DB") {
         Ok(db) => purge::run(&db, cutoff).await,
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     };
     match result {
         Ok(n) => worker::console_log!("{}", serde_json::json!({"cron": "purge", "removed": n, "cutoff": cutoff})),
-        Err(e) => worker::console_error!("purge failed: {e}"),
+        Err(e) => worker::console_error!("purge failed: {e:?}"),
     }
 }

@@ -3,10 +3,13 @@
 //! horizon to the newest rev it removed, so a delta pull from before it gets 410 instead
 //! of silently missing deletions.
 
-use wasm_bindgen::JsValue;
 use worker::D1Database;
 
-use crate::entities::{Entity, ENTITIES};
+use edgesync_core::entities::{Entity, ENTITIES};
+use edgesync_core::error::ApiError;
+use edgesync_core::ops::Ops;
+
+use crate::io::{self, num};
 
 /// Tombstones removed per statement pair, and batches per table per run: bounds one
 /// run to 10 × 500 rows per table, well inside D1's per-invocation limits.
@@ -32,22 +35,18 @@ fn raise_horizons(e: &Entity) -> String {
 }
 
 fn delete(e: &Entity) -> String {
-    format!(
-        "{} DELETE FROM {} WHERE (user_id, id) IN (SELECT user_id, id FROM doomed)",
-        doomed(e),
-        e.name
-    )
+    format!("{} DELETE FROM {} WHERE (user_id, id) IN (SELECT user_id, id FROM doomed)", doomed(e), e.name)
 }
 
 /// Purges tombstones deleted before `cutoff_ms`; returns how many were removed.
-pub async fn run(db: &D1Database, cutoff_ms: i64) -> worker::Result<u64> {
-    let params = [JsValue::from_f64(cutoff_ms as f64), JsValue::from_f64(BATCH as f64)];
+pub async fn run(db: &D1Database, cutoff_ms: i64) -> Result<u64, ApiError> {
+    let params = [num(cutoff_ms), num(BATCH)];
+    let ops = Ops::default();
     let mut removed = 0;
     for e in ENTITIES {
         for _ in 0..MAX_BATCHES {
-            let res = db
-                .batch(vec![db.prepare(raise_horizons(e)).bind(&params)?, db.prepare(delete(e)).bind(&params)?])
-                .await?;
+            let stmts = vec![db.prepare(raise_horizons(e)).bind(&params)?, db.prepare(delete(e)).bind(&params)?];
+            let res = io::batch(db, &ops, stmts).await?;
             let n = res.get(1).and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0) as u64;
             removed += n;
             if n < BATCH as u64 {

@@ -1,12 +1,14 @@
 //! Request parsing: JSON bodies and query strings become domain types once, here
 //! ("parse, don't validate"). Everything past this module works with [`Change`]s whose
 //! fields are complete, typed and within limits. Errors name the offending field.
+//! [`call`] turns an endpoint's query and body into the typed [`Call`] its handler takes.
 
 use serde_json::{Map, Value};
 
-use crate::entities::{self, valid_id, Default, Entity, Field, Kind, MAX_SAFE_INT};
+use crate::endpoints::{Endpoint, Handler, Param};
+use crate::entities::{self, Default, Entity, Field, Kind};
+use crate::envelope::{RecordId, UserId, MAX_SAFE_INT};
 use crate::error::ApiError;
-use crate::routes::Handler;
 
 /// Default and maximum page size of every pull and download.
 pub const DEFAULT_LIMIT: i64 = 500;
@@ -16,7 +18,7 @@ pub const MAX_LIMIT: i64 = 1_000;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     pub entity: &'static Entity,
-    pub id: String,
+    pub id: RecordId,
     /// Proposed version; `None` means "one more than the server's".
     pub version: Option<i64>,
     pub device_id: Option<String>,
@@ -64,10 +66,12 @@ pub struct Limits {
 /// range a JavaScript client holds exactly.
 pub fn as_int(v: &Value) -> Option<i64> {
     let n = match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.1e15).map(|f| f as i64))?,
+        Value::Number(n) => {
+            n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.1e15).map(|f| f as i64))?
+        }
         _ => return None,
     };
-    (n.abs() <= MAX_SAFE_INT).then_some(n)
+    (-MAX_SAFE_INT..=MAX_SAFE_INT).contains(&n).then_some(n)
 }
 
 fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ApiError> {
@@ -117,11 +121,10 @@ fn check_count(n: usize, limits: Limits) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn id(v: &Value, path: &str) -> Result<String, ApiError> {
-    match v.as_str() {
-        Some(s) if valid_id(s) => Ok(s.to_string()),
-        _ => Err(ApiError::field(path, "must be 1-128 characters of [A-Za-z0-9_.:-]")),
-    }
+fn id(v: &Value, path: &str) -> Result<RecordId, ApiError> {
+    v.as_str()
+        .and_then(RecordId::parse)
+        .ok_or_else(|| ApiError::field(path, "must be 1-128 characters of [A-Za-z0-9_.:-]"))
 }
 
 /// Parses one change. `forced` is the type named by the URL (per-type endpoints), where a
@@ -134,8 +137,8 @@ pub fn parse_change(v: &Value, path: &str, forced: Option<&'static Entity>) -> R
         (Some(t), forced) => {
             let p = join(path, "type");
             let name = t.as_str().ok_or_else(|| ApiError::field(&p, "must be a string"))?;
-            let e = entities::entity(name)
-                .ok_or_else(|| ApiError::field(&p, format!("unknown entity type '{name}'")))?;
+            let e =
+                entities::entity(name).ok_or_else(|| ApiError::field(&p, format!("unknown entity type '{name}'")))?;
             if forced.is_some_and(|f| f.name != e.name) {
                 return Err(ApiError::field(p, "does not match the type in the URL"));
             }
@@ -178,7 +181,18 @@ pub fn parse_change(v: &Value, path: &str, forced: Option<&'static Entity>) -> R
                     _ => return Err(ApiError::field(p, "must be a boolean")),
                 }
             }
-            "deleted_at" => deleted_at_set = !value.is_null(),
+            // A delete marker: null (live) or a positive time in ms (deleted; the server
+            // stamps its own time). Anything else is refused rather than read as "true":
+            // a client's "not deleted" sentinel (`false`, `0`, `""`) must never delete.
+            "deleted_at" => {
+                deleted_at_set = match value {
+                    Value::Null => false,
+                    _ => match as_int(value) {
+                        Some(n) if n >= 1 => true,
+                        _ => return Err(ApiError::field(p, "must be null or a positive integer (ms)")),
+                    },
+                }
+            }
             // Server-authoritative: accepted so clients can echo records back, then ignored.
             "created_at" | "updated_at" | "rev" => {}
             _ => {
@@ -237,18 +251,16 @@ fn field_value(kind: Kind, v: &Value, path: &str) -> Result<Value, ApiError> {
             Value::Bool(_) => Ok(v.clone()),
             _ => Err(ApiError::field(path, "must be a boolean")),
         },
-        Kind::Int => int(v)
-            .map(Value::from)
-            .ok_or_else(|| ApiError::field(path, "must be an integer within ±(2^53-1)")),
+        Kind::Int => {
+            int(v).map(Value::from).ok_or_else(|| ApiError::field(path, "must be an integer within ±(2^53-1)"))
+        }
         Kind::NullableInt => match v {
             Value::Null => Ok(Value::Null),
-            _ => int(v)
-                .map(Value::from)
-                .ok_or_else(|| ApiError::field(path, "must be an integer (ms) or null")),
+            _ => int(v).map(Value::from).ok_or_else(|| ApiError::field(path, "must be an integer (ms) or null")),
         },
         Kind::NullableId => match v {
             Value::Null => Ok(Value::Null),
-            _ => id(v, path).map(Value::from),
+            _ => id(v, path).map(|id| Value::from(id.as_str())),
         },
         Kind::Enum(allowed) => match v.as_str() {
             Some(s) if allowed.contains(&s) => Ok(v.clone()),
@@ -393,29 +405,10 @@ pub fn parse_full_upload(body: &Value, entity: &'static Entity, limits: Limits) 
 
 /// An integer query value (`5`, or `5.0` as JSON Schema allows).
 fn query_int(v: &str) -> Option<i64> {
-    v.parse::<i64>().ok().or_else(|| serde_json::from_str::<Value>(v).ok().as_ref().and_then(as_int)).filter(|n| n.abs() <= MAX_SAFE_INT)
-}
-
-/// A tombstone in the reply of `POST /api/sync`.
-#[derive(Debug, serde::Serialize)]
-pub struct Removed {
-    #[serde(rename = "type")]
-    pub entity: &'static str,
-    pub id: String,
-    pub rev: i64,
-}
-
-/// The reply of `POST /api/sync`; `updates` are records as D1 built them, copied through.
-#[derive(Debug, serde::Serialize)]
-pub struct SyncReply<'a> {
-    pub applied: &'a [crate::plan::Applied],
-    pub conflicts: &'a [crate::plan::Conflict],
-    pub updates: Vec<&'a serde_json::value::RawValue>,
-    pub deleted: Vec<Removed>,
-    pub cursor: i64,
-    pub has_more: bool,
-    pub etag: String,
-    pub server_time: i64,
+    v.parse::<i64>()
+        .ok()
+        .or_else(|| serde_json::from_str::<Value>(v).ok().as_ref().and_then(as_int))
+        .filter(|n| (-MAX_SAFE_INT..=MAX_SAFE_INT).contains(n))
 }
 
 /// Query parameters of the GET endpoints, decoded.
@@ -423,45 +416,102 @@ pub struct SyncReply<'a> {
 pub struct Query {
     pub since: Option<i64>,
     pub limit: i64,
-    pub after: Option<String>,
+    pub after: Option<RecordId>,
 }
 
-/// Parses the query of a GET route: `since` (required) and `limit` for a delta pull,
-/// `limit` and `after` for a download, nothing for the check. Other names are rejected,
-/// so a typo (`sinse=`) is a 400, not a silent full pull.
-pub fn parse_query<'a>(route: Handler, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Query, ApiError> {
-    let allowed: &[&str] = match route {
-        Handler::Changes => &["since", "limit"],
-        Handler::Download => &["limit", "after"],
-        _ => &[],
-    };
+/// Parses a query string against the parameters its endpoint declares: `since`
+/// (required where declared) and `limit` for a delta pull, `limit` and `after` for a
+/// download, nothing for the check. Other names are rejected, so a typo (`sinse=`) is a
+/// 400, not a silent full pull.
+pub fn parse_query<'a>(
+    params: &[Param],
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Query, ApiError> {
     let mut q = Query { limit: DEFAULT_LIMIT, ..Query::default() };
     for (k, v) in pairs {
-        if !allowed.contains(&k) {
+        let Some(param) = params.iter().find(|p| p.name() == k) else {
             let hint = if k == "since" { "; delta pulls are /api/sync/{type}/changes" } else { "" };
             return Err(ApiError::field(k, format!("unknown query parameter{hint}")));
-        }
-        match k {
-            "since" => {
+        };
+        match param {
+            Param::Since => {
                 q.since = Some(
                     query_int(v)
                         .filter(|n| *n >= 0)
                         .ok_or_else(|| ApiError::field("since", "must be an integer >= 0"))?,
                 )
             }
-            "limit" => {
+            Param::Limit => {
                 q.limit = query_int(v)
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
                     .ok_or_else(|| ApiError::field("limit", format!("must be an integer from 1 to {MAX_LIMIT}")))?
             }
-            "after" => q.after = Some(id(&Value::from(v), "after")?),
-            _ => return Err(ApiError::field(k, "unknown query parameter")),
+            Param::After => q.after = Some(id(&Value::from(v), "after")?),
         }
     }
-    if route == Handler::Changes && q.since.is_none() {
+    if params.contains(&Param::Since) && q.since.is_none() {
         return Err(ApiError::field("since", "is required (use 0 for everything)"));
     }
     Ok(q)
+}
+
+/// A `since` cursor, present once [`parse_query`] accepted a query that declares it.
+impl Query {
+    pub fn since(&self) -> Result<i64, ApiError> {
+        self.since.ok_or_else(|| ApiError::field("since", "is required (use 0 for everything)"))
+    }
+}
+
+/// One request, parsed: the endpoint's handler with everything it needs, typed. Built
+/// by [`call`] once the body (if any) is read, so no handler receives a body it does not
+/// take or goes without one it needs.
+#[derive(Debug, PartialEq)]
+pub enum Call {
+    Health,
+    OpenApi,
+    AdminUsage,
+    DevLogin(UserId),
+    Check,
+    Sync(SyncRequest),
+    Download(&'static Entity, Query),
+    Changes { entity: &'static Entity, since: i64, limit: i64 },
+    Upload(&'static Entity, FullUpload),
+    Delta(&'static Entity, DeltaPush),
+}
+
+/// Builds the [`Call`] of `endpoint` from its parsed query and its JSON body (present
+/// exactly when the endpoint takes one: the driver reads it from `endpoint.body`).
+pub fn call(
+    endpoint: &Endpoint,
+    entity: Option<&'static Entity>,
+    query: Query,
+    body: Option<&Value>,
+    limits: Limits,
+) -> Result<Call, ApiError> {
+    let entity = || entity.ok_or(ApiError::NotFound);
+    let body = || body.ok_or_else(|| ApiError::InvalidJson("a JSON body is required".into()));
+    Ok(match endpoint.handler {
+        Handler::Health => Call::Health,
+        Handler::OpenApi => Call::OpenApi,
+        Handler::AdminUsage => Call::AdminUsage,
+        Handler::DevLogin => Call::DevLogin(parse_dev_login(body()?)?),
+        Handler::Check => Call::Check,
+        Handler::Sync => Call::Sync(parse_sync(body()?, limits)?),
+        Handler::Download => Call::Download(entity()?, query),
+        Handler::Changes => Call::Changes { entity: entity()?, since: query.since()?, limit: query.limit },
+        Handler::Upload => Call::Upload(entity()?, parse_full_upload(body()?, entity()?, limits)?),
+        Handler::Delta => Call::Delta(entity()?, parse_delta(body()?, entity()?, limits)?),
+    })
+}
+
+/// `POST /api/dev/login`: `{"user": "<name>"}`.
+pub fn parse_dev_login(body: &Value) -> Result<UserId, ApiError> {
+    let obj = object(body, "body")?;
+    check_keys(obj, "", &["user"])?;
+    obj.get("user")
+        .and_then(Value::as_str)
+        .and_then(UserId::parse)
+        .ok_or_else(|| ApiError::field("user", format!("must be a string of 1-{} characters", UserId::MAX_LEN)))
 }
 
 #[cfg(test)]
@@ -497,6 +547,27 @@ mod tests {
         );
     }
 
+    /// Only null or a positive integer says anything about deletion; every other JSON
+    /// value of `deleted_at` is refused, so no "not deleted" sentinel deletes a record.
+    #[test]
+    fn deleted_at_is_null_or_a_positive_integer() {
+        for bad in
+            [json!(false), json!(true), json!(""), json!("no"), json!({}), json!([]), json!(1.5), json!(0), json!(-5)]
+        {
+            let r = parse_change(&json!({"id": "x", "title": "keep", "deleted_at": bad}), "c", None);
+            assert_eq!(err_field(r), "c.deleted_at", "deleted_at = {bad}");
+        }
+        let live = parse_change(&json!({"id": "x", "title": "keep", "deleted_at": null}), "c", None).unwrap();
+        assert!(matches!(live.op, Op::Upsert(_)));
+        let gone = parse_change(&json!({"id": "x", "deleted_at": 1_700_000_000_000i64}), "c", None).unwrap();
+        assert_eq!(gone.op, Op::Delete);
+        let tasks = entities::entity("tasks").unwrap();
+        let d = parse_delta(&json!({"changes": {"deleted": [{"id": "x", "deleted_at": false}]}}), tasks, LIMITS);
+        assert_eq!(err_field(d), "changes.deleted[0].deleted_at");
+        let u = parse_full_upload(&json!({"data": [{"id": "x", "title": "t", "deleted_at": ""}]}), tasks, LIMITS);
+        assert_eq!(err_field(u), "data[0].deleted_at");
+    }
+
     #[test]
     fn rejects_bad_fields_naming_them() {
         assert_eq!(err_field(parse_change(&json!({"id": "t", "title": "x", "foo": 1}), "c", None)), "c.foo");
@@ -512,23 +583,14 @@ mod tests {
             err_field(parse_change(&json!({"id": "t", "title": "x", "priority": "urgent"}), "c", None)),
             "c.priority"
         );
-        assert_eq!(
-            err_field(parse_change(&json!({"type": "widgets", "id": "t"}), "c", None)),
-            "c.type"
-        );
-        assert_eq!(
-            err_field(parse_change(&json!({"id": "t", "title": "x".repeat(1001)}), "c", None)),
-            "c.title"
-        );
+        assert_eq!(err_field(parse_change(&json!({"type": "widgets", "id": "t"}), "c", None)), "c.type");
+        assert_eq!(err_field(parse_change(&json!({"id": "t", "title": "x".repeat(1001)}), "c", None)), "c.title");
         assert_eq!(
             err_field(parse_change(&json!({"id": "t", "title": "x", "sort_order": 9007199254740992i64}), "c", None)),
             "c.sort_order"
         );
         assert_eq!(err_field(parse_change(&json!({"id": "t", "title": "x", "version": 0}), "c", None)), "c.version");
-        assert_eq!(
-            err_field(parse_change(&json!({"id": "t", "title": "a", "content": "b"}), "c", None)),
-            "c.title"
-        );
+        assert_eq!(err_field(parse_change(&json!({"id": "t", "title": "a", "content": "b"}), "c", None)), "c.title");
     }
 
     #[test]
@@ -566,7 +628,10 @@ mod tests {
         assert_eq!(parse_sync(&json!({"cursor": null, "limit": null}), LIMITS).unwrap().cursor, 0);
         assert_eq!(err_field(parse_sync(&json!({"extra": 1}), LIMITS)), "extra");
         assert_eq!(err_field(parse_sync(&json!({"limit": 1001}), LIMITS)), "limit");
-        assert_eq!(err_field(parse_sync(&json!({"changes": [{"id": "a", "title": "x"}, {"id": "b"}]}), LIMITS)), "changes[1].title");
+        assert_eq!(
+            err_field(parse_sync(&json!({"changes": [{"id": "a", "title": "x"}, {"id": "b"}]}), LIMITS)),
+            "changes[1].title"
+        );
         let many: Vec<Value> = (0..1001).map(|i| json!({"id": format!("t{i}"), "title": "x"})).collect();
         assert!(matches!(parse_sync(&json!({"changes": many}), LIMITS), Err(ApiError::PayloadTooLarge(_))));
         assert!(parse_sync(&json!([1]), LIMITS).is_err());
@@ -594,7 +659,9 @@ mod tests {
     #[test]
     fn full_upload_keeps_repeated_ids_in_order() {
         let lists = entities::entity("lists").unwrap();
-        let r = parse_full_upload(&json!({"data": [{"id": "a", "name": "x"}, {"id": "a", "name": "y"}]}), lists, LIMITS).unwrap();
+        let r =
+            parse_full_upload(&json!({"data": [{"id": "a", "name": "x"}, {"id": "a", "name": "y"}]}), lists, LIMITS)
+                .unwrap();
         assert_eq!(r.records.len(), 2);
         assert!(parse_full_upload(&json!({"data": [{"id": "a", "deleted": true}]}), lists, LIMITS).is_err());
         let ok = parse_full_upload(&json!({"data": [], "timestamp": 7}), lists, LIMITS).unwrap();
@@ -603,19 +670,24 @@ mod tests {
 
     #[test]
     fn query_params() {
-        use Handler::{Changes, Check, Download};
-        assert_eq!(parse_query(Changes, [("since", "0")]).unwrap().since, Some(0));
-        assert_eq!(parse_query(Changes, [("since", "7.0")]).unwrap().since, Some(7));
-        assert_eq!(err_field(parse_query(Changes, [("since", "7.5")])), "since");
-        assert_eq!(err_field(parse_query(Changes, [("since", "abc")])), "since");
-        assert_eq!(err_field(parse_query(Changes, [("since", "-1")])), "since");
-        assert_eq!(err_field(parse_query(Changes, [("limit", "10")])), "since", "since is required");
-        assert_eq!(err_field(parse_query(Changes, [("since", "1"), ("limit", "0")])), "limit");
-        assert_eq!(err_field(parse_query(Changes, [("sinse", "1")])), "sinse");
-        assert_eq!(err_field(parse_query(Changes, [("since", "1"), ("after", "x")])), "after");
-        assert_eq!(parse_query(Download, [("after", "t5"), ("limit", "10")]).unwrap().after.as_deref(), Some("t5"));
-        assert_eq!(err_field(parse_query(Download, [("since", "5")])), "since");
-        assert_eq!(err_field(parse_query(Check, [("foo", "1")])), "foo");
-        assert!(parse_query(Check, []).is_ok());
+        const CHANGES: &[Param] = &[Param::Since, Param::Limit];
+        const DOWNLOAD: &[Param] = &[Param::Limit, Param::After];
+        const CHECK: &[Param] = &[];
+        assert_eq!(parse_query(CHANGES, [("since", "0")]).unwrap().since, Some(0));
+        assert_eq!(parse_query(CHANGES, [("since", "7.0")]).unwrap().since, Some(7));
+        assert_eq!(err_field(parse_query(CHANGES, [("since", "7.5")])), "since");
+        assert_eq!(err_field(parse_query(CHANGES, [("since", "abc")])), "since");
+        assert_eq!(err_field(parse_query(CHANGES, [("since", "-1")])), "since");
+        assert_eq!(err_field(parse_query(CHANGES, [("limit", "10")])), "since", "since is required");
+        assert_eq!(err_field(parse_query(CHANGES, [("since", "1"), ("limit", "0")])), "limit");
+        assert_eq!(err_field(parse_query(CHANGES, [("sinse", "1")])), "sinse");
+        assert_eq!(err_field(parse_query(CHANGES, [("since", "1"), ("after", "x")])), "after");
+        assert_eq!(
+            parse_query(DOWNLOAD, [("after", "t5"), ("limit", "10")]).unwrap().after.map(|a| a.to_string()),
+            Some("t5".into())
+        );
+        assert_eq!(err_field(parse_query(DOWNLOAD, [("since", "5")])), "since");
+        assert_eq!(err_field(parse_query(CHECK, [("foo", "1")])), "foo");
+        assert!(parse_query(CHECK, []).is_ok());
     }
 }

@@ -14,7 +14,7 @@ pub fn record_json(e: &Entity, with_type: bool) -> String {
     if with_type {
         parts.push(format!("'type','{}'", e.name));
     }
-    for c in crate::entities::SYNC_COLUMNS {
+    for c in crate::envelope::FIELDS {
         parts.push(format!("'{c}',{c}"));
     }
     for f in e.fields {
@@ -145,27 +145,38 @@ pub fn download(e: &Entity) -> String {
 }
 
 /// Records in the form the upsert reads: booleans as 0/1 and JSON-valued fields as
-/// their serialized text, so every column is a plain `->>` extraction.
-pub fn storage_rows(e: &Entity, records: &[crate::plan::Record]) -> String {
+/// their serialized text, so every column is a plain `->>` extraction. Serialized
+/// straight from the plan's records, without copying them.
+pub fn storage_rows(e: &Entity, records: &[crate::envelope::Record]) -> Result<String, serde_json::Error> {
+    use serde::ser::{SerializeMap, SerializeSeq};
     use serde_json::Value;
-    let rows: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            let mut row = r.clone();
-            for f in e.fields {
-                let v = row.get(f.name).cloned().unwrap_or(Value::Null);
-                let stored = match (f.kind, v) {
-                    (Kind::Bool, Value::Bool(b)) => Value::from(i64::from(b)),
-                    (Kind::Json { .. }, Value::Null) => Value::Null,
-                    (Kind::Json { .. }, v) => Value::String(v.to_string()),
-                    (_, v) => v,
-                };
-                row.insert(f.name.into(), stored);
+
+    struct Row<'a>(&'a Entity, &'a crate::envelope::Record);
+    impl serde::Serialize for Row<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut m = s.serialize_map(Some(self.1.len()))?;
+            for (k, v) in self.1 {
+                match (self.0.fields.iter().find(|f| f.name == k).map(|f| f.kind), v) {
+                    (Some(Kind::Bool), Value::Bool(b)) => m.serialize_entry(k, &i64::from(*b))?,
+                    (Some(Kind::Json { .. }), Value::Null) => m.serialize_entry(k, v)?,
+                    (Some(Kind::Json { .. }), v) => m.serialize_entry(k, &v.to_string())?,
+                    _ => m.serialize_entry(k, v)?,
+                }
             }
-            Value::Object(row)
-        })
-        .collect();
-    Value::Array(rows).to_string()
+            m.end()
+        }
+    }
+    struct Rows<'a>(&'a Entity, &'a [crate::envelope::Record]);
+    impl serde::Serialize for Rows<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(self.1.len()))?;
+            for r in self.1 {
+                seq.serialize_element(&Row(self.0, r))?;
+            }
+            seq.end()
+        }
+    }
+    serde_json::to_string(&Rows(e, records))
 }
 
 #[cfg(test)]
@@ -193,14 +204,14 @@ mod tests {
 
     #[test]
     fn storage_form() {
-        let mut r = crate::plan::Record::new();
+        let mut r = crate::envelope::Record::new();
         r.insert("id".into(), "k".into());
         r.insert("value".into(), serde_json::json!({"a": true}));
-        let rows = storage_rows(entity("settings").unwrap(), &[r]);
+        let rows = storage_rows(entity("settings").unwrap(), &[r]).unwrap();
         assert_eq!(rows, r#"[{"id":"k","value":"{\"a\":true}"}]"#);
-        let mut t = crate::plan::Record::new();
+        let mut t = crate::envelope::Record::new();
         t.insert("completed".into(), true.into());
-        assert!(storage_rows(entity("tasks").unwrap(), &[t]).contains(r#""completed":1"#));
+        assert!(storage_rows(entity("tasks").unwrap(), &[t]).unwrap().contains(r#""completed":1"#));
     }
 
     #[test]

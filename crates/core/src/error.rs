@@ -1,5 +1,7 @@
-//! Every way a request can fail, as data. `http::problem` turns an [`ApiError`] into an
-//! RFC 9457 `application/problem+json` response; nothing else builds error responses.
+//! Every way a request can fail, as data. [`Reply::problem`](crate::reply::Reply::problem)
+//! turns an [`ApiError`] into an RFC 9457 `application/problem+json` response; nothing else
+//! builds error responses. Any `std::error::Error` (a D1 or KV failure, a serializer
+//! error) converts into [`ApiError::Internal`] with `?`: its text is logged, never sent.
 
 use serde_json::{Map, Value};
 
@@ -9,21 +11,45 @@ pub enum ApiError {
     InvalidJson(String),
     /// A field of the body or query is unknown, missing, of the wrong type or out of range.
     /// `field` is a JSON path such as `changes[3].title` or `since`.
-    InvalidField { field: String, detail: String },
+    InvalidField {
+        field: String,
+        detail: String,
+    },
     UnsupportedMediaType,
+    /// A `Content-Encoding` other than `identity` (RFC 9110 §15.5.16); carries the coding.
+    UnsupportedEncoding(String),
     PayloadTooLarge(String),
     /// Missing or unacceptable credentials; `token_given` selects the `WWW-Authenticate` form.
-    Unauthorized { detail: String, token_given: bool },
+    Unauthorized {
+        detail: String,
+        token_given: bool,
+    },
     NotFound,
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     /// A full upload based on a cursor older than the server's latest change of that type.
-    SyncConflict { server_cursor: i64, client_cursor: i64 },
+    SyncConflict {
+        server_cursor: i64,
+        client_cursor: i64,
+    },
+    /// A full upload would need a new version of a record already at 2^53 − 1.
+    VersionExhausted {
+        id: String,
+    },
     /// A delta pull from before the tombstone purge horizon.
-    ResetRequired { horizon: i64 },
+    ResetRequired {
+        horizon: i64,
+    },
     /// The user's token bucket is empty.
-    RateLimited { retry_after: u64 },
+    RateLimited {
+        retry_after: u64,
+    },
     /// A daily quota is nearly spent: reads (or, when D1 writes are spent, writes) pause.
-    Degraded { retry_after: u64, writes: bool },
+    Degraded {
+        retry_after: u64,
+        writes: bool,
+    },
     /// Concurrent pushes of one user kept winning the race; the client retries.
     Busy,
     /// Unexpected failure; the detail is logged, never sent.
@@ -41,10 +67,10 @@ impl ApiError {
             ApiError::Unauthorized { .. } => 401,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed { .. } => 405,
-            ApiError::SyncConflict { .. } => 409,
+            ApiError::SyncConflict { .. } | ApiError::VersionExhausted { .. } => 409,
             ApiError::ResetRequired { .. } => 410,
             ApiError::PayloadTooLarge(_) => 413,
-            ApiError::UnsupportedMediaType => 415,
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedEncoding(_) => 415,
             ApiError::RateLimited { .. } => 429,
             ApiError::Internal(_) => 500,
             ApiError::Busy | ApiError::Degraded { .. } => 503,
@@ -57,11 +83,13 @@ impl ApiError {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::InvalidField { .. } => "invalid_field",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnsupportedEncoding(_) => "unsupported_media_type",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::SyncConflict { .. } => "sync_conflict",
+            ApiError::VersionExhausted { .. } => "version_exhausted",
             ApiError::ResetRequired { .. } => "reset_required",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Degraded { .. } => "degraded",
@@ -74,12 +102,13 @@ impl ApiError {
         match self {
             ApiError::InvalidJson(_) => "Malformed JSON",
             ApiError::InvalidField { .. } => "Invalid request field",
-            ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedEncoding(_) => "Unsupported media type",
             ApiError::PayloadTooLarge(_) => "Payload too large",
             ApiError::Unauthorized { .. } => "Unauthorized",
             ApiError::NotFound => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::SyncConflict { .. } => "Sync conflict",
+            ApiError::VersionExhausted { .. } => "Version exhausted",
             ApiError::ResetRequired { .. } => "Reset required",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::Degraded { .. } => "Sync paused",
@@ -94,11 +123,17 @@ impl ApiError {
             ApiError::InvalidField { field, detail } => format!("{field}: {detail}"),
             ApiError::Unauthorized { detail, .. } => detail.clone(),
             ApiError::UnsupportedMediaType => "request bodies must be application/json".into(),
+            ApiError::UnsupportedEncoding(coding) => format!(
+                "Content-Encoding '{coding}' is not accepted; send the body uncompressed (accepted codings: identity)"
+            ),
             ApiError::NotFound => "no such resource".into(),
             ApiError::MethodNotAllowed { allow } => format!("allowed methods: {allow}"),
             ApiError::SyncConflict { .. } => {
                 "the server has changes newer than your cursor; pull them, then upload again".into()
             }
+            ApiError::VersionExhausted { id } => format!(
+                "record '{id}' is at version 9007199254740991 (2^53 - 1), the largest a version can be; it cannot change again"
+            ),
             ApiError::ResetRequired { .. } => {
                 "your cursor is older than the tombstone purge horizon; download the full set, then pull from its cursor".into()
             }
@@ -124,6 +159,7 @@ impl ApiError {
                 vec![("WWW-Authenticate", "Bearer".into())]
             }
             ApiError::MethodNotAllowed { allow } => vec![("Allow", (*allow).into())],
+            ApiError::UnsupportedEncoding(_) => vec![("Accept-Encoding", "identity".into())],
             ApiError::Busy => vec![("Retry-After", "1".into())],
             ApiError::RateLimited { retry_after } | ApiError::Degraded { retry_after, .. } => {
                 vec![("Retry-After", retry_after.to_string())]
@@ -162,9 +198,12 @@ impl ApiError {
     }
 }
 
-impl From<serde_json::Error> for ApiError {
-    fn from(e: serde_json::Error) -> Self {
-        ApiError::Internal(format!("json: {e}"))
+/// `?` on any library error: an internal error whose cause is kept for the log.
+/// (`ApiError` itself is deliberately not a `std::error::Error`, so this cannot overlap
+/// `From<ApiError> for ApiError`.)
+impl<E: std::error::Error> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError::Internal(e.to_string())
     }
 }
 

@@ -11,11 +11,18 @@ use jwt_compact::{prelude::*, Token, ValidationError};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::envelope::UserId;
+
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECS: i64 = 60;
 /// Longer tokens are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
-pub const MAX_SUB_LEN: usize = 128;
+pub const MAX_SUB_LEN: usize = UserId::MAX_LEN;
+/// Time claims (`exp`, `nbf`, `iat`, in seconds) must lie between the epoch and the end of
+/// year 9999. The JWT library adds the leeway to them with `chrono` arithmetic that panics
+/// near the end of its range, and a panic would take down every request in the isolate;
+/// no real token is dated outside this range.
+pub const MAX_TIME_CLAIM_SECS: i64 = 253_402_300_799;
 
 /// A public key of the JWKS, with the one algorithm it verifies.
 enum PublicKey {
@@ -119,16 +126,15 @@ impl Verifier {
         let alg = untrusted.algorithm();
         if alg == "HS256" {
             return match &self.hs256 {
-                Some(key) => Hs256.validator::<Registered>(key).validate(untrusted).map_err(|e| AuthError(describe(&e))),
+                Some(key) => {
+                    Hs256.validator::<Registered>(key).validate(untrusted).map_err(|e| AuthError(describe(&e)))
+                }
                 None => refuse("algorithm HS256 is not accepted"),
             };
         }
         let kid = untrusted.header().key_id.as_deref();
-        let mut candidates = self
-            .keys
-            .iter()
-            .filter(|(k, key)| key.alg() == alg && (kid.is_none() || k.as_deref() == kid))
-            .peekable();
+        let mut candidates =
+            self.keys.iter().filter(|(k, key)| key.alg() == alg && (kid.is_none() || k.as_deref() == kid)).peekable();
         if candidates.peek().is_none() {
             return match (kid, self.keys.iter().any(|(_, k)| k.alg() == alg)) {
                 (Some(_), true) => refuse("unknown key id"),
@@ -150,7 +156,7 @@ impl Verifier {
     }
 
     /// Verifies `token` at time `now_ms`; returns the user id (`sub`).
-    pub fn verify(&self, token: &str, now_ms: i64) -> Result<String, AuthError> {
+    pub fn verify(&self, token: &str, now_ms: i64) -> Result<UserId, AuthError> {
         if token.len() > MAX_TOKEN_LEN {
             return refuse("token too long");
         }
@@ -162,6 +168,10 @@ impl Verifier {
         // secret, never verify.
         let token = self.integrity(&untrusted)?;
         let claims = token.claims();
+        let sane = |t: Option<DateTime<Utc>>| t.is_none_or(|t| (0..=MAX_TIME_CLAIM_SECS).contains(&t.timestamp()));
+        if !(sane(claims.expiration) && sane(claims.not_before) && sane(claims.issued_at)) {
+            return refuse("time claims (exp, nbf, iat) must be between 1970 and 9999");
+        }
 
         let now = DateTime::<Utc>::from_timestamp_millis(now_ms).unwrap_or(DateTime::<Utc>::MIN_UTC);
         let time = TimeOptions::new(Duration::seconds(LEEWAY_SECS), move || now);
@@ -187,8 +197,7 @@ impl Verifier {
             }
         }
         match r.sub.as_ref().and_then(Value::as_str) {
-            Some(sub) if !sub.is_empty() && sub.chars().count() <= MAX_SUB_LEN => Ok(sub.to_string()),
-            Some(_) => refuse(format!("sub must be 1-{MAX_SUB_LEN} characters")),
+            Some(sub) => UserId::parse(sub).ok_or_else(|| AuthError(format!("sub must be 1-{MAX_SUB_LEN} characters"))),
             None => refuse("sub claim required"),
         }
     }
@@ -199,12 +208,28 @@ fn describe(e: &ValidationError) -> String {
         ValidationError::Expired => "token expired".into(),
         ValidationError::NotMature => "token not yet valid".into(),
         ValidationError::NoClaim(c) => format!("missing claim: {c}"),
-        ValidationError::InvalidSignature | ValidationError::InvalidSignatureLen { .. } => {
-            "invalid signature".into()
-        }
+        ValidationError::InvalidSignature | ValidationError::InvalidSignatureLen { .. } => "invalid signature".into(),
         ValidationError::AlgorithmMismatch { .. } => "algorithm mismatch".into(),
         _ => "invalid token".into(),
     }
+}
+
+/// A development token (`POST /api/dev/login`, only under `DEV_MODE`): HS256 with the
+/// deployment's `JWT_SECRET`, `sub` = the user, valid for `ttl_s` from `now_ms`.
+pub fn sign_dev_token(secret: &str, user: &UserId, now_ms: i64, ttl_s: i64) -> Result<(String, i64), AuthError> {
+    let exp_s = now_ms.div_euclid(1000).saturating_add(ttl_s);
+    let claims = serde_json::json!({"sub": user.as_str(), "iat": now_ms.div_euclid(1000), "exp": exp_s});
+    let mut c = jwt_compact::Claims::new(claims);
+    c.expiration = None;
+    let token = Hs256
+        .token(&jwt_compact::Header::empty(), &c, &Hs256Key::new(secret.as_bytes()))
+        .map_err(|e| AuthError(format!("cannot sign: {e}")))?;
+    Ok((token, exp_s.saturating_mul(1000)))
+}
+
+/// Compares secrets in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -240,7 +265,10 @@ mod tests {
     #[test]
     fn accepts_valid_hs256() {
         let t = sign(serde_json::json!({"sub": "alice", "exp": exp(600)}), SECRET);
-        assert_eq!(v().verify(&t, NOW), Ok("alice".into()));
+        assert_eq!(v().verify(&t, NOW).map(|u| u.as_str().to_string()), Ok("alice".into()));
+        let (dev, exp) = sign_dev_token(SECRET, &UserId::parse("bob").unwrap(), NOW, 3600).unwrap();
+        assert_eq!(v().verify(&dev, NOW).map(|u| u.as_str().to_string()), Ok("bob".into()));
+        assert_eq!(exp, NOW + 3_600_000);
     }
 
     #[test]
@@ -251,6 +279,35 @@ mod tests {
         assert_eq!(v().verify(&t, NOW), Err(AuthError("token expired".into())));
         let t = sign(serde_json::json!({"sub": "a"}), SECRET);
         assert!(v().verify(&t, NOW).is_err(), "exp is required");
+    }
+
+    /// Correctly signed tokens whose time claims sit at the edges of every numeric range:
+    /// refused, never a panic (the leeway arithmetic of the JWT library overflowed here).
+    #[test]
+    fn extreme_time_claims_are_refused_without_panic() {
+        let edges: Vec<Value> = vec![
+            i64::MAX.into(),
+            i64::MIN.into(),
+            (MAX_TIME_CLAIM_SECS + 1).into(),
+            DateTime::<Utc>::MAX_UTC.timestamp().into(),
+            DateTime::<Utc>::MIN_UTC.timestamp().into(),
+            (DateTime::<Utc>::MIN_UTC.timestamp() + 30).into(),
+            (-1).into(),
+            9_007_199_254_740_991_i64.into(),
+            1e20.into(),
+            (-1e20).into(),
+            u64::MAX.into(),
+        ];
+        for edge in &edges {
+            for claim in ["exp", "nbf", "iat"] {
+                let mut c = serde_json::json!({"sub": "a", "exp": exp(600)});
+                c[claim] = edge.clone();
+                let t = sign(c, SECRET);
+                assert!(v().verify(&t, NOW).is_err(), "{claim} = {edge} must be refused");
+            }
+        }
+        let t = sign(serde_json::json!({"sub": "a", "exp": MAX_TIME_CLAIM_SECS, "iat": 0}), SECRET);
+        assert!(v().verify(&t, NOW).is_ok(), "the range's ends are accepted");
     }
 
     #[test]
@@ -281,11 +338,15 @@ mod tests {
         let t = sign(serde_json::json!({"sub": "x".repeat(129), "exp": exp(600)}), SECRET);
         assert!(v().verify(&t, NOW).is_err());
         let strict = Verifier::new(Some(SECRET), Some("https://issuer"), Some("edgesync"));
-        let good = sign(serde_json::json!({"sub": "a", "exp": exp(600), "iss": "https://issuer", "aud": ["x", "edgesync"]}), SECRET);
+        let good = sign(
+            serde_json::json!({"sub": "a", "exp": exp(600), "iss": "https://issuer", "aud": ["x", "edgesync"]}),
+            SECRET,
+        );
         assert!(strict.verify(&good, NOW).is_ok());
         let bad_iss = sign(serde_json::json!({"sub": "a", "exp": exp(600), "iss": "evil", "aud": "edgesync"}), SECRET);
         assert_eq!(strict.verify(&bad_iss, NOW), Err(AuthError("wrong issuer".into())));
-        let bad_aud = sign(serde_json::json!({"sub": "a", "exp": exp(600), "iss": "https://issuer", "aud": "other"}), SECRET);
+        let bad_aud =
+            sign(serde_json::json!({"sub": "a", "exp": exp(600), "iss": "https://issuer", "aud": "other"}), SECRET);
         assert_eq!(strict.verify(&bad_aud, NOW), Err(AuthError("wrong audience".into())));
     }
 
@@ -327,8 +388,12 @@ mod tests {
             let (a, b) = (ec_key(1), ec_key(2));
             let v = Verifier::with_jwks(None, Some(&jwks_of(vec![ec_jwk(&a, "a"), ec_jwk(&b, "b")])), None, None);
             assert!(v.warnings.is_empty(), "{:?}", v.warnings);
-            assert_eq!(v.verify(&es256(&b, Some("b"), claims()), NOW), Ok("carol".into()));
-            assert_eq!(v.verify(&es256(&a, None, claims()), NOW), Ok("carol".into()), "no kid: any ES256 key");
+            assert_eq!(v.verify(&es256(&b, Some("b"), claims()), NOW), Ok(UserId::parse("carol").unwrap()));
+            assert_eq!(
+                v.verify(&es256(&a, None, claims()), NOW),
+                Ok(UserId::parse("carol").unwrap()),
+                "no kid: any ES256 key"
+            );
             assert!(v.verify(&es256(&a, Some("b"), claims()), NOW).is_err(), "signed by a, names b");
             assert_eq!(v.verify(&es256(&a, Some("zz"), claims()), NOW), Err(AuthError("unknown key id".into())));
             let other = ec_key(3);
@@ -347,8 +412,9 @@ mod tests {
             jwk["alg"] = "RS256".into();
             let jwks = jwks_of(vec![jwk.clone()]);
             let v = Verifier::with_jwks(None, Some(&jwks), None, None);
-            let token = Rsa::rs256().token(&Header::empty().with_key_id("r1"), &Claims::new(claims()), sk.as_ref()).unwrap();
-            assert_eq!(v.verify(&token, NOW), Ok("carol".into()));
+            let token =
+                Rsa::rs256().token(&Header::empty().with_key_id("r1"), &Claims::new(claims()), sk.as_ref()).unwrap();
+            assert_eq!(v.verify(&token, NOW), Ok(UserId::parse("carol").unwrap()));
             // HS256 "signed" with the public key as the secret never verifies: no HMAC key
             // is derived from the JWKS.
             let public_as_secret = jwks.clone();
@@ -368,7 +434,12 @@ mod tests {
             let v = Verifier::with_jwks(None, Some("not json"), None, None);
             assert_eq!(v.warnings.len(), 1);
             assert!(v.verify(&es256(&ec_key(1), None, claims()), NOW).is_err());
-            let v = Verifier::with_jwks(None, Some(r#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#), None, None);
+            let v = Verifier::with_jwks(
+                None,
+                Some(r#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#),
+                None,
+                None,
+            );
             assert_eq!(v.warnings.len(), 1);
         }
     }

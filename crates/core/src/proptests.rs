@@ -8,11 +8,12 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use crate::auth::{bearer, Verifier};
-use crate::entities::{valid_id, ENTITIES};
+use crate::endpoints::{resolve, Handler, ENDPOINTS};
+use crate::entities::ENTITIES;
+use crate::envelope::valid_id;
 use crate::etag::{none_match, state_tag};
+use crate::parse::{parse_delta, parse_full_upload, parse_query, parse_sync, Limits, Op};
 use crate::plan::plan;
-use crate::protocol::{parse_delta, parse_full_upload, parse_query, parse_sync, Limits, Op};
-use crate::routes::{resolve, Handler};
 
 const LIMITS: Limits = Limits { max_changes: 50 };
 
@@ -62,7 +63,7 @@ proptest! {
             prop_assert!(req.changes.len() <= LIMITS.max_changes);
             prop_assert!(req.cursor >= 0);
             for c in &req.changes {
-                prop_assert!(valid_id(&c.id));
+                prop_assert!(valid_id(c.id.as_str()));
                 if let Op::Upsert(values) = &c.op {
                     prop_assert_eq!(values.len(), c.entity.fields.len());
                 }
@@ -90,11 +91,11 @@ proptest! {
 
     #[test]
     fn query_parsing_never_panics(pairs in prop::collection::vec(("(since|limit|after|[a-z]{1,5})", ".{0,24}"), 0..6)) {
-        for route in [Handler::Check, Handler::Changes, Handler::Download] {
-            if let Ok(q) = parse_query(route, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        for ep in ENDPOINTS.iter().filter(|e| e.method == "GET") {
+            if let Ok(q) = parse_query(ep.query, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
                 prop_assert!((1..=1000).contains(&q.limit));
                 prop_assert!(q.since.is_none_or(|s| s >= 0));
-                prop_assert_eq!(q.since.is_some(), route == Handler::Changes);
+                prop_assert_eq!(q.since.is_some(), ep.handler == Handler::Changes);
             }
         }
     }
@@ -104,12 +105,62 @@ proptest! {
         let _ = none_match(&h, &state_tag(seq));
         prop_assert!(none_match(&state_tag(seq), &state_tag(seq)));
         let _ = bearer(Some(&h));
-        let _ = resolve(&method, &path);
+        let _ = resolve(&method, &path, |_| true);
     }
 
     #[test]
     fn tokens_never_panic_the_verifier(token in "[A-Za-z0-9_.=-]{0,300}") {
         let v = Verifier::new(Some("secret"), Some("iss"), Some("aud"));
         prop_assert!(v.verify(&token, 1_800_000_000_000).is_err());
+    }
+}
+
+/// A time claim as an attacker holding a signing key might write it: any integer, any
+/// float, the edges of chrono's and JavaScript's ranges, or not a number at all.
+fn time_claim() -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        1 => Just(None),
+        1 => any::<i64>().prop_map(|n| Some(Value::from(n))),
+        1 => any::<u64>().prop_map(|n| Some(Value::from(n))),
+        1 => any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| Some(Value::from(f))),
+        6 => prop_oneof![
+            Just(chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp()),
+            Just(chrono::DateTime::<chrono::Utc>::MIN_UTC.timestamp()),
+            Just(9_007_199_254_740_991_i64),
+            Just(-9_007_199_254_740_991_i64),
+            Just(253_402_300_799_i64),
+            Just(1_800_000_000_i64),
+        ]
+        .prop_flat_map(|edge| (-90i64..90).prop_map(move |d| Some(Value::from(edge.saturating_add(d))))),
+        1 => Just(Some(Value::from("1800000000"))),
+        1 => Just(Some(Value::Null)),
+    ]
+}
+
+proptest! {
+    /// Correctly signed tokens with arbitrary claims: the verifier answers, never panics
+    /// (a panic resets the whole wasm instance, failing other users' requests in flight).
+    #[test]
+    fn signed_tokens_with_arbitrary_time_claims_never_panic(
+        exp in prop_oneof![3 => Just(Some(Value::from(1_800_000_600i64))), 2 => time_claim()],
+        nbf in time_claim(), iat in time_claim(), sub in prop::option::of(".{0,140}"),
+        extra in json_value(), now in prop_oneof![4 => Just(1_800_000_000_000i64), 1 => any::<i64>()],
+    ) {
+        use jwt_compact::alg::{Hs256, Hs256Key};
+        use jwt_compact::{AlgorithmExt, Claims, Header};
+        let mut claims = serde_json::Map::new();
+        for (k, v) in [("exp", exp), ("nbf", nbf), ("iat", iat)] {
+            if let Some(v) = v {
+                claims.insert(k.into(), v);
+            }
+        }
+        if let Some(s) = sub {
+            claims.insert("sub".into(), s.into());
+        }
+        claims.insert("x".into(), extra);
+        let mut c = Claims::new(Value::Object(claims));
+        c.expiration = None;
+        let token = Hs256.token(&Header::empty(), &c, &Hs256Key::new(b"secret")).unwrap();
+        let _ = Verifier::new(Some("secret"), None, None).verify(&token, now);
     }
 }

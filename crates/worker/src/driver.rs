@@ -1,0 +1,333 @@
+//! One request, start to end, as a pipeline of small named stages:
+//!
+//! route → authenticate → rate-limit → query → degrade gate → KV fast path → body →
+//! handler → KV bookkeeping, then the deferred writes, the usage count and one log line.
+//!
+//! Each stage is a short function here; what it decides is asked of the pure
+//! `edgesync_core` (endpoints, pipeline, parse, auth, ratelimit, quota), which is where
+//! the decisions are unit-tested.
+
+use worker::{Context, Env, Request, Response};
+
+use edgesync_core::endpoints::{resolve, Access, Auth, Endpoint, Match};
+use edgesync_core::entities::{self, Entity};
+use edgesync_core::envelope::UserId;
+use edgesync_core::error::ApiError;
+use edgesync_core::ops::Ops;
+use edgesync_core::parse::{self, Limits, Query};
+use edgesync_core::pipeline;
+use edgesync_core::quota::{self, Usage};
+use edgesync_core::ratelimit::ratelimit_header;
+use edgesync_core::reply::Reply;
+use edgesync_core::{auth, cors};
+
+use crate::handlers::{self, Cx};
+use crate::http::{self, finish, header, Caching};
+use crate::io::{jitter, now_ms};
+use crate::isolate::Isolate;
+use crate::limiter::{self, Persist};
+use crate::store::Store;
+use crate::{state_cache, usage};
+
+/// What one request did besides its reply: who it was, and the writes it leaves for
+/// after the response.
+#[derive(Default)]
+struct Trace {
+    user: Option<UserId>,
+    headers: Vec<(&'static str, String)>,
+    /// The KV state token was consulted: Some(what it held).
+    kv_seen: Option<Option<i64>>,
+    kv_hit: bool,
+    put_state: Option<i64>,
+    persist: Option<Persist>,
+}
+
+/// The request in flight, as the stages see it.
+struct Pass<'a> {
+    req: Request,
+    env: &'a Env,
+    isolate: &'a Isolate,
+    /// The worker's clock (shifted in development by `DEV_CLOCK_OFFSET_MS`).
+    now: i64,
+    /// The real clock, which tokens are checked against.
+    wall: i64,
+    ops: &'a Ops,
+    trace: Trace,
+}
+
+pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let wall = now_ms();
+    let isolate = Isolate::get(&env);
+    let ops = Ops::default();
+    // The raw method: workers-rs reads methods it does not know (QUERY, PROPFIND…) as GET.
+    let method = req.inner().method();
+    let origin = header(&req, "Origin");
+    let mut pass = Pass {
+        req,
+        env: &env,
+        isolate: &isolate,
+        now: wall + isolate.config.clock_offset_ms,
+        wall,
+        ops: &ops,
+        trace: Trace::default(),
+    };
+
+    if isolate.config.dev_mode && header(&pass.req, "X-Edgesync-Panic").is_some() {
+        // Development only: proves that a panic costs only its own request (the worker is
+        // built with recoverable panics; tests/integration/panic.test.mjs).
+        panic!("X-Edgesync-Panic requested (DEV_MODE)");
+    }
+    let (mut reply, caching, name) = if method == "OPTIONS" {
+        // CORS preflight: no auth, no rate limit.
+        let mut r = Reply::empty(204);
+        r.headers = cors::preflight_headers(isolate.config.cors_origins.as_deref(), origin.as_deref());
+        (r, Caching::NoStore, "OPTIONS")
+    } else {
+        match route(&method, &pass.req.path(), &isolate) {
+            Ok((endpoint, entity)) => {
+                let caching = if endpoint.auth == Auth::User { Caching::PerUser } else { Caching::NoStore };
+                let reply = run(&mut pass, endpoint, entity).await.unwrap_or_else(|e| error_reply(&e, pass.now));
+                (reply, caching, endpoint.path)
+            }
+            Err(e) => (error_reply(&e, pass.now), Caching::NoStore, "-"),
+        }
+    };
+    reply.headers.append(&mut pass.trace.headers);
+    if method != "OPTIONS" {
+        reply.headers.extend(cors::response_headers(isolate.config.cors_origins.as_deref(), origin.as_deref()));
+    }
+    defer_writes(&mut pass, &ctx);
+    let total = now_ms().saturating_sub(wall) as f64;
+    log(&method, name, reply.status, pass.trace.user.as_ref(), &ops, total);
+    count_usage(&pass, &ctx);
+    finish(reply, caching, &ops, total)
+}
+
+/// Stage: the endpoint and, for per-type paths, the collection. An unknown type is a 404
+/// for everybody, before authentication.
+fn route(
+    method: &str,
+    path: &str,
+    isolate: &Isolate,
+) -> Result<(&'static Endpoint, Option<&'static Entity>), ApiError> {
+    let dev = isolate.config.dev_mode;
+    match resolve(method, path, |e| dev || e.auth != Auth::Dev) {
+        Match::Found { endpoint, param: None } => Ok((endpoint, None)),
+        Match::Found { endpoint, param: Some(name) } => {
+            Ok((endpoint, Some(entities::entity(name).ok_or(ApiError::NotFound)?)))
+        }
+        Match::WrongMethod(allow) => Err(ApiError::MethodNotAllowed { allow }),
+        Match::NotFound => Err(ApiError::NotFound),
+    }
+}
+
+/// The stages after routing.
+async fn run(
+    pass: &mut Pass<'_>,
+    endpoint: &'static Endpoint,
+    entity: Option<&'static Entity>,
+) -> Result<Reply, ApiError> {
+    let mode = pass.isolate.config.quotas.mode(&usage::view(&pass.isolate.usage, pass.now));
+    let user = authenticate(pass, endpoint)?;
+    if let Some(user) = &user {
+        rate_limit(pass, user).await?;
+    }
+    let query = query(pass, endpoint)?;
+    pipeline::gate(endpoint.access, mode, pass.now, jitter())?;
+    let if_none_match = header(&pass.req, "If-None-Match");
+    if let Some(user) = &user {
+        if let Some(reply) = fast_path(pass, endpoint, user, &query, if_none_match.as_deref()).await {
+            return reply;
+        }
+    }
+    let call = body(pass, endpoint, entity, query).await?;
+    let db = match endpoint.auth {
+        Auth::User | Auth::Admin => Some(pass.env.d1("DB")?),
+        Auth::Public | Auth::Dev => None,
+    };
+    let cx = Cx {
+        isolate: pass.isolate,
+        store: match (&user, &db) {
+            (Some(u), Some(db)) => Some(Store::new(db, u.clone(), pass.ops)),
+            _ => None,
+        },
+        now: pass.now,
+        if_none_match,
+        mode,
+        db: db.as_ref(),
+        ops: pass.ops,
+        authorization: header(&pass.req, "Authorization"),
+    };
+    let result = handlers::dispatch(&cx, call).await;
+    if !result.as_ref().is_err_and(|e| matches!(e, ApiError::Degraded { .. })) {
+        if let Some(store) = &cx.store {
+            keep_kv_in_step(pass, store);
+        }
+    }
+    result
+}
+
+/// Stage: who is calling. User endpoints need a valid JWT (checked against the real
+/// clock); the others authenticate in their handler (admin) or not at all.
+fn authenticate(pass: &mut Pass<'_>, endpoint: &Endpoint) -> Result<Option<UserId>, ApiError> {
+    if endpoint.auth != Auth::User {
+        return Ok(None);
+    }
+    let authorization = header(&pass.req, "Authorization");
+    let token = auth::bearer(authorization.as_deref())
+        .ok_or_else(|| ApiError::Unauthorized { detail: "missing bearer token".into(), token_given: false })?;
+    let user = pass
+        .isolate
+        .verifier
+        .verify(token, pass.wall)
+        .map_err(|e| ApiError::Unauthorized { detail: e.0, token_given: true })?;
+    pass.trace.user = Some(user.clone());
+    Ok(Some(user))
+}
+
+/// Stage: the user's token bucket. Every authenticated response says where it stands.
+async fn rate_limit(pass: &mut Pass<'_>, user: &UserId) -> Result<(), ApiError> {
+    let config = &pass.isolate.config;
+    let kv = pass.env.kv("CACHE")?;
+    let kv_ok = config.quotas.kv_writes_ok(&usage::view(&pass.isolate.usage, pass.now));
+    let (verdict, persist) =
+        limiter::take(&pass.isolate.buckets, &kv, user, config.rate, pass.now, kv_ok, pass.ops).await;
+    pass.trace.persist = persist;
+    pass.trace.headers.push(("RateLimit-Policy", config.rate.policy_header()));
+    pass.trace.headers.push(("RateLimit", ratelimit_header(&verdict)));
+    if !verdict.allowed {
+        return Err(ApiError::RateLimited { retry_after: verdict.retry_after });
+    }
+    Ok(())
+}
+
+/// Stage: the query string of a read, checked before anything can answer from cache: a
+/// 304 is only right where the unconditional answer would be a 200 (RFC 9110 §13.2.1).
+fn query(pass: &Pass<'_>, endpoint: &Endpoint) -> Result<Query, ApiError> {
+    if endpoint.access != Access::Read {
+        return Ok(Query::default());
+    }
+    let url = pass.req.url()?;
+    let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    parse::parse_query(endpoint.query, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// Stage: the KV fast path (contract §3.2): the check, and conditional GETs, answered
+/// from the user's state token without D1 when `pipeline` says it may.
+async fn fast_path(
+    pass: &mut Pass<'_>,
+    endpoint: &Endpoint,
+    user: &UserId,
+    query: &Query,
+    if_none_match: Option<&str>,
+) -> Option<Result<Reply, ApiError>> {
+    let today = usage::view(&pass.isolate.usage, pass.now);
+    let kv_ok = pass.isolate.config.quotas.kv_writes_ok(&today);
+    if !pipeline::consults_kv(endpoint, kv_ok, if_none_match) {
+        return None;
+    }
+    let kv = match pass.env.kv("CACHE") {
+        Ok(kv) => kv,
+        Err(e) => return Some(Err(e.into())),
+    };
+    let cached = state_cache::get(&kv, user.as_str(), quota::day(pass.now), pass.ops).await;
+    pass.trace.kv_seen = Some(cached);
+    let trusted = pass.isolate.verified.borrow().contains(user.as_str());
+    let answer = pipeline::answer_from_kv(endpoint, cached, trusted, query.since, if_none_match, pass.now);
+    pass.trace.kv_hit = answer.is_some();
+    answer
+}
+
+/// Stage: the body, read and parsed into the endpoint's typed call.
+async fn body(
+    pass: &mut Pass<'_>,
+    endpoint: &Endpoint,
+    entity: Option<&'static Entity>,
+    query: Query,
+) -> Result<parse::Call, ApiError> {
+    let config = &pass.isolate.config;
+    let body = match endpoint.body {
+        edgesync_core::endpoints::Body::None => None,
+        _ => Some(http::read_json(&mut pass.req, config.max_body_bytes).await?),
+    };
+    parse::call(endpoint, entity, query, body.as_ref(), Limits { max_changes: config.max_changes })
+}
+
+/// Stage: keep the KV token in step with D1 (decided by `pipeline::kv_followup`).
+fn keep_kv_in_step(pass: &mut Pass<'_>, store: &Store<'_>) {
+    let kv_ok = pass.isolate.config.quotas.kv_writes_ok(&usage::view(&pass.isolate.usage, pass.now));
+    let next = pipeline::kv_followup(store.seen_seq(), store.wrote(), pass.trace.kv_seen, kv_ok);
+    pass.trace.put_state = next.put;
+    if next.verified {
+        if let Some(user) = &pass.trace.user {
+            pass.isolate.verified.borrow_mut().insert(user.as_str());
+        }
+    }
+}
+
+/// Deferred writes: counted now (they are this request's cost), done after the response.
+fn defer_writes(pass: &mut Pass<'_>, ctx: &Context) {
+    let Ok(kv) = pass.env.kv("CACHE") else { return };
+    let config = &pass.isolate.config;
+    if let (Some(seq), Some(user)) = (pass.trace.put_state, &pass.trace.user) {
+        pass.ops.kv(0, 1, 0.0);
+        let day = quota::day(pass.now);
+        ctx.wait_until(state_cache::put(kv.clone(), user.as_str().to_string(), seq, day, config.state_cache_ttl));
+    }
+    if let Some(p) = pass.trace.persist.take() {
+        pass.ops.kv(0, 1, 0.0);
+        let ttl = (config.rate.burst / config.rate.per_minute.max(1.0) * 60.0).ceil() as u64;
+        ctx.wait_until(limiter::persist(kv, p, ttl));
+    }
+}
+
+/// Adds this request's cost to the isolate's counters and flushes them when due.
+fn count_usage(pass: &Pass<'_>, ctx: &Context) {
+    let (ops, trace, config) = (pass.ops, &pass.trace, &pass.isolate.config);
+    let cost = Usage {
+        requests: 1,
+        rows_read: ops.rows_read.get(),
+        rows_written: ops.rows_written.get(),
+        kv_reads: ops.kv_read.get(),
+        kv_writes: ops.kv_write.get(),
+        kv_hits: u64::from(trace.kv_seen.is_some() && trace.kv_hit),
+        kv_misses: u64::from(trace.kv_seen.is_some() && !trace.kv_hit),
+    };
+    let now = pass.now;
+    if usage::record(&pass.isolate.usage, &cost, now, config.usage_flush_requests, config.usage_flush_secs) {
+        if let Ok(db) = pass.env.d1("DB") {
+            let isolate = Isolate::get(pass.env);
+            ctx.wait_until(async move {
+                if let Err(e) = usage::flush(&isolate.usage, &db, now, None).await {
+                    worker::console_warn!("usage flush failed: {e:?}");
+                }
+            });
+        }
+    }
+}
+
+fn error_reply(e: &ApiError, now: i64) -> Reply {
+    if let ApiError::Internal(detail) = e {
+        worker::console_error!("internal error: {detail}");
+    }
+    Reply::problem(e, now)
+}
+
+/// A short, stable, non-reversible tag for a user id in logs (FNV-1a).
+fn user_hash(user: &UserId) -> String {
+    let h =
+        user.as_str().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("{h:016x}")
+}
+
+fn log(method: &str, route: &str, status: u16, user: Option<&UserId>, ops: &Ops, ms: f64) {
+    let line = serde_json::json!({
+        "method": method,
+        "route": route,
+        "status": status,
+        "user": user.map(user_hash),
+        "ops": ops.header(),
+        "ms": ms,
+    });
+    worker::console_log!("{line}");
+}

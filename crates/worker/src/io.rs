@@ -1,0 +1,94 @@
+//! The one place worker code touches D1 and KV results, JS values, the clock and
+//! randomness: binders
+//! for D1 parameters, typed row decoding, and every D1 batch and KV call timed and
+//! charged to the request's [`Ops`] (so `X-Sync-Ops` and the usage counters see them).
+
+use serde::de::DeserializeOwned;
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement, D1Result, KvStore};
+
+use edgesync_core::error::ApiError;
+use edgesync_core::ops::Ops;
+
+/// Milliseconds since the epoch, from the runtime (`SystemTime` panics on wasm32).
+pub fn now_ms() -> i64 {
+    worker::Date::now().as_millis() as i64
+}
+
+/// Seconds (0–600) that spread the return of paused clients after midnight.
+pub fn jitter() -> u64 {
+    (js_sys::Math::random() * 600.0) as u64
+}
+
+/// Pause with `Retry-After` at the next UTC midnight, spread over ten minutes.
+pub fn degraded(now: i64, writes: bool) -> ApiError {
+    ApiError::Degraded { retry_after: edgesync_core::quota::retry_after_midnight(now, jitter()), writes }
+}
+
+/// D1 binds JS numbers: integers as f64 (a BigInt is refused). Every integer reaching
+/// here is within ±(2^53 − 1): parsing bounds what requests send, revs are clock-sized.
+pub fn num(n: i64) -> JsValue {
+    JsValue::from_f64(n as f64)
+}
+
+pub fn text(s: &str) -> JsValue {
+    JsValue::from_str(s)
+}
+
+/// Runs statements as one `batch()` (one round trip, one transaction) and charges the
+/// statements, rows read and rows written from each result's `meta`.
+pub async fn batch(
+    db: &D1Database,
+    ops: &Ops,
+    statements: Vec<D1PreparedStatement>,
+) -> Result<Vec<D1Result>, ApiError> {
+    let n = statements.len() as u64;
+    let started = now_ms();
+    let results = db.batch(statements).await?;
+    let (mut read, mut written) = (0, 0);
+    for r in &results {
+        if let Ok(Some(meta)) = r.meta() {
+            read += meta.rows_read.unwrap_or(0) as u64;
+            written += meta.rows_written.unwrap_or(0) as u64;
+        }
+    }
+    ops.d1_batch(n, read, written, elapsed(started));
+    Ok(results)
+}
+
+/// The rows of a result as `T`; a row that does not fit `T` is an internal error (with
+/// the reason), never a default.
+pub fn rows<T: DeserializeOwned>(res: &D1Result) -> Result<Vec<T>, ApiError> {
+    res.results::<serde_json::Value>()?
+        .into_iter()
+        .map(|row| serde_json::from_value(row).map_err(|e| ApiError::Internal(format!("unexpected D1 row: {e}"))))
+        .collect()
+}
+
+/// A KV text value, charged as one read. A failed read is logged and counts as missing:
+/// KV only ever saves work, so its failure must not fail the request.
+pub async fn kv_get(kv: &KvStore, key: &str, ops: &Ops) -> Option<String> {
+    let started = now_ms();
+    let value = kv.get(key).text().await;
+    ops.kv(1, 0, elapsed(started));
+    value.unwrap_or_else(|e| {
+        worker::console_warn!("KV read of {key} failed: {e}");
+        None
+    })
+}
+
+/// Writes `value` under `key` with a TTL (KV's minimum is 60 s). Meant for
+/// `ctx.wait_until`: never delays a response; the write was charged when scheduled.
+pub async fn kv_put(kv: KvStore, key: String, value: String, ttl: u64) {
+    let result = match kv.put(&key, value) {
+        Ok(b) => b.expiration_ttl(ttl.max(60)).execute().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        worker::console_warn!("KV write of {key} failed: {e}");
+    }
+}
+
+fn elapsed(started: i64) -> f64 {
+    now_ms().saturating_sub(started) as f64
+}

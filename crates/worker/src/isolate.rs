@@ -1,0 +1,87 @@
+//! Everything this isolate remembers between requests, in one struct: the configuration
+//! (read once: an isolate runs one deployment, whose bindings do not change), the token
+//! verifier (parsing a JWKS's keys per request would cost CPU for nothing), the
+//! serialized OpenAPI document, the rate-limit buckets, the users whose KV state token
+//! has been seen to agree with D1, and the usage counters not yet flushed.
+
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashSet;
+use std::rc::Rc;
+
+use worker::Env;
+
+use edgesync_core::auth::Verifier;
+use edgesync_core::config::Config;
+
+use crate::{limiter, usage};
+
+pub struct Isolate {
+    pub config: Config,
+    pub verifier: Verifier,
+    openapi: OnceCell<String>,
+    pub buckets: RefCell<limiter::Buckets>,
+    pub verified: RefCell<Verified>,
+    pub usage: RefCell<usage::Acc>,
+}
+
+thread_local! {
+    static ISOLATE: OnceCell<Rc<Isolate>> = const { OnceCell::new() };
+}
+
+impl Isolate {
+    /// This isolate's state, made on its first request from `env`.
+    pub fn get(env: &Env) -> Rc<Isolate> {
+        ISOLATE.with(|cell| cell.get_or_init(|| Rc::new(Isolate::new(env))).clone())
+    }
+
+    fn new(env: &Env) -> Isolate {
+        let config = Config::from_lookup(|k| {
+            env.var(k).ok().map(|v| v.to_string()).or_else(|| env.secret(k).ok().map(|v| v.to_string()))
+        });
+        let verifier = Verifier::with_jwks(
+            config.jwt_secret.as_deref(),
+            config.jwt_jwks.as_deref(),
+            config.jwt_issuer.as_deref(),
+            config.jwt_audience.as_deref(),
+        );
+        for w in &verifier.warnings {
+            worker::console_warn!("JWT_JWKS: {w}");
+        }
+        Isolate {
+            config,
+            verifier,
+            openapi: OnceCell::new(),
+            buckets: RefCell::default(),
+            verified: RefCell::default(),
+            usage: RefCell::default(),
+        }
+    }
+
+    /// `GET /api/openapi.json`, serialized on first use.
+    pub fn openapi(&self) -> &str {
+        self.openapi
+            .get_or_init(|| edgesync_core::openapi::document(self.config.max_changes, self.config.dev_mode).to_string())
+    }
+}
+
+/// Users whose KV token this isolate has seen agree with D1 (or has written itself).
+/// Only their tokens answer requests: a token written before this isolate started may
+/// be behind D1 if the isolate that committed the change died before its deferred
+/// write-through (a crash or redeploy). Costs one D1 read per user per isolate.
+#[derive(Default)]
+pub struct Verified(HashSet<String>);
+
+impl Verified {
+    const MAX: usize = 50_000;
+
+    pub fn contains(&self, user: &str) -> bool {
+        self.0.contains(user)
+    }
+
+    pub fn insert(&mut self, user: &str) {
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0.insert(user.to_string());
+    }
+}
