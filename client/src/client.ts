@@ -196,7 +196,11 @@ export class SyncClient {
     this.store.applyRaw(await this.storage.load(), [], true);
     this.store.meta.deviceId ??= this.o.deviceId ?? `d-${this.rnd().toString(36).slice(2, 12)}`;
     if (this.o.tabs !== false) {
-      this.tabs = joinTabs(this.storage.shared, () => void this.becomeLeader(true), (msg) => this.onMessage(msg));
+      this.tabs = joinTabs(
+        this.storage.shared,
+        () => void this.becomeLeader(true).catch((e) => this.set({ state: 'error', error: String(e) })),
+        (msg) => this.onMessage(msg),
+      );
     }
     this.listen();
     // Without other tabs this client leads at once; with them, when it gets the lock.
@@ -337,6 +341,11 @@ export class SyncClient {
           this.again = false;
           await this.loop();
         } while (this.again && !this.closed && this.retryAt == null && !this.authFailed);
+      } catch (e) {
+        // a bug or a failing storage: say so, retry later like any failure
+        this.failures++;
+        this.retryAt = this.clock.now() + this.sch.retryMaxMs;
+        this.set({ state: 'error', error: String((e as Error)?.message ?? e), retryAt: this.retryAt });
       } finally {
         this.running = undefined;
         this.plan();

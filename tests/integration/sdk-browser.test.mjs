@@ -5,7 +5,8 @@
 // requests only, and closing it hands over; a conflict shows its notice; with a tiny write
 // quota the demo shows the paused state and the queued edit syncs after the simulated new
 // UTC day (worker restarted with DEV_CLOCK_OFFSET_MS, page clock fast-forwarded).
-// Tokens are minted with jose (the dev sign-in route is covered by sdk-dev-login).
+// Tokens are minted with jose, except in the sign-in test, which uses the demo's form and
+// the worker's development route (DEV_MODE=1, as `npm run dev` runs it).
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
@@ -18,7 +19,7 @@ let srv;
 const browsers = [];
 
 before(async () => {
-  srv = await startWorker();
+  srv = await startWorker({ vars: { DEV_MODE: '1' } });
 });
 after(async () => {
   for (const b of browsers) await b.close();
@@ -68,6 +69,24 @@ const serverTitles = async (url, user) => {
   assert.equal(res.status, 200, res.text);
   return res.body.data.map((r) => r.title).sort();
 };
+
+describe('sign-in', () => {
+  test('any name signs in through the development route; the app then syncs as that user', async () => {
+    const user = newUserId('form');
+    const page = await (await device()).newPage();
+    await page.goto(`${srv.url}/`);
+    await page.locator('#sign-in').waitFor();
+    await page.fill('#name', user);
+    await page.click('#sign-in button');
+    await page.waitForFunction(() => window.edgesync);
+    await waitStatus(page, /^Synced$/);
+    await addTask(page, 'signed in');
+    await syncNow(page);
+    await waitStatus(page, /^Synced$/);
+    assert.deepEqual(await serverTitles(srv.url, user), ['signed in'], 'the dev token is for the name given');
+    await page.close();
+  });
+});
 
 describe('two devices', () => {
   test('two browser profiles converge through the worker', async () => {
