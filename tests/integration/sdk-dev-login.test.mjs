@@ -21,12 +21,21 @@ test('wrangler.toml does not enable DEV_MODE; npm run dev does', () => {
 describe('without DEV_MODE', () => {
   let srv;
   before(async () => {
-    srv = await startWorker();
+    // the test harness turns DEV_MODE on by default: off here, as in a deployment
+    srv = await startWorker({ vars: { DEV_MODE: '' } });
   });
   after(async () => {
     await srv?.stop();
   });
-  test('POST /api/dev/login is a 404 not_found', async () => {
+  test('POST /api/dev/login is a 404 not_found (empty DEV_MODE, and "0")', async () => {
+    const zero = await srv.restart({ DEV_MODE: '0' });
+    try {
+      const res = await login(zero.url, 'alice');
+      assert.equal(res.status, 404);
+      assert.equal((await res.json()).error, 'not_found');
+    } finally {
+      srv = await zero.restart({ DEV_MODE: '' });
+    }
     for (const method of ['POST', 'GET']) {
       const res = await fetch(`${srv.url}/api/dev/login`, { method, headers: { 'content-type': 'application/json' }, body: method === 'POST' ? '{"user":"alice"}' : undefined });
       const body = await res.json();
