@@ -8,6 +8,7 @@ import path from 'node:path';
 
 import { capacityChart } from './chart.mjs';
 import { flags, log, parseOps, readResult, ROOT } from './lib/common.mjs';
+import { sdkSection } from './lib/sdk-section.mjs';
 import { BRIEF, LIMITS, RESOURCES, capacity } from './lib/model.mjs';
 
 const opt = flags(
@@ -608,6 +609,9 @@ else {
   p(...lines);
 }
 
+const sdkDay = readResult('sdk-day');
+if (sdkDay) p(...sdkSection(sdkDay));
+
 // ---- how to run -----------------------------------------------------------------------
 p('## How to run');
 p(
@@ -629,6 +633,7 @@ p(
   '| `bench/growth.mjs` | section 3: costs at 100 … 100,000 records; the flatness check |',
   '| `bench/size.mjs`, `bench/native/` (criterion), `bench/wasm-cpu.mjs` | section 4 |',
   '| `bench/capacity.mjs`, `bench/lib/model.mjs` | section 5: the replayed day and the model |',
+  '| `bench/sdk-day.mjs`, `bench/lib/sdk-section.mjs` | section 5: the same day driven by the client SDK\'s own scheduler |',
   '| `bench/report.mjs`, `bench/chart.mjs` | this file and `' + CHART + '` |',
   '| `bench/results/*.json` | the raw numbers of the last run (not committed) |',
 );

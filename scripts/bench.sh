@@ -131,6 +131,10 @@ else
 fi
 cap_pid=
 
+# --- 5b. the same mix driven by the client SDK's scheduler (virtual clock, ~20 s) ---------
+log "SDK day (the client's own schedule)"
+timeout 600 node bench/sdk-day.mjs || fail "sdk day"
+
 # --- report --------------------------------------------------------------------------------
 failures=$(IFS=,; echo "${failed[*]:-}")
 node bench/report.mjs $qflag --failures "$failures" || fail "report"

@@ -28,6 +28,7 @@ fi
 
 if [ "${EDGESYNC_SKIP_BUILD:-}" = 1 ] && [ -f build/worker/shim.mjs ]; then
   log "reusing build/worker/shim.mjs (EDGESYNC_SKIP_BUILD=1)"
+  node client/scripts/build.mjs # the SDK bundle the client tests and the demo load (seconds)
 else
   log "building the worker"
   # build.sh exits early when EDGESYNC_SKIP_BUILD=1; here we want a fresh build
@@ -44,7 +45,7 @@ find .tmp -maxdepth 1 -name 'd1-template-*' -mtime +1 -exec rm -rf {} + 2>/dev/n
 if [ "$#" -gt 0 ]; then
   files=("$@")
 else
-  files=(tests/integration/*.test.mjs)
+  files=(tests/client/*.test.mjs tests/integration/*.test.mjs) # client/: the SDK against scripted servers
   if [ "${EDGESYNC_SKIP_FUZZ:-}" != 1 ]; then files+=(tests/fuzz/*.test.mjs); fi
 fi
 log "integration tests (and the bounded fuzz step): ${files[*]}"
