@@ -17,7 +17,7 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/@esbuild/linux-x64/bin/esbuild}"
 export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
-# --- client SDK (issue 12): client/dist (bundle + .d.ts) and demo/sdk/edgesync.js; prints its size ---
+# The client SDK: client/dist (bundle + .d.ts) and demo/sdk/edgesync.js; prints its size.
 node client/scripts/build.mjs
 # The worker crate is crates/worker; its output goes to build/ at the repository root
 # (wrangler.toml: main = "build/worker/shim.mjs").
