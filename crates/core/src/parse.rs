@@ -350,7 +350,7 @@ pub fn parse_delta(body: &Value, entity: &'static Entity, limits: Limits) -> Res
             let path = format!("changes.{name}[{i}]");
             let c = parse_change(v, &path, Some(entity))?;
             if c.op == Op::Delete {
-                return Err(ApiError::field(path, "deletions belong in changes.deleted"));
+                return Err(ApiError::field(delete_marker(v, &path), "deletions belong in changes.deleted"));
             }
             changes.push(c);
         }
@@ -396,11 +396,17 @@ pub fn parse_full_upload(body: &Value, entity: &'static Entity, limits: Limits) 
         let path = format!("data[{i}]");
         let c = parse_change(v, &path, Some(entity))?;
         if c.op == Op::Delete {
-            return Err(ApiError::field(path, "a full upload holds live records only"));
+            return Err(ApiError::field(delete_marker(v, &path), "a full upload holds live records only"));
         }
         records.push(c);
     }
     Ok(FullUpload { records, cursor: opt_cursor(obj, &["cursor", "timestamp"])?.unwrap_or(0) })
+}
+
+/// The member that made a live record a delete: `deleted_at` when set, else `deleted`.
+fn delete_marker(v: &Value, path: &str) -> String {
+    let marked = |k: &str| v.get(k).is_some_and(|m| !m.is_null() && m != &Value::Bool(false));
+    join(path, if marked("deleted_at") { "deleted_at" } else { "deleted" })
 }
 
 /// An integer query value (`5`, or `5.0` as JSON Schema allows).
@@ -566,6 +572,11 @@ mod tests {
         assert_eq!(err_field(d), "changes.deleted[0].deleted_at");
         let u = parse_full_upload(&json!({"data": [{"id": "x", "title": "t", "deleted_at": ""}]}), tasks, LIMITS);
         assert_eq!(err_field(u), "data[0].deleted_at");
+        // A valid delete marker in a live record names the marker, not the record.
+        let u = parse_full_upload(&json!({"data": [{"id": "x", "title": "t", "deleted_at": 7}]}), tasks, LIMITS);
+        assert_eq!(err_field(u), "data[0].deleted_at");
+        let d = parse_delta(&json!({"changes": {"created": [{"id": "x", "deleted": true}]}}), tasks, LIMITS);
+        assert_eq!(err_field(d), "changes.created[0].deleted");
     }
 
     #[test]
