@@ -16,6 +16,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { abbrev } from './lib/common.mjs';
+
 if (typeof globalThis.WebSocket === 'undefined') {
   const r = spawnSync(process.execPath, ['--experimental-websocket', '--no-warnings', ...process.argv.slice(1)], { stdio: 'inherit' });
   process.exit(r.status ?? 1);
@@ -142,17 +144,6 @@ function selfTimes(profile) {
       return { ...a, caller, callerAt: c.at ?? null, callerShare: a.selfMs ? c.ms / a.selfMs : 0 };
     })
     .sort((a, b) => b.selfMs - a.selfMs);
-}
-
-/** A long Rust name with its innermost generic arguments folded until it fits. */
-function abbrev(name, max = 110) {
-  let s = name;
-  while (s.length > max) {
-    const t = s.replace(/<[^<>]*>/, '‹›');
-    if (t === s) break;
-    s = t;
-  }
-  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
 const META = new Set(['(idle)', '(program)', '(garbage collector)', '(root)']);

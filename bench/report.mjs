@@ -7,7 +7,9 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { capacityChart } from './chart.mjs';
-import { flags, log, parseOps, readResult, ROOT } from './lib/common.mjs';
+import { abbrev as fold, flags, log, parseOps, readResult, ROOT } from './lib/common.mjs';
+
+const abbrev = (name) => fold(name, 90);
 import { sdkSection } from './lib/sdk-section.mjs';
 import { BRIEF, LIMITS, RESOURCES, capacity } from './lib/model.mjs';
 
@@ -249,17 +251,6 @@ function floorSection(f) {
       `D1 reads 1 row, the token is written back after the response (its responses: ${opsOf('checkD1', 'edgesync') || '—'}). floor has no such path.`,
     `- Errors: ${errs.length ? errs.join(', ') : 'none'}. Load average at the start: ${f.params.loadavg.map((x) => dec(x, 2)).join(', ')}; the step took ${int(f.seconds)} s.`,
   );
-}
-
-/** A long Rust name with its innermost generic arguments folded until it fits. */
-function abbrev(name, max = 90) {
-  let s = name;
-  while (s.length > max) {
-    const t = s.replace(/<[^<>]*>/, '‹›');
-    if (t === s) break;
-    s = t;
-  }
-  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
 function profileSection(list) {

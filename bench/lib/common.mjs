@@ -183,3 +183,14 @@ export function tasks(count, prefix, start = 0) {
 }
 
 export const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+
+/** A long Rust name (a profile entry) with its innermost generic arguments folded until it fits. */
+export function abbrev(name, max = 110) {
+  let s = name;
+  while (s.length > max) {
+    const t = s.replace(/<[^<>]*>/, '‹›');
+    if (t === s) break;
+    s = t;
+  }
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}

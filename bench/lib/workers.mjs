@@ -198,6 +198,12 @@ const freshDir = (tag) => {
  * test helper, plus `vars`). `mainDir`: serve another build (e.g. bench/profile.mjs's
  * build with wasm names) instead of build/.
  */
+/** A `[vars]` value of the project's wrangler.toml. */
+function deployedVar(name) {
+  const toml = fs.readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8');
+  return toml.match(new RegExp(`^${name}\\s*=\\s*"([^"]*)"`, 'm'))?.[1];
+}
+
 export async function startEdgesync({ vars = {}, persistDir, keepDir, mainDir } = {}) {
   if (!fs.existsSync(path.join(mainDir ?? path.join(ROOT, 'build'), 'worker', 'shim.mjs'))) {
     throw new Error('build/worker/shim.mjs is missing: run `bash scripts/build.sh` first');
@@ -219,7 +225,8 @@ export async function startEdgesync({ vars = {}, persistDir, keepDir, mainDir } 
     config,
     persistDir: dir,
     keepDir: keepDir ?? persistDir !== undefined,
-    vars: { ...DEFAULT_VARS, ...vars },
+    // Logging as deployed (wrangler.toml), not as the tests log (every request).
+    vars: { ...DEFAULT_VARS, LOG_SAMPLE_RATE: deployedVar('LOG_SAMPLE_RATE') ?? '1', ...vars },
     logLevel: process.env.EDGESYNC_TEST_LOG_LEVEL || 'warn',
   });
 }

@@ -37,6 +37,8 @@ export const DEFAULT_VARS = Object.freeze({
   // Tests are a development environment: DEV_CLOCK_OFFSET_MS (simulated days) is honoured
   // only under DEV_MODE=1.
   DEV_MODE: '1',
+  // Tests read the worker's log lines (wrangler.toml samples successes at 1 %).
+  LOG_SAMPLE_RATE: '1',
 });
 
 export const baseEnv = () => ({

@@ -26,6 +26,9 @@ pub struct Config {
     /// comes first, so counting never costs a write per request.
     pub usage_flush_requests: u64,
     pub usage_flush_secs: u64,
+    /// Share of successful requests (status < 400) that get a log line; errors always do.
+    /// A log line costs the isolate real CPU (`console.log`), so busy deployments lower it.
+    pub log_sample_rate: f64,
     /// `DEV_MODE = "1"`: development-only behaviour is on (the clock offset below, the dev
     /// sign-in route). Never set in `wrangler.toml`, so a deployment cannot have it by accident.
     pub dev_mode: bool,
@@ -74,6 +77,7 @@ impl Config {
             tombstone_retention_days: num("TOMBSTONE_RETENTION_DAYS", 30),
             usage_flush_requests: num("USAGE_FLUSH_REQUESTS", 100).max(1),
             usage_flush_secs: num("USAGE_FLUSH_SECS", 600),
+            log_sample_rate: float("LOG_SAMPLE_RATE", 1.0).min(1.0),
             dev_mode: text("DEV_MODE").as_deref() == Some("1"),
             // A stray offset must not shift revs and quota days in production.
             clock_offset_ms: match text("DEV_MODE").as_deref() {

@@ -88,6 +88,12 @@ pub fn kv_followup(seen: Option<i64>, wrote: bool, kv_seen: Option<Option<i64>>,
     KvFollowup { put: (wrote || stale).then_some(seq), verified: wrote || kv_seen.is_some() }
 }
 
+/// Whether a request gets its log line: every error, and a `rate` share of the rest
+/// (`draw` uniform in [0, 1)).
+pub fn logs(status: u16, rate: f64, draw: f64) -> bool {
+    status >= 400 || draw < rate
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +143,14 @@ mod tests {
         assert!(answer_from_kv(changes, Some(9), true, Some(3), tag, 0).is_none(), "since may be below the horizon");
         assert_eq!(answer_from_kv(changes, Some(9), true, Some(0), tag, 0).unwrap().unwrap().status, 304);
         assert_eq!(answer_from_kv(changes, Some(9), true, Some(9), tag, 0).unwrap().unwrap().status, 304);
+    }
+
+    #[test]
+    fn errors_are_always_logged_successes_sampled() {
+        assert!(logs(500, 0.0, 0.99) && logs(404, 0.0, 0.5), "errors always");
+        assert!(logs(200, 1.0, 0.999), "rate 1: every request");
+        assert!(!logs(200, 0.0, 0.0), "rate 0: no successes");
+        assert!(logs(304, 0.1, 0.05) && !logs(304, 0.1, 0.15));
     }
 
     #[test]

@@ -99,7 +99,9 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Resp
     }
     defer_writes(&mut pass, &ctx);
     let total = now_ms().saturating_sub(wall) as f64;
-    log(&method, name, reply.status, pass.trace.user.as_ref(), &ops, total);
+    if pipeline::logs(reply.status, isolate.config.log_sample_rate, js_sys::Math::random()) {
+        log(&method, name, reply.status, pass.trace.user.as_ref(), &ops, total);
+    }
     count_usage(&pass, &ctx);
     finish(reply, caching, &ops, total)
 }
