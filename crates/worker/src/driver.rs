@@ -52,6 +52,9 @@ struct Pass<'a> {
     now: i64,
     /// The real clock, which tokens are checked against.
     wall: i64,
+    /// Today's usage as this isolate saw it when the request started: every stage decides
+    /// on the same figures.
+    today: Usage,
     ops: &'a Ops,
     trace: Trace,
 }
@@ -63,15 +66,9 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Resp
     // The raw method: workers-rs reads methods it does not know (QUERY, PROPFIND…) as GET.
     let method = req.inner().method();
     let origin = header(&req, "Origin");
-    let mut pass = Pass {
-        req,
-        env: &env,
-        isolate: &isolate,
-        now: wall + isolate.config.clock_offset_ms,
-        wall,
-        ops: &ops,
-        trace: Trace::default(),
-    };
+    let now = wall + isolate.config.clock_offset_ms;
+    let today = usage::view(&isolate.usage, now);
+    let mut pass = Pass { req, env: &env, isolate: &isolate, now, wall, today, ops: &ops, trace: Trace::default() };
 
     if isolate.config.dev_mode && header(&pass.req, "X-Edgesync-Panic").is_some() {
         // Development only: proves that a panic costs only its own request (the worker is
@@ -102,7 +99,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Resp
     if pipeline::logs(reply.status, isolate.config.log_sample_rate, js_sys::Math::random()) {
         log(&method, name, reply.status, pass.trace.user.as_ref(), &ops, total);
     }
-    count_usage(&pass, &ctx);
+    count_usage(&pass, &isolate, &ctx);
     finish(reply, caching, &ops, total)
 }
 
@@ -130,7 +127,7 @@ async fn run(
     endpoint: &'static Endpoint,
     entity: Option<&'static Entity>,
 ) -> Result<Reply, ApiError> {
-    let mode = pass.isolate.config.quotas.mode(&usage::view(&pass.isolate.usage, pass.now));
+    let mode = pass.isolate.config.quotas.mode(&pass.today);
     let user = authenticate(pass, endpoint).await?;
     if let Some(user) = &user {
         rate_limit(pass, user).await?;
@@ -198,7 +195,7 @@ async fn authenticate(pass: &mut Pass<'_>, endpoint: &Endpoint) -> Result<Option
 async fn rate_limit(pass: &mut Pass<'_>, user: &UserId) -> Result<(), ApiError> {
     let config = &pass.isolate.config;
     let kv = pass.env.kv("CACHE")?;
-    let kv_ok = config.quotas.kv_writes_ok(&usage::view(&pass.isolate.usage, pass.now));
+    let kv_ok = config.quotas.kv_writes_ok(&pass.today);
     let (verdict, persist) =
         limiter::take(&pass.isolate.buckets, &kv, user, config.rate, pass.now, kv_ok, pass.ops).await;
     pass.trace.persist = persist;
@@ -233,8 +230,7 @@ async fn fast_path(
     query: &Query,
     if_none_match: Option<&str>,
 ) -> Option<Result<Reply, ApiError>> {
-    let today = usage::view(&pass.isolate.usage, pass.now);
-    let kv_ok = pass.isolate.config.quotas.kv_writes_ok(&today);
+    let kv_ok = pass.isolate.config.quotas.kv_writes_ok(&pass.today);
     if !pipeline::consults_kv(endpoint, kv_ok, if_none_match) {
         return None;
     }
@@ -267,7 +263,7 @@ async fn body(
 
 /// Stage: keep the KV token in step with D1 (decided by `pipeline::kv_followup`).
 fn keep_kv_in_step(pass: &mut Pass<'_>, store: &Store<'_>) {
-    let kv_ok = pass.isolate.config.quotas.kv_writes_ok(&usage::view(&pass.isolate.usage, pass.now));
+    let kv_ok = pass.isolate.config.quotas.kv_writes_ok(&pass.today);
     let next = pipeline::kv_followup(store.seen_seq(), store.wrote(), pass.trace.kv_seen, kv_ok);
     pass.trace.put_state = next.put;
     if next.verified {
@@ -294,7 +290,7 @@ fn defer_writes(pass: &mut Pass<'_>, ctx: &Context) {
 }
 
 /// Adds this request's cost to the isolate's counters and flushes them when due.
-fn count_usage(pass: &Pass<'_>, ctx: &Context) {
+fn count_usage(pass: &Pass<'_>, isolate: &std::rc::Rc<Isolate>, ctx: &Context) {
     let (ops, trace, config) = (pass.ops, &pass.trace, &pass.isolate.config);
     let cost = Usage {
         requests: 1,
@@ -308,7 +304,7 @@ fn count_usage(pass: &Pass<'_>, ctx: &Context) {
     let now = pass.now;
     if usage::record(&pass.isolate.usage, &cost, now, config.usage_flush_requests, config.usage_flush_secs) {
         if let Ok(db) = pass.env.d1("DB") {
-            let isolate = Isolate::get(pass.env);
+            let isolate = isolate.clone();
             ctx.wait_until(async move {
                 if let Err(e) = usage::flush(&isolate.usage, &db, now, None).await {
                     worker::console_warn!("usage flush failed: {e:?}");
