@@ -70,6 +70,17 @@ export function parseOps(headerValue) {
 }
 
 /**
+ * wrangler dev's own proxy answers 503 text/plain "Your worker restarted mid-request" when
+ * reloads the worker (one of its file watchers fired) while a non-GET request was in
+ * flight; the worker itself never answers text/plain 503 (its 503s are problem+json
+ * `busy`). The client retries exactly this, as a real client retries a connection reset:
+ * a push that did commit comes back as a replay or a stale_version conflict, a pull is a read.
+ */
+function devProxyRestart(res, text) {
+  return res.status === 503 && /^text\/plain/.test(res.headers.get('content-type') || '') && text.startsWith('Your worker restarted mid-request');
+}
+
+/**
  * A small API client. `tok` may be a JWT string, or null for unauthenticated requests.
  * Every method resolves to {status, headers, body, text} where body is the parsed JSON
  * (or null when the body is empty or not JSON).
@@ -89,8 +100,14 @@ export function api(url, tok) {
         if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
       }
     }
-    const res = await fetch(url + p, { method, headers: h, body: payload, signal: AbortSignal.timeout(60_000) });
-    const text = await res.text();
+    let res;
+    let text;
+    for (let attempt = 0; ; attempt++) {
+      res = await fetch(url + p, { method, headers: h, body: payload, signal: AbortSignal.timeout(60_000) });
+      text = await res.text();
+      if (!devProxyRestart(res, text) || attempt >= 3) break;
+      console.error(`[client] wrangler dev reloaded its worker mid-request (${method} ${p}); sending it again`);
+    }
     let json = null;
     if (text) {
       try {
