@@ -29,8 +29,8 @@ pub struct Cx<'a> {
     pub authorization: Option<String>,
 }
 
-impl Cx<'_> {
-    fn store(&self) -> Result<&Store<'_>, ApiError> {
+impl<'a> Cx<'a> {
+    fn store(&self) -> Result<&Store<'a>, ApiError> {
         self.store.as_ref().ok_or_else(|| ApiError::Internal("user endpoint without a store".into()))
     }
     fn inm(&self) -> Option<&str> {

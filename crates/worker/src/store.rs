@@ -32,10 +32,15 @@ async fn backoff(attempt: u32) {
     }
 }
 
+/// Called with the sequence a write batch is about to commit, before the batch is sent
+/// (so the KV state token can be written ahead of the commit).
+pub type Ahead<'a> = Box<dyn Fn(i64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>> + 'a>;
+
 pub struct Store<'a> {
     db: &'a D1Database,
     user: UserId,
     ops: &'a Ops,
+    ahead: Option<Ahead<'a>>,
     /// The user's sequence as last read from or written to D1 by this store.
     seen: Cell<Option<i64>>,
     wrote: Cell<bool>,
@@ -102,7 +107,20 @@ fn stored(res: &D1Result, e: &'static Entity) -> Result<HashMap<Key, Stored>, Ap
 
 impl<'a> Store<'a> {
     pub fn new(db: &'a D1Database, user: UserId, ops: &'a Ops) -> Self {
-        Store { db, user, ops, seen: Cell::new(None), wrote: Cell::new(false) }
+        Store { db, user, ops, ahead: None, seen: Cell::new(None), wrote: Cell::new(false) }
+    }
+
+    /// Runs `f(seq)` before every write batch that would commit the sequence `seq`.
+    #[allow(dead_code)] // until the driver writes the KV token ahead of commits
+    pub fn with_ahead(mut self, f: Ahead<'a>) -> Self {
+        self.ahead = Some(f);
+        self
+    }
+
+    async fn ahead(&self, seq: i64) {
+        if let Some(f) = &self.ahead {
+            f(seq).await;
+        }
     }
 
     /// The user's sequence as D1 last told this store, if it asked.
@@ -266,6 +284,7 @@ impl<'a> Store<'a> {
         }
 
         let mut stmts = self.write_stmts(&plan, state.seq, now)?;
+        self.ahead(plan.seq).await;
         if let Some((since, limit)) = pull {
             stmts.push(self.pull_all_stmt(since, &plan.revs, limit)?);
         }
@@ -340,7 +359,9 @@ impl<'a> Store<'a> {
         if !plan.changes_anything() {
             return Ok(Some((plan, deleted)));
         }
-        let res = self.batch(self.write_stmts(&plan, state.seq, now)?).await?;
+        let stmts = self.write_stmts(&plan, state.seq, now)?;
+        self.ahead(plan.seq).await;
+        let res = self.batch(stmts).await?;
         if io::rows::<serde_json::Value>(&res[0])?.is_empty() {
             return Ok(None);
         }
