@@ -225,7 +225,8 @@ export async function startWorker({
   let output = '';
   const append = (d) => {
     output += d;
-    if (output.length > 200_000) output = output.slice(-100_000);
+    // Bounded, but far above what a suite logs: tests index log lines by count.
+    if (output.length > 50_000_000) output = output.slice(-25_000_000);
   };
   child.stdout.on('data', append);
   child.stderr.on('data', append);

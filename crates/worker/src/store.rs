@@ -201,9 +201,14 @@ impl<'a> Store<'a> {
         Ok(p)
     }
 
-    /// Reads the buckets in `wanted` (0-based) that are not read yet.
+    /// Reads the buckets in `wanted` (0-based) that are not read yet; a bucket past the
+    /// head's count does not exist yet and reads as empty without asking D1.
     async fn read(&self, p: &mut Pages, wanted: Vec<u32>) -> Result<(), ApiError> {
-        let wanted: Vec<u32> = wanted.into_iter().filter(|b| !p.buckets.contains_key(b)).collect();
+        let (wanted, fresh): (Vec<u32>, Vec<u32>) =
+            wanted.into_iter().filter(|b| !p.buckets.contains_key(b)).partition(|&b| b < p.head.buckets);
+        for b in fresh {
+            p.buckets.insert(b, Vec::new());
+        }
         if wanted.is_empty() {
             return Ok(());
         }
