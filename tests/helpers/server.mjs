@@ -254,6 +254,11 @@ export async function startWorker({
     }
     // the wrangler parent can exit before its workerd children: make sure none survive
     killGroup(child, 'SIGKILL');
+    // EDGESYNC_KEEP_LOGS=<dir>: keep each server's wrangler output there (debugging)
+    if (process.env.EDGESYNC_KEEP_LOGS) {
+      fs.mkdirSync(process.env.EDGESYNC_KEEP_LOGS, { recursive: true });
+      fs.writeFileSync(path.join(process.env.EDGESYNC_KEEP_LOGS, `wrangler-${port}.log`), output);
+    }
     live.delete(entry);
     if (!keep) fs.rmSync(persistDir, { recursive: true, force: true });
   };

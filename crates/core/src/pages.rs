@@ -33,12 +33,14 @@ pub const HEAD_MAX: usize = 500;
 pub const HEAD_KEEP: usize = 400;
 /// Head size (record bytes) above which a push spills; D1 allows 2 MB per value.
 pub const HEAD_MAX_BYTES: usize = 512 * 1024;
-/// Buckets one spill writes at most (bounds the rows and the CPU of that push).
+/// Buckets one spill writes at most (bounds the rows and the CPU of that push), unless
+/// the head is past twice [`HEAD_MAX`] (a push of many new records): then it spills down
+/// to [`HEAD_KEEP`] whatever it takes, so the head stays bounded.
 pub const SPILL_BUCKETS: usize = 8;
 /// Average entries per bucket above which a spill splits a bucket.
 pub const BUCKET_LOAD: u64 = 256;
 /// Splits one push does at most.
-pub const MAX_SPLITS: usize = 2;
+pub const MAX_SPLITS: usize = 4;
 
 /// One stored record. Wire form, in a page's JSON array:
 /// `[type, id, rev, created_rev, deleted (0/1), record]`, the record as clients see it.
@@ -313,8 +315,10 @@ impl Pages {
         let mut order: Vec<(u32, (i64, usize, usize))> = groups.into_iter().collect();
         order.sort_unstable_by_key(|(b, (oldest, _, _))| (*oldest, *b));
         let (mut left, mut left_bytes, mut targets, mut moved) = (len, bytes, Vec::new(), 0u64);
+        let capped = len <= 2 * HEAD_MAX && bytes <= 2 * HEAD_MAX_BYTES;
         for (b, (_, count, size)) in order {
-            if targets.len() == SPILL_BUCKETS || (left <= HEAD_KEEP && left_bytes <= HEAD_MAX_BYTES / 2) {
+            let done = left <= HEAD_KEEP && left_bytes <= HEAD_MAX_BYTES / 2;
+            if done || (capped && targets.len() == SPILL_BUCKETS) {
                 break;
             }
             targets.push(b);
@@ -666,6 +670,20 @@ mod tests {
             let expected = truth.values().filter(|(rev, _)| *rev > since).count();
             assert_eq!(seen.len(), expected, "from {since}");
         }
+    }
+
+    #[test]
+    fn pushes_of_many_new_records_keep_every_page_bounded() {
+        let mut p = Pages::default();
+        for round in 0..8 {
+            let changes: Vec<_> = (0..1_000).map(|i| json!({"id": format!("b{round}-{i}"), "title": "x"})).collect();
+            push(&mut p, &changes, 1_000 * (round + 1));
+            assert!(p.head.entries.len() <= HEAD_MAX, "round {round}: head of {}", p.head.entries.len());
+            p = reload(&p);
+        }
+        let largest = p.buckets.values().map(Vec::len).max().unwrap_or(0) as u64;
+        assert!(largest <= 3 * BUCKET_LOAD, "largest bucket {largest} of {}", p.head.buckets);
+        assert_eq!(p.live("tasks", "", 100_000).0.len(), 8_000);
     }
 
     #[test]
