@@ -108,7 +108,7 @@ export function api(url, tok) {
       } catch (e) {
         // undici can send on a keep-alive connection the dev server closed while this
         // process's event loop was busy: retried like a reset (see devProxyRestart)
-        if (e?.cause?.code !== 'UND_ERR_SOCKET' || attempt >= 3) throw e;
+        if (!['UND_ERR_SOCKET', 'ECONNRESET'].includes(e?.cause?.code) || attempt >= 3) throw e;
         console.error(`[client] connection closed under ${method} ${p} (${e.cause.message}); sending it again`);
         continue;
       }
