@@ -111,7 +111,6 @@ impl<'a> Store<'a> {
     }
 
     /// Runs `f(seq)` before every write batch that would commit the sequence `seq`.
-    #[allow(dead_code)] // until the driver writes the KV token ahead of commits
     pub fn with_ahead(mut self, f: Ahead<'a>) -> Self {
         self.ahead = Some(f);
         self
@@ -124,11 +123,13 @@ impl<'a> Store<'a> {
     }
 
     /// The user's sequence as D1 last told this store, if it asked.
+    #[allow(dead_code)] // unused since the KV token is written ahead of commits (driver)
     pub fn seen_seq(&self) -> Option<i64> {
         self.seen.get()
     }
 
     /// Whether this store committed a change.
+    #[allow(dead_code)] // unused since the KV token is written ahead of commits (driver)
     pub fn wrote(&self) -> bool {
         self.wrote.get()
     }
