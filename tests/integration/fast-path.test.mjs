@@ -257,6 +257,13 @@ describe('costs (X-Sync-Ops)', () => {
     const idle = await u.sync({ cursor: p10.body.cursor });
     const ik = note('idle POST /api/sync from KV', idle);
     assert.deepEqual(ik, { d1: 0, 'rows-read': 0, 'rows-written': 0, 'kv-read': 1, 'kv-write': 0 }, show(idle));
+    // what an idle sync costs when the token cannot confirm the cursor (expired, a phantom,
+    // or, here, a cursor it does not equal): one KV read, then D1, nothing written
+    const unmatched = await u.sync({ cursor: p10.body.cursor + 1 });
+    assert.equal(ok(unmatched).updates.length, 0, show(unmatched));
+    const iu = note('idle POST /api/sync, token does not match: from D1', unmatched);
+    assert.deepEqual([iu['kv-read'], iu['kv-write'], iu['rows-written']], [1, 0, 0], show(unmatched));
+    assert.ok(iu.d1 >= 1, show(unmatched));
 
     const p90 = await u.sync({ cursor: p10.body.cursor, changes: Array.from({ length: 90 }, (_, i) => task(`t${String(i + 10).padStart(4, '0')}`)) });
     assert.equal(ok(p90).applied.length, 90, show(p90));
