@@ -3,7 +3,6 @@
 //! to the user id this store was made for. Rows are decoded into typed structs and fail
 //! loudly; costs go to the request's `Ops`.
 
-use std::cell::Cell;
 use std::collections::HashSet;
 
 use serde::Deserialize;
@@ -43,9 +42,6 @@ pub struct Store<'a> {
     user: UserId,
     ops: &'a Ops,
     ahead: Option<Ahead<'a>>,
-    /// The user's sequence as last read from or written to D1 by this store.
-    seen: Cell<Option<i64>>,
-    wrote: Cell<bool>,
 }
 
 /// The user's sequence (its state) and tombstone purge horizon.
@@ -136,11 +132,10 @@ fn absorb(p: &mut Pages, wanted: &[u32], res: &D1Result) -> Result<(), ApiError>
 
 impl<'a> Store<'a> {
     pub fn new(db: &'a D1Database, user: UserId, ops: &'a Ops) -> Self {
-        Store { db, user, ops, ahead: None, seen: Cell::new(None), wrote: Cell::new(false) }
+        Store { db, user, ops, ahead: None }
     }
 
     /// Runs `f(seq)` before every write batch that would commit the sequence `seq`.
-    #[allow(dead_code)] // until the driver writes the KV token ahead of commits
     pub fn with_ahead(mut self, f: Ahead<'a>) -> Self {
         self.ahead = Some(f);
         self
@@ -150,26 +145,6 @@ impl<'a> Store<'a> {
         if let Some(f) = &self.ahead {
             f(seq).await;
         }
-    }
-
-    /// The user's sequence as D1 last told this store, if it asked.
-    pub fn seen_seq(&self) -> Option<i64> {
-        self.seen.get()
-    }
-
-    /// Whether this store committed a change.
-    pub fn wrote(&self) -> bool {
-        self.wrote.get()
-    }
-
-    fn saw(&self, state: State) -> State {
-        self.seen.set(Some(state.seq));
-        state
-    }
-
-    fn committed(&self, seq: i64) {
-        self.seen.set(Some(seq));
-        self.wrote.set(true);
     }
 
     /// A statement whose `?1` is this store's user.
@@ -196,9 +171,7 @@ impl<'a> Store<'a> {
             Some(row) => head_of(row)?,
             None => Head::default(),
         };
-        let p = Pages::new(head);
-        self.saw(state_of(&p));
-        Ok(p)
+        Ok(Pages::new(head))
     }
 
     /// Reads the buckets in `wanted` (0-based) that are not read yet; a bucket past the
@@ -232,15 +205,13 @@ impl<'a> Store<'a> {
         for b in every {
             p.buckets.insert(b, Vec::new());
         }
-        self.saw(state_of(&p));
         Ok(p)
     }
 
     /// The check: the head's state, one row, no records decoded.
     pub async fn state(&self) -> Result<State, ApiError> {
         let res = self.batch(vec![self.stmt(sql::STATE, &[])?]).await?;
-        let state = io::rows::<State>(&res[0])?.into_iter().next().unwrap_or_default();
-        Ok(self.saw(state))
+        Ok(io::rows::<State>(&res[0])?.into_iter().next().unwrap_or_default())
     }
 
     /// Changes after `since` of one type or all: the head, then the buckets changed since.
@@ -395,7 +366,6 @@ impl<'a> Store<'a> {
         if io::rows::<serde_json::Value>(&res[0])?.is_empty() {
             return Ok(None); // lost the race: nothing was written
         }
-        self.committed(plan.seq);
         let page = match pull {
             Some((since, limit)) => {
                 if let (false, Some(last)) = (pull_reads.is_empty(), res.last()) {
@@ -466,7 +436,6 @@ impl<'a> Store<'a> {
         if io::rows::<serde_json::Value>(&res[0])?.is_empty() {
             return Ok(None);
         }
-        self.committed(plan.seq);
         Ok(Some((plan, deleted)))
     }
 
