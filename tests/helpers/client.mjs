@@ -108,8 +108,9 @@ export function api(url, tok) {
       } catch (e) {
         // undici can send on a keep-alive connection the dev server closed while this
         // process's event loop was busy: retried like a reset (see devProxyRestart)
-        if (!['UND_ERR_SOCKET', 'ECONNRESET'].includes(e?.cause?.code) || attempt >= 3) throw e;
+        if (!['UND_ERR_SOCKET', 'ECONNRESET'].includes(e?.cause?.code) || attempt >= 5) throw e;
         console.error(`[client] connection closed under ${method} ${p} (${e.cause.message}); sending it again`);
+        await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
         continue;
       }
       text = await res.text();
