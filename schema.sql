@@ -100,8 +100,11 @@ CREATE INDEX IF NOT EXISTS notes_tombstones ON notes (deleted_at) WHERE deleted_
 CREATE INDEX IF NOT EXISTS settings_tombstones ON settings (deleted_at) WHERE deleted_at IS NOT NULL;
 
 -- The worker's own use per UTC day (day = ms / 86400000), summed over isolates; each
--- isolate adds its counts in one upsert every USAGE_FLUSH_REQUESTS requests or
--- USAGE_FLUSH_SECS seconds. kv_hits / kv_misses: conditional GETs answered from KV / D1.
+-- isolate adds its counts in one upsert when what it holds nears its share of the error
+-- the totals may have (crates/core/src/accounting.rs), at the latest after
+-- USAGE_FLUSH_REQUESTS requests or about USAGE_FLUSH_SECS seconds. kv_hits / kv_misses:
+-- conditional GETs answered from KV / D1. A database made before the flushes / isolates /
+-- declared_* columns needs them added (or the table dropped: it holds only counters).
 CREATE TABLE IF NOT EXISTS usage_daily (
   day          INTEGER PRIMARY KEY,
   requests     INTEGER NOT NULL DEFAULT 0,
@@ -110,5 +113,15 @@ CREATE TABLE IF NOT EXISTS usage_daily (
   kv_reads     INTEGER NOT NULL DEFAULT 0,
   kv_writes    INTEGER NOT NULL DEFAULT 0,
   kv_hits      INTEGER NOT NULL DEFAULT 0,
-  kv_misses    INTEGER NOT NULL DEFAULT 0
+  kv_misses    INTEGER NOT NULL DEFAULT 0,
+  -- the day's upserts (accounting's own rows written) and the isolates that made them
+  flushes      INTEGER NOT NULL DEFAULT 0,
+  isolates     INTEGER NOT NULL DEFAULT 0,
+  -- per limit, the sum over isolates of each one's declared flush size: what the others
+  -- hold unflushed is estimated from it (crates/core/src/accounting.rs)
+  declared_requests     INTEGER NOT NULL DEFAULT 0,
+  declared_rows_read    INTEGER NOT NULL DEFAULT 0,
+  declared_rows_written INTEGER NOT NULL DEFAULT 0,
+  declared_kv_reads     INTEGER NOT NULL DEFAULT 0,
+  declared_kv_writes    INTEGER NOT NULL DEFAULT 0
 );
