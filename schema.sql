@@ -36,8 +36,11 @@ WHERE p.page = 0 OR NOT EXISTS (
   WHERE h.user_id = p.user_id AND h.page = 0 AND k.value->>0 = j.value->>0 AND k.value->>1 = j.value->>1);
 
 -- The worker's own use per UTC day (day = ms / 86400000), summed over isolates; each
--- isolate adds its counts in one upsert every USAGE_FLUSH_REQUESTS requests or
--- USAGE_FLUSH_SECS seconds. kv_hits / kv_misses: conditional GETs answered from KV / D1.
+-- isolate adds its counts in one upsert when what it holds nears its share of the error
+-- the totals may have (crates/core/src/accounting.rs), at the latest after
+-- USAGE_FLUSH_REQUESTS requests or about USAGE_FLUSH_SECS seconds. kv_hits / kv_misses:
+-- conditional GETs answered from KV / D1. A database made before the flushes / isolates /
+-- declared_* columns needs them added (or the table dropped: it holds only counters).
 CREATE TABLE IF NOT EXISTS usage_daily (
   day          INTEGER PRIMARY KEY,
   requests     INTEGER NOT NULL DEFAULT 0,
@@ -46,5 +49,15 @@ CREATE TABLE IF NOT EXISTS usage_daily (
   kv_reads     INTEGER NOT NULL DEFAULT 0,
   kv_writes    INTEGER NOT NULL DEFAULT 0,
   kv_hits      INTEGER NOT NULL DEFAULT 0,
-  kv_misses    INTEGER NOT NULL DEFAULT 0
+  kv_misses    INTEGER NOT NULL DEFAULT 0,
+  -- the day's upserts (accounting's own rows written) and the isolates that made them
+  flushes      INTEGER NOT NULL DEFAULT 0,
+  isolates     INTEGER NOT NULL DEFAULT 0,
+  -- per limit, the sum over isolates of each one's declared flush size: what the others
+  -- hold unflushed is estimated from it (crates/core/src/accounting.rs)
+  declared_requests     INTEGER NOT NULL DEFAULT 0,
+  declared_rows_read    INTEGER NOT NULL DEFAULT 0,
+  declared_rows_written INTEGER NOT NULL DEFAULT 0,
+  declared_kv_reads     INTEGER NOT NULL DEFAULT 0,
+  declared_kv_writes    INTEGER NOT NULL DEFAULT 0
 );

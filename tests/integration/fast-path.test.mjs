@@ -347,6 +347,7 @@ describe('admin usage', () => {
       kvWrites: u.kv_writes.used,
       hits: b.kv_fast_path.hits,
       misses: b.kv_fast_path.misses,
+      flushes: b.accounting.flushes,
     };
   }
 
@@ -375,6 +376,9 @@ describe('admin usage', () => {
     const { hits, misses, hit_ratio: ratio } = body.kv_fast_path;
     assert.ok(hits > 0, 'earlier tests of this file used the fast path');
     assert.equal(ratio, hits / (hits + misses));
+    // accounting's own rows: the day's upserts, all made by this file's one isolate
+    assert.ok(Number.isInteger(body.accounting.flushes) && body.accounting.flushes >= 1, JSON.stringify(body.accounting));
+    assert.equal(body.accounting.isolates, 1, `one isolate flushed today: ${JSON.stringify(body.accounting)}`);
   });
 
   /**
@@ -436,6 +440,8 @@ describe('admin usage', () => {
     // and the report agrees exactly with the per-request X-Sync-Ops plus the flushes
     assert.equal(d('rowsWritten'), sum['rows-written'] + flushesAt(polls), `rows written = X-Sync-Ops sum + 1 per flush: ${msg}`);
     assert.equal(d('rowsRead'), sum['rows-read'] + 2 * flushesAt(polls), `rows read = X-Sync-Ops sum + 2 per flush: ${msg}`);
+    // the row's own flush counter agrees: one upsert per flush
+    assert.equal(d('flushes'), flushesAt(polls), `accounting.flushes: ${msg}`);
   });
 
   test('fast-path traffic: requests K+1, KV reads and writes exactly as in X-Sync-Ops, hits = answers without D1', async () => {

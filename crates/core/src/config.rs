@@ -2,6 +2,7 @@
 //! lookup function so this module stays free of the `worker` crate and testable.
 //! A malformed value falls back to its default rather than failing requests.
 
+use crate::accounting::Policy as UsagePolicy;
 use crate::quota::Quotas;
 use crate::ratelimit::Policy;
 
@@ -22,10 +23,11 @@ pub struct Config {
     pub state_cache_ttl: u64,
     pub quotas: Quotas,
     pub tombstone_retention_days: u64,
-    /// Usage counters are flushed to D1 after this many requests or seconds, whichever
-    /// comes first, so counting never costs a write per request.
-    pub usage_flush_requests: u64,
-    pub usage_flush_secs: u64,
+    /// When usage counts are flushed to D1 (`crate::accounting`): `USAGE_FLUSH_REQUESTS`
+    /// (at most this many requests held), `USAGE_FLUSH_SECS` (held at most about this
+    /// long; 0: no time limit), `USAGE_ACCURACY` (the share of each limit the totals are
+    /// known within past 80 % of it).
+    pub usage: UsagePolicy,
     /// Share of successful requests (status < 400) that get a log line; errors always do.
     /// A log line costs the isolate real CPU (`console.log`), so busy deployments lower it.
     pub log_sample_rate: f64,
@@ -75,8 +77,18 @@ impl Config {
                 degrade_at: float("DEGRADE_AT", d.degrade_at),
             },
             tombstone_retention_days: num("TOMBSTONE_RETENTION_DAYS", 30),
-            usage_flush_requests: num("USAGE_FLUSH_REQUESTS", 100).max(1),
-            usage_flush_secs: num("USAGE_FLUSH_SECS", 600),
+            usage: {
+                let d = UsagePolicy::default();
+                UsagePolicy {
+                    max_pending_requests: num("USAGE_FLUSH_REQUESTS", d.max_pending_requests).max(1),
+                    max_age_ms: i64::try_from(num("USAGE_FLUSH_SECS", d.max_age_ms as u64 / 1_000))
+                        .unwrap_or(i64::MAX / 1_000)
+                        .min(i64::MAX / 1_000)
+                        * 1_000,
+                    accuracy: float("USAGE_ACCURACY", d.accuracy).clamp(0.000_1, 1.0),
+                    ..d
+                }
+            },
             log_sample_rate: float("LOG_SAMPLE_RATE", 1.0).min(1.0),
             dev_mode: text("DEV_MODE").as_deref() == Some("1"),
             // A stray offset must not shift revs and quota days in production.
@@ -101,6 +113,15 @@ mod tests {
         assert_eq!(c.rate, Policy { burst: 30.0, per_minute: 30.0 });
         assert_eq!(c.quotas, Quotas::default());
         assert_eq!((c.state_cache_ttl, c.tombstone_retention_days, c.clock_offset_ms), (300, 30, 0));
+        assert_eq!(c.usage, UsagePolicy::default());
+        let u = Config::from_lookup(|k| match k {
+            "USAGE_FLUSH_REQUESTS" => Some("0".into()),
+            "USAGE_FLUSH_SECS" => Some("60".into()),
+            "USAGE_ACCURACY" => Some("0.02".into()),
+            _ => None,
+        })
+        .usage;
+        assert_eq!((u.max_pending_requests, u.max_age_ms, u.accuracy), (1, 60_000, 0.02));
         let c = Config::from_lookup(|k| match k {
             "MAX_CHANGES" => Some("10".into()),
             "MAX_BODY_BYTES" => Some("oops".into()),

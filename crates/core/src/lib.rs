@@ -5,6 +5,7 @@
 //! [`quota`], [`ratelimit`], [`cors`], [`etag`]), and SQL text ([`sql`]). Each is unit-tested
 //! natively (`cargo test`); `edgesync` (crates/worker) wires them to D1, KV and HTTP.
 
+pub mod accounting;
 pub mod auth;
 pub mod config;
 pub mod cors;
@@ -24,5 +25,7 @@ pub mod ratelimit;
 pub mod reply;
 pub mod sql;
 
+#[cfg(test)]
+mod accounting_sim;
 #[cfg(test)]
 mod proptests;

@@ -10,6 +10,7 @@
 
 use worker::{Context, Env, Request, Response};
 
+use edgesync_core::accounting::Due;
 use edgesync_core::endpoints::{resolve, Access, Auth, Endpoint, Match};
 use edgesync_core::entities::{self, Entity};
 use edgesync_core::envelope::UserId;
@@ -67,7 +68,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Resp
     let method = req.inner().method();
     let origin = header(&req, "Origin");
     let now = wall + isolate.config.clock_offset_ms;
-    let today = usage::view(&isolate.usage, now);
+    let today = usage::today(&isolate.usage, &env, now, &isolate.config.usage).await;
     let mut pass = Pass { req, env: &env, isolate: &isolate, now, wall, today, ops: &ops, trace: Trace::default() };
 
     if isolate.config.dev_mode && header(&pass.req, "X-Edgesync-Panic").is_some() {
@@ -292,7 +293,8 @@ fn defer_writes(pass: &mut Pass<'_>, ctx: &Context) {
     }
 }
 
-/// Adds this request's cost to the isolate's counters and flushes them when due.
+/// Adds this request's cost to the isolate's counters, and flushes them or reads the
+/// day's row when the accounting policy says so (after the response).
 fn count_usage(pass: &Pass<'_>, isolate: &std::rc::Rc<Isolate>, ctx: &Context) {
     let (ops, trace, config) = (pass.ops, &pass.trace, &pass.isolate.config);
     let cost = Usage {
@@ -305,15 +307,22 @@ fn count_usage(pass: &Pass<'_>, isolate: &std::rc::Rc<Isolate>, ctx: &Context) {
         kv_misses: u64::from(trace.kv_consulted && !trace.kv_hit),
     };
     let now = pass.now;
-    if usage::record(&pass.isolate.usage, &cost, now, config.usage_flush_requests, config.usage_flush_secs) {
-        if let Ok(db) = pass.env.d1("DB") {
-            let isolate = isolate.clone();
-            ctx.wait_until(async move {
-                if let Err(e) = usage::flush(&isolate.usage, &db, now, None).await {
-                    worker::console_warn!("usage flush failed: {e:?}");
-                }
-            });
-        }
+    let due = usage::record(&pass.isolate.usage, &cost, now, &config.quotas, &config.usage);
+    if due == Due::Nothing {
+        return;
+    }
+    if let Ok(db) = pass.env.d1("DB") {
+        let isolate = isolate.clone();
+        ctx.wait_until(async move {
+            let (q, p) = (&isolate.config.quotas, &isolate.config.usage);
+            let done = match due {
+                Due::Flush => usage::flush(&isolate.usage, &db, now, q, p, None).await.map(|_| ()),
+                _ => usage::read(&isolate.usage, &db, now).await,
+            };
+            if let Err(e) = done {
+                worker::console_warn!("usage {due:?} failed: {e:?}");
+            }
+        });
     }
 }
 

@@ -166,7 +166,9 @@ async fn admin_usage(cx: &Cx<'_>) -> Result<Reply, ApiError> {
         return Err(ApiError::Unauthorized { detail: "admin token required".into(), token_given: !given.is_empty() });
     }
     let db = cx.db.ok_or_else(|| ApiError::Internal("no D1".into()))?;
-    let totals = crate::usage::flush(&cx.isolate.usage, db, cx.now, Some(cx.ops)).await?;
+    let totals =
+        crate::usage::flush(&cx.isolate.usage, db, cx.now, &config.quotas, &config.usage, Some(cx.ops)).await?;
+    let row = cx.isolate.usage.borrow().row();
     let q = &config.quotas;
     let day = quota::day(cx.now);
     Reply::json(
@@ -180,6 +182,10 @@ async fn admin_usage(cx: &Cx<'_>) -> Result<Reply, ApiError> {
             "kv_trusted": q.kv_trusted(&totals),
             "degrade_at": q.degrade_at,
             "kv_fast_path": {"hits": totals.kv_hits, "misses": totals.kv_misses, "hit_ratio": totals.hit_ratio()},
+            "accounting": {
+                "flushes": row.map_or(0, |r| r.flushes),
+                "isolates": row.map_or(0, |r| r.isolates),
+            },
             "timestamp": cx.now,
         }),
     )

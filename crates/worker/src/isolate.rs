@@ -14,7 +14,7 @@ use worker::Env;
 use edgesync_core::auth::{TokenCache, Verifier};
 use edgesync_core::config::Config;
 
-use crate::{limiter, usage};
+use crate::limiter;
 
 pub struct Isolate {
     pub config: Config,
@@ -25,7 +25,7 @@ pub struct Isolate {
     pub keys: crate::crypto::Keys,
     openapi: OnceCell<String>,
     pub buckets: RefCell<limiter::Buckets>,
-    pub usage: RefCell<usage::Acc>,
+    pub usage: RefCell<edgesync_core::accounting::Ledger>,
 }
 
 thread_local! {

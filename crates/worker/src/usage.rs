@@ -1,77 +1,66 @@
-//! Counting the worker's own daily use (contract §5). Each isolate adds every request's
-//! cost to memory and flushes the sum to D1 in one upsert every N requests or T seconds;
-//! the upsert returns the day's totals from every isolate, which is how an isolate
-//! learns the global picture. So counting costs one D1 row write per flush, never one
-//! per request.
+//! Counting the worker's own daily use (contract §5): the IO of
+//! [`edgesync_core::accounting`], which decides when to flush and what the day's totals
+//! are believed to be. A flush is one upsert of the day's `usage_daily` row (1 row
+//! written) that returns the row; a read is one select (1 row, 2 with yesterday's). Both
+//! run after the response (`waitUntil`), except the admin report's flush.
 
 use std::cell::RefCell;
 
 use serde::Deserialize;
 use worker::D1Database;
 
+use edgesync_core::accounting::{Due, Flush, Ledger, Policy, Row};
 use edgesync_core::error::ApiError;
 use edgesync_core::ops::Ops;
-use edgesync_core::quota::{day, Usage};
+use edgesync_core::quota::{Quotas, Usage};
 use edgesync_core::reply::lenient_int;
 
 use crate::io::{self, num};
 
-/// This isolate's counters for the current UTC day.
-#[derive(Default)]
-pub struct Acc {
-    day: i64,
-    /// The day's totals as of the last flush (all isolates).
-    totals: Usage,
-    /// This isolate's use since the last flush.
-    pending: Usage,
-    /// Use handed to a flush that has not answered yet (still counts in `view`).
-    in_flight: Usage,
-    pending_requests: u64,
-    last_flush_ms: i64,
-    flushing: bool,
-}
-
-impl Acc {
-    fn roll(&mut self, now: i64) {
-        let today = day(now);
-        if self.day != today {
-            *self = Acc { day: today, last_flush_ms: i64::MIN, ..Acc::default() };
+/// Today's use as this isolate believes it (see `accounting`). A new isolate, or the
+/// first request of a new day, reads the day's row first (one D1 read, charged to the
+/// usage counts, not to the request's `X-Sync-Ops`), so it never acts knowing nothing.
+pub async fn today(acc: &RefCell<Ledger>, env: &worker::Env, now: i64, p: &Policy) -> Usage {
+    if acc.borrow_mut().needs_read(now) {
+        if let Ok(db) = env.d1("DB") {
+            if let Err(e) = read(acc, &db, now).await {
+                worker::console_warn!("usage read failed: {e:?}");
+            }
         }
     }
+    acc.borrow_mut().view(now, p)
 }
 
-/// Today's use as this isolate sees it: the last totals plus what it has not flushed.
-pub fn view(acc: &RefCell<Acc>, now: i64) -> Usage {
-    let mut a = acc.borrow_mut();
-    a.roll(now);
-    let mut u = a.totals;
-    u.add(&a.in_flight);
-    u.add(&a.pending);
-    u
+/// Adds one request's cost; says whether a flush or a read is due.
+pub fn record(acc: &RefCell<Ledger>, cost: &Usage, now: i64, q: &Quotas, p: &Policy) -> Due {
+    acc.borrow_mut().record(cost, now, q, p)
 }
 
-/// Adds one request's cost. Returns true when a flush is due.
-pub fn record(acc: &RefCell<Acc>, cost: &Usage, now: i64, every_requests: u64, every_secs: u64) -> bool {
-    let mut a = acc.borrow_mut();
-    a.roll(now);
-    a.pending.add(cost);
-    a.pending_requests += cost.requests;
-    let stale = now.saturating_sub(a.last_flush_ms) >= (every_secs as i64).saturating_mul(1_000);
-    !a.flushing && (a.pending_requests >= every_requests || stale)
-}
+const COLUMNS: &str = "requests, rows_read, rows_written, kv_reads, kv_writes, kv_hits, kv_misses, flushes, isolates, \
+     declared_requests, declared_rows_read, declared_rows_written, declared_kv_reads, declared_kv_writes";
 
-const FLUSH: &str =
-    "INSERT INTO usage_daily (day, requests, rows_read, rows_written, kv_reads, kv_writes, kv_hits, kv_misses) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (day) DO UPDATE SET \
+/// `Row::upsert` in SQL: the counts are added, the flush counted, the isolate counted on
+/// its first flush of the day, its declaration moved by ?10..?14 (never below 0).
+const FLUSH: &str = "INSERT INTO usage_daily (day, requests, rows_read, rows_written, kv_reads, kv_writes, kv_hits, \
+     kv_misses, flushes, isolates, declared_requests, declared_rows_read, declared_rows_written, declared_kv_reads, \
+     declared_kv_writes) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, MAX(?10, 0), MAX(?11, 0), MAX(?12, 0), MAX(?13, 0), MAX(?14, 0)) \
+     ON CONFLICT (day) DO UPDATE SET \
      requests = requests + excluded.requests, rows_read = rows_read + excluded.rows_read, \
      rows_written = rows_written + excluded.rows_written, kv_reads = kv_reads + excluded.kv_reads, \
      kv_writes = kv_writes + excluded.kv_writes, kv_hits = kv_hits + excluded.kv_hits, \
-     kv_misses = kv_misses + excluded.kv_misses \
-     RETURNING requests, rows_read, rows_written, kv_reads, kv_writes, kv_hits, kv_misses";
+     kv_misses = kv_misses + excluded.kv_misses, flushes = flushes + 1, isolates = isolates + excluded.isolates, \
+     declared_requests = MAX(declared_requests + ?10, 0), declared_rows_read = MAX(declared_rows_read + ?11, 0), \
+     declared_rows_written = MAX(declared_rows_written + ?12, 0), \
+     declared_kv_reads = MAX(declared_kv_reads + ?13, 0), declared_kv_writes = MAX(declared_kv_writes + ?14, 0) \
+     RETURNING day, requests, rows_read, rows_written, kv_reads, kv_writes, kv_hits, kv_misses, flushes, isolates, \
+     declared_requests, declared_rows_read, declared_rows_written, declared_kv_reads, declared_kv_writes";
 
-/// The day's totals as the upsert returns them.
+/// A `usage_daily` row as D1 returns it.
 #[derive(Deserialize)]
-struct Totals {
+struct Stored {
+    #[serde(deserialize_with = "lenient_int")]
+    day: i64,
     #[serde(deserialize_with = "lenient_int")]
     requests: i64,
     #[serde(deserialize_with = "lenient_int")]
@@ -86,64 +75,90 @@ struct Totals {
     kv_hits: i64,
     #[serde(deserialize_with = "lenient_int")]
     kv_misses: i64,
+    #[serde(deserialize_with = "lenient_int")]
+    flushes: i64,
+    #[serde(deserialize_with = "lenient_int")]
+    isolates: i64,
+    #[serde(deserialize_with = "lenient_int")]
+    declared_requests: i64,
+    #[serde(deserialize_with = "lenient_int")]
+    declared_rows_read: i64,
+    #[serde(deserialize_with = "lenient_int")]
+    declared_rows_written: i64,
+    #[serde(deserialize_with = "lenient_int")]
+    declared_kv_reads: i64,
+    #[serde(deserialize_with = "lenient_int")]
+    declared_kv_writes: i64,
 }
 
-impl From<Totals> for Usage {
-    fn from(t: Totals) -> Usage {
+impl From<Stored> for Row {
+    fn from(t: Stored) -> Row {
         let n = |v: i64| u64::try_from(v).unwrap_or(0);
-        Usage {
-            requests: n(t.requests),
-            rows_read: n(t.rows_read),
-            rows_written: n(t.rows_written),
-            kv_reads: n(t.kv_reads),
-            kv_writes: n(t.kv_writes),
-            kv_hits: n(t.kv_hits),
-            kv_misses: n(t.kv_misses),
+        Row {
+            totals: Usage {
+                requests: n(t.requests),
+                rows_read: n(t.rows_read),
+                rows_written: n(t.rows_written),
+                kv_reads: n(t.kv_reads),
+                kv_writes: n(t.kv_writes),
+                kv_hits: n(t.kv_hits),
+                kv_misses: n(t.kv_misses),
+            },
+            flushes: n(t.flushes),
+            isolates: n(t.isolates),
+            declared: [
+                n(t.declared_requests),
+                n(t.declared_rows_read),
+                n(t.declared_rows_written),
+                n(t.declared_kv_reads),
+                n(t.declared_kv_writes),
+            ],
         }
     }
 }
 
-/// Moves this isolate's pending use into D1 and takes back the day's totals. The flush's
-/// own D1 cost is counted in the next flush, unless `ops` (the admin report's request)
-/// is given to be charged with it. On failure the use stays pending.
-pub async fn flush(acc: &RefCell<Acc>, db: &D1Database, now: i64, ops: Option<&Ops>) -> Result<Usage, ApiError> {
-    let (today, pending) = {
-        let mut a = acc.borrow_mut();
-        a.roll(now);
-        a.flushing = true;
-        a.pending_requests = 0;
-        a.last_flush_ms = now;
-        let p = std::mem::take(&mut a.pending);
-        a.in_flight.add(&p);
-        (a.day, p)
-    };
+fn cost_of(ops: &Ops) -> Usage {
+    Usage { rows_read: ops.rows_read.get(), rows_written: ops.rows_written.get(), ..Usage::default() }
+}
+
+/// Moves this isolate's pending use into D1 and takes back the row. The flush's own D1
+/// cost is counted in a later flush, unless `ops` (the admin report's request) is given
+/// to be charged with it. On failure the use stays pending. Returns the day's flushed
+/// totals (exact: every isolate's flushed counts, this one's up to now).
+pub async fn flush(
+    acc: &RefCell<Ledger>,
+    db: &D1Database,
+    now: i64,
+    q: &Quotas,
+    p: &Policy,
+    ops: Option<&Ops>,
+) -> Result<Usage, ApiError> {
+    let (today, sent) = acc.borrow_mut().begin_flush(now, q, p);
     let own = Ops::default();
-    let result = send(db, today, &pending, &own).await;
+    let result = send(db, today, &sent, &own).await;
     if let Some(ops) = ops {
         ops.d1_batch(own.d1.get(), own.rows_read.get(), own.rows_written.get(), own.d1_ms.get());
     }
+    let cost = cost_of(&own);
+    let row = match &result {
+        Ok(Some(row)) => Ok(*row),
+        _ => Err(()),
+    };
     let mut a = acc.borrow_mut();
-    a.flushing = false;
-    a.in_flight = Usage::default();
-    match &result {
-        Ok(totals) if a.day == today => {
-            if let Some(t) = totals {
-                a.totals = *t;
-            }
-            if ops.is_none() {
-                a.pending.rows_read += own.rows_read.get();
-                a.pending.rows_written += own.rows_written.get();
-            }
-        }
-        Ok(_) => {}
-        Err(_) => a.pending.add(&pending),
-    }
+    a.end_flush(today, &sent, row, now, ops.is_none().then_some(&cost), js_sys::Math::random());
+    let flushed = a.flushed();
     drop(a);
-    result.map(|_| view(acc, now))
+    match result {
+        Ok(Some(_)) => Ok(flushed),
+        Ok(None) => Err(ApiError::Internal("usage upsert returned no row".into())),
+        Err(e) => Err(e),
+    }
 }
 
-async fn send(db: &D1Database, today: i64, p: &Usage, ops: &Ops) -> Result<Option<Usage>, ApiError> {
+async fn send(db: &D1Database, today: i64, f: &Flush, ops: &Ops) -> Result<Option<Row>, ApiError> {
     let n = |v: u64| num(i64::try_from(v).unwrap_or(i64::MAX));
+    let p = &f.add;
+    let d = |k: usize| num(f.declare[k]);
     let stmt = db.prepare(FLUSH).bind(&[
         num(today),
         n(p.requests),
@@ -153,11 +168,48 @@ async fn send(db: &D1Database, today: i64, p: &Usage, ops: &Ops) -> Result<Optio
         n(p.kv_writes),
         n(p.kv_hits),
         n(p.kv_misses),
+        n(f.new_isolate),
+        d(0),
+        d(1),
+        d(2),
+        d(3),
+        d(4),
     ])?;
     let res = io::batch(db, ops, vec![stmt]).await?;
-    let totals = match res.first() {
-        Some(r) => io::rows::<Totals>(r)?.into_iter().next().map(Usage::from),
+    Ok(match res.first() {
+        Some(r) => io::rows::<Stored>(r)?.into_iter().next().map(Row::from),
         None => None,
+    })
+}
+
+/// Reads today's row (and yesterday's, the first time) into the ledger; its cost is
+/// counted in a later flush.
+pub async fn read(acc: &RefCell<Ledger>, db: &D1Database, now: i64) -> Result<(), ApiError> {
+    let (today, yesterday) = {
+        let mut a = acc.borrow_mut();
+        let yesterday = a.wants_yesterday();
+        (a.begin_read(now), yesterday)
     };
-    Ok(totals)
+    let own = Ops::default();
+    let sql = format!("SELECT day, {COLUMNS} FROM usage_daily WHERE day = ?1 OR day = ?2");
+    let result: Result<(Option<Row>, Option<Row>), ApiError> = async {
+        let stmt = db.prepare(&sql).bind(&[num(today), num(if yesterday { today - 1 } else { today })])?;
+        let res = io::batch(db, &own, vec![stmt]).await?;
+        let mut rows = (None, None);
+        if let Some(r) = res.first() {
+            for s in io::rows::<Stored>(r)? {
+                if s.day == today {
+                    rows.0 = Some(Row::from(s));
+                } else {
+                    rows.1 = Some(Row::from(s));
+                }
+            }
+        }
+        Ok(rows)
+    }
+    .await;
+    let cost = cost_of(&own);
+    let ok = result.as_ref().map(|r| *r).map_err(|_| ());
+    acc.borrow_mut().end_read(today, ok, now, &cost, js_sys::Math::random());
+    result.map(|_| ())
 }
