@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT, startWorker } from '../helpers/server.mjs';
-import { readSource as read, routesFromSource } from '../helpers/source.mjs';
+import { collectionNames, readSource as read, routesFromSource } from '../helpers/source.mjs';
 import { api, newUserId, show, token } from '../helpers/client.mjs';
 import { ok } from '../helpers/sync.mjs';
 
@@ -85,8 +85,8 @@ function walk(node, visit, at = '#') {
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
-/** The entity types, from crates/core/src/entities.rs. */
-const entityNames = () => [...read('crates/core/src/entities.rs').matchAll(/^\s{8}name: "(\w+)",$/gm)].map((m) => m[1]);
+/** The entity types, from the collections declaration (collections.json). */
+const entityNames = () => collectionNames();
 
 /** A route of the table as the document describes it: a `{type}` route once per type. */
 function concrete(r) {

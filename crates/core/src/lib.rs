@@ -23,5 +23,9 @@ pub mod ratelimit;
 pub mod reply;
 pub mod sql;
 
+// The collections declaration's parser and validator: build.rs runs it; compiled here only
+// for its unit tests.
+#[cfg(test)]
+mod declaration;
 #[cfg(test)]
 mod proptests;
