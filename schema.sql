@@ -1,103 +1,39 @@
 -- edgesync D1 schema. Idempotent: applied on every `npm run dev` / test start and by
 --   npx wrangler d1 execute edgesync --remote --file schema.sql
 -- Every key starts with user_id: no statement can reach another user's rows.
--- Entity columns mirror the field specs in src/entities.rs (a unit test keeps them in step).
 
--- One row per user: the cursor sequence (last rev handed out), the tombstone purge
--- horizon (a delta pull from before it gets 410), and the id of the last push, which
--- makes a push's batch apply only if no other push committed since it read.
-CREATE TABLE IF NOT EXISTS user_state (
-  user_id       TEXT PRIMARY KEY,
-  seq           INTEGER NOT NULL DEFAULT 0,
-  purge_horizon INTEGER NOT NULL DEFAULT 0,
-  push_id       TEXT
+-- Records are packed into a few rows per user ("pages"; design in README "Storage"),
+-- because D1 counts rows written, not bytes: a push writes one row for a user with up
+-- to 500 records. Page 0, the head, holds the user's state and recent records:
+--   rev      the user's sequence (last rev handed out); on a bucket, its newest rev
+--   horizon  tombstone purge horizon (a delta pull from before it gets 410)
+--   push_id  id of the last write; a write applies only over the head it was planned on
+--   buckets, count, dir  the buckets (pages 1..buckets): how many, their entries in
+--            total, and each one's newest rev (a pull reads only buckets changed after it)
+--   body     JSON array of records: [type, id, rev, created_rev, deleted, record]
+CREATE TABLE IF NOT EXISTS pages (
+  user_id TEXT NOT NULL,
+  page    INTEGER NOT NULL,
+  rev     INTEGER NOT NULL,
+  horizon INTEGER NOT NULL DEFAULT 0,
+  push_id TEXT,
+  buckets INTEGER NOT NULL DEFAULT 0,
+  count   INTEGER NOT NULL DEFAULT 0,
+  dir     TEXT NOT NULL DEFAULT '[]',
+  body    TEXT NOT NULL,
+  PRIMARY KEY (user_id, page)
 ) WITHOUT ROWID;
 
--- Sync columns shared by every entity table:
---   version      per-record version (>= 1), compared with the client's on write
---   rev          cursor position of the record's last change (per user, strictly increasing)
---   created_rev  rev at which the record first appeared (delta pulls split created/updated)
---   created_at, updated_at, deleted_at  server clock, ms; deleted_at marks a tombstone
-
-CREATE TABLE IF NOT EXISTS tasks (
-  user_id     TEXT NOT NULL,
-  id          TEXT NOT NULL,
-  version     INTEGER NOT NULL,
-  rev         INTEGER NOT NULL,
-  created_rev INTEGER NOT NULL,
-  created_at  INTEGER NOT NULL,
-  updated_at  INTEGER NOT NULL,
-  deleted_at  INTEGER,
-  device_id   TEXT,
-  title       TEXT NOT NULL DEFAULT '',
-  description TEXT NOT NULL DEFAULT '',
-  completed   INTEGER NOT NULL DEFAULT 0,
-  pinned      INTEGER NOT NULL DEFAULT 0,
-  priority    TEXT NOT NULL DEFAULT 'medium',
-  due_date    INTEGER,
-  list_id     TEXT,
-  sort_order  INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (user_id, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tasks_user_rev ON tasks (user_id, rev);
-
-CREATE TABLE IF NOT EXISTS lists (
-  user_id     TEXT NOT NULL,
-  id          TEXT NOT NULL,
-  version     INTEGER NOT NULL,
-  rev         INTEGER NOT NULL,
-  created_rev INTEGER NOT NULL,
-  created_at  INTEGER NOT NULL,
-  updated_at  INTEGER NOT NULL,
-  deleted_at  INTEGER,
-  device_id   TEXT,
-  name        TEXT NOT NULL DEFAULT '',
-  color       TEXT NOT NULL DEFAULT '',
-  icon        TEXT NOT NULL DEFAULT '',
-  sort_order  INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (user_id, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS lists_user_rev ON lists (user_id, rev);
-
-CREATE TABLE IF NOT EXISTS notes (
-  user_id     TEXT NOT NULL,
-  id          TEXT NOT NULL,
-  version     INTEGER NOT NULL,
-  rev         INTEGER NOT NULL,
-  created_rev INTEGER NOT NULL,
-  created_at  INTEGER NOT NULL,
-  updated_at  INTEGER NOT NULL,
-  deleted_at  INTEGER,
-  device_id   TEXT,
-  title       TEXT NOT NULL DEFAULT '',
-  body        TEXT NOT NULL DEFAULT '',
-  pinned      INTEGER NOT NULL DEFAULT 0,
-  list_id     TEXT,
-  PRIMARY KEY (user_id, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS notes_user_rev ON notes (user_id, rev);
-
--- settings: the record id is the setting's key; value is JSON text.
-CREATE TABLE IF NOT EXISTS settings (
-  user_id     TEXT NOT NULL,
-  id          TEXT NOT NULL,
-  version     INTEGER NOT NULL,
-  rev         INTEGER NOT NULL,
-  created_rev INTEGER NOT NULL,
-  created_at  INTEGER NOT NULL,
-  updated_at  INTEGER NOT NULL,
-  deleted_at  INTEGER,
-  device_id   TEXT,
-  value       TEXT,
-  PRIMARY KEY (user_id, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS settings_user_rev ON settings (user_id, rev);
-
--- Tombstones by age, for the daily purge (only tombstones are in these indexes).
-CREATE INDEX IF NOT EXISTS tasks_tombstones ON tasks (deleted_at) WHERE deleted_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS lists_tombstones ON lists (deleted_at) WHERE deleted_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS notes_tombstones ON notes (deleted_at) WHERE deleted_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS settings_tombstones ON settings (deleted_at) WHERE deleted_at IS NOT NULL;
+-- Every user's current records, for operators in the D1 console, e.g.
+--   SELECT type, id, record FROM records WHERE user_id = 'alice' AND NOT deleted;
+-- (a record in the head supersedes its older copy in a bucket).
+CREATE VIEW IF NOT EXISTS records AS
+SELECT p.user_id AS user_id, j.value->>0 AS type, j.value->>1 AS id, j.value->>2 AS rev,
+       j.value->>4 AS deleted, json(j.value->5) AS record, p.page AS page
+FROM pages AS p, json_each(p.body) AS j
+WHERE p.page = 0 OR NOT EXISTS (
+  SELECT 1 FROM pages AS h, json_each(h.body) AS k
+  WHERE h.user_id = p.user_id AND h.page = 0 AND k.value->>0 = j.value->>0 AND k.value->>1 = j.value->>1);
 
 -- The worker's own use per UTC day (day = ms / 86400000), summed over isolates; each
 -- isolate adds its counts in one upsert every USAGE_FLUSH_REQUESTS requests or

@@ -19,8 +19,8 @@
 //            rate-limit bucket read from KV, KV token read and missing, 1 D1 row, KV token
 //            written after the response). Each edgesync request is another such user:
 //            one user is seeded with 200 tasks through the API by a worker that writes
-//            nothing to KV (QUOTA_KV_WRITES=0), then cloned in D1 (user_state and its
-//            200 tasks) before the measured worker starts on that D1.
+//            nothing to KV (QUOTA_KV_WRITES=0), then cloned in D1 (its pages: state
+//            and 200 tasks) before the measured worker starts on that D1.
 import os from 'node:os';
 
 import { token } from '../tests/helpers/client.mjs';

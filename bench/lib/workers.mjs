@@ -330,17 +330,9 @@ export async function d1Execute({ cwd = ROOT, config = testConfig(), persistDir,
   return run(WRANGLER, args, { cwd, env: baseEnv() });
 }
 
-/** Task rows of edgesync's schema.sql (column names of `tasks`, in order). */
-function taskColumns() {
-  const schema = fs.readFileSync(path.join(ROOT, 'schema.sql'), 'utf8');
-  const body = /CREATE TABLE IF NOT EXISTS tasks \(([\s\S]*?)\n\)/.exec(schema)?.[1];
-  if (!body) throw new Error('schema.sql: no tasks table');
-  return body.split('\n').map((l) => l.trim()).filter((l) => l && !/^(PRIMARY|UNIQUE|CHECK|FOREIGN|--)/.test(l)).map((l) => l.split(/\s+/)[0]);
-}
-
 /**
- * edgesync with `n` users (ids `${prefix}${i}`), each holding the same `tasks` tasks and
- * state row and none of them with a KV state token.
+ * edgesync with `n` users (ids `${prefix}${i}`), each holding the same `tasks` tasks (a
+ * copy of the template user's pages) and none of them with a KV state token.
  */
 export async function edgesyncWithColdUsers(n, tasksPerUser, prefix, log) {
   const tpl = `${prefix}tpl`;
@@ -355,14 +347,10 @@ export async function edgesyncWithColdUsers(n, tasksPerUser, prefix, log) {
     throw e;
   }
   await seeder.stop({ keepDir: true });
-  const cols = taskColumns();
-  const rest = cols.filter((c) => c !== 'user_id');
   const t0 = Date.now();
   const sql = [
     `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ${n - 1})`,
-    `INSERT INTO user_state (user_id, seq, purge_horizon, push_id) SELECT '${prefix}' || i, seq, purge_horizon, push_id FROM user_state, n WHERE user_id = '${tpl}';`,
-    `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ${n - 1})`,
-    `INSERT INTO tasks (user_id, ${rest.join(', ')}) SELECT '${prefix}' || i, ${rest.map((c) => `t.${c}`).join(', ')} FROM tasks t, n WHERE t.user_id = '${tpl}';`,
+    `INSERT INTO pages (user_id, page, rev, horizon, push_id, buckets, count, dir, body) SELECT '${prefix}' || i, page, rev, horizon, push_id, buckets, count, dir, body FROM pages, n WHERE user_id = '${tpl}';`,
   ].join('\n');
   const file = path.join(dir, 'clone.sql');
   fs.writeFileSync(file, sql);

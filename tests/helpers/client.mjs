@@ -103,7 +103,15 @@ export function api(url, tok) {
     let res;
     let text;
     for (let attempt = 0; ; attempt++) {
-      res = await fetch(url + p, { method, headers: h, body: payload, signal: AbortSignal.timeout(60_000) });
+      try {
+        res = await fetch(url + p, { method, headers: h, body: payload, signal: AbortSignal.timeout(60_000) });
+      } catch (e) {
+        // undici can send on a keep-alive connection the dev server closed while this
+        // process's event loop was busy: retried like a reset (see devProxyRestart)
+        if (!['UND_ERR_SOCKET', 'ECONNRESET'].includes(e?.cause?.code) || attempt >= 3) throw e;
+        console.error(`[client] connection closed under ${method} ${p} (${e.cause.message}); sending it again`);
+        continue;
+      }
       text = await res.text();
       if (!devProxyRestart(res, text) || attempt >= 3) break;
       console.error(`[client] wrangler dev reloaded its worker mid-request (${method} ${p}); sending it again`);

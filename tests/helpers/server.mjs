@@ -225,7 +225,8 @@ export async function startWorker({
   let output = '';
   const append = (d) => {
     output += d;
-    if (output.length > 200_000) output = output.slice(-100_000);
+    // Bounded, but far above what a suite logs: tests index log lines by count.
+    if (output.length > 50_000_000) output = output.slice(-25_000_000);
   };
   child.stdout.on('data', append);
   child.stderr.on('data', append);
@@ -253,6 +254,11 @@ export async function startWorker({
     }
     // the wrangler parent can exit before its workerd children: make sure none survive
     killGroup(child, 'SIGKILL');
+    // EDGESYNC_KEEP_LOGS=<dir>: keep each server's wrangler output there (debugging)
+    if (process.env.EDGESYNC_KEEP_LOGS) {
+      fs.mkdirSync(process.env.EDGESYNC_KEEP_LOGS, { recursive: true });
+      fs.writeFileSync(path.join(process.env.EDGESYNC_KEEP_LOGS, `wrangler-${port}.log`), output);
+    }
     live.delete(entry);
     if (!keep) fs.rmSync(persistDir, { recursive: true, force: true });
   };

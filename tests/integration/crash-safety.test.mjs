@@ -81,10 +81,13 @@ async function downloadAll(client) {
   throw new Error('download did not end');
 }
 
-// The worker writes the KV state token through in ctx.waitUntil, after answering: a kill
-// between the D1 commit and that write leaves KV behind D1. A restarted worker must not
-// serve that token (it trusts a user's KV token only after checking it against D1 once);
-// these tests are its regression tests.
+// The worker writes the KV state token ahead of each D1 commit (awaited, before the batch
+// is sent), and the token only ever answers "nothing changed" for a tag or cursor the
+// client already holds. So a kill after a commit leaves KV equal to D1, never behind it;
+// a kill between the write-ahead and the commit leaves a phantom state that no client
+// holds, which costs a D1 read and never hides a change. These tests are the regression
+// tests of both windows (an earlier design wrote the token after answering, and a kill
+// in between left KV behind D1).
 
 /** What GET /api/sync/check said right after each restart (asserted in its own test). */
 const afterRestart = [];
@@ -240,55 +243,104 @@ describe('crash safety', () => {
     }
   });
 
-  // This test must prove that it hit the window it is about: the push has committed in
-  // D1 (the worker answers after its batch) but the deferred KV write-through (started
-  // with the answer) has not landed. The push goes over a raw socket and the worker's
-  // process group gets SIGKILL on the first byte of the answer; then the KV entry is
-  // read straight from the persisted local state (wrangler kv bulk get, no worker
-  // running). An attempt "hit" when KV still held the state before the push. The window
-  // is a few milliseconds, so attempts repeat (bounded) until one hits; in every attempt,
-  // hit or not, the restarted worker's answers must agree with D1.
+  // Killed on the first byte of the answer, i.e. after the D1 commit: the token was
+  // written before the commit, so the persisted KV (read with wrangler kv bulk get, no
+  // worker running) holds the new state, and the restarted worker's answers agree with D1.
   test('killed right after a push commits: the state token (check, 304s) is not behind D1 after the restart', async (t) => {
     const userId = newUserId('kv');
     const tok = await token(userId);
-    const MAX_ATTEMPTS = 24;
+    const ATTEMPTS = 3;
     const problems = [];
-    const outcomes = [];
-    let hits = 0;
-    for (let i = 0; i < MAX_ATTEMPTS && hits === 0; i++) {
+    const held = [];
+    for (let i = 0; i < ATTEMPTS; i++) {
       let c = api(w.url, tok);
       const first = ok(await c.sync({ cursor: 0, changes: [{ type: 'tasks', id: `a${i}`, title: 'first' }] }));
-      // the first push's state token is in KV once a check is answered from it (d1=0)
-      const before = await waitFor(async () => {
-        const r = await c.get('/api/sync/check');
-        const b = ok(r);
-        return parseOps(r.headers.get('x-sync-ops')).d1 === 0 && b.cursor === first.cursor ? b : false;
-      }, 'the first push\'s state token in KV');
-      const head = await pushThenKill(w, tok, { cursor: before.cursor, changes: [{ type: 'tasks', id: `b${i}`, title: 'second' }] });
+      // the first push's state token is in KV (written ahead): a conditional check with its
+      // tag is answered from it (d1=0)
+      const r0 = await c.get('/api/sync/check', { headers: { 'if-none-match': first.etag } });
+      assert.equal(r0.status, 304, show(r0));
+      assert.equal(parseOps(r0.headers.get('x-sync-ops')).d1, 0, `the token is in KV as soon as the push is answered: ${show(r0)}`);
+      const head = await pushThenKill(w, tok, { cursor: first.cursor, changes: [{ type: 'tasks', id: `b${i}`, title: 'second' }] });
       assert.match(head, /^HTTP\/1\.1 200/, `the push was answered 200 before the kill: ${JSON.stringify(head)}`);
       const inKv = (await kvBulkGet(w.persistDir, [`st:${userId}`]))[`st:${userId}`];
       const kvSeq = Number(/^(-?\d+):/.exec(inKv ?? '')?.[1]);
       await w.restart();
       c = api(w.url, tok);
       const chk = await c.get('/api/sync/check');
-      const cond = await c.get('/api/sync/check', { headers: { 'if-none-match': before.etag } });
-      const dl = await c.get('/api/sync/tasks', { headers: { 'if-none-match': before.etag } });
+      const cond = await c.get('/api/sync/check', { headers: { 'if-none-match': first.etag } });
+      const dl = await c.get('/api/sync/tasks', { headers: { 'if-none-match': first.etag } });
+      const idle = await c.sync({ cursor: first.cursor });
       const d1res = await c.get('/api/sync/tasks/changes?since=0');
       const d1 = ok(d1res);
       assert.ok(d1.changes.created.some((r) => r.id === `b${i}`), 'the push answered 200 is in D1');
-      assert.ok(kvSeq === before.cursor || kvSeq === d1.cursor, `KV held ${inKv}: the state before (${before.cursor}) or after (${d1.cursor}) the push`);
-      const hit = kvSeq === before.cursor;
-      if (hit) hits++;
-      outcomes.push(hit ? 'hit' : 'miss');
-      if (ok(chk).cursor !== d1.cursor || cond.status !== 200 || dl.status !== 200) {
-        problems.push(`attempt ${i}: POST /api/sync {cursor: ${before.cursor}, changes: [tasks/b${i}]} → 200, worker killed (KV held ${inKv}); after restart ` +
-          `GET /api/sync/check → ${show(chk)}; GET /api/sync/check If-None-Match: ${before.etag} → ${cond.status} (${cond.headers.get('x-sync-ops')}); ` +
-          `GET /api/sync/tasks If-None-Match: ${before.etag} → ${dl.status} (${dl.headers.get('x-sync-ops')}); ` +
-          `GET /api/sync/tasks/changes?since=0 → cursor ${d1.cursor}, ETag ${d1res.headers.get('etag')}`);
+      held.push(`${inKv} (D1 ${d1.cursor})`);
+      assert.equal(kvSeq, d1.cursor, `KV held ${inKv}: the token written ahead of the commit is D1's state (${d1.cursor}), not the one before (${first.cursor})`);
+      if (ok(chk).cursor !== d1.cursor || cond.status !== 200 || dl.status !== 200 || !ok(idle).updates.some((r) => r.id === `b${i}`)) {
+        problems.push(`attempt ${i}: POST /api/sync {cursor: ${first.cursor}, changes: [tasks/b${i}]} → 200, worker killed (KV held ${inKv}); after restart ` +
+          `GET /api/sync/check → ${show(chk)}; GET /api/sync/check If-None-Match: ${first.etag} → ${cond.status} (${cond.headers.get('x-sync-ops')}); ` +
+          `GET /api/sync/tasks If-None-Match: ${first.etag} → ${dl.status} (${dl.headers.get('x-sync-ops')}); ` +
+          `POST /api/sync {cursor: ${first.cursor}} → ${show(idle)}; GET /api/sync/tasks/changes?since=0 → cursor ${d1.cursor}, ETag ${d1res.headers.get('etag')}`);
       }
     }
-    t.diagnostic(`kills after a commit: ${outcomes.join(' ')} (hit = KV still behind D1 at the kill); ${problems.length} restarts served a state token behind D1`);
+    t.diagnostic(`KV after each kill after a commit: ${held.join(', ')}`);
     assert.deepEqual(problems, [], 'the KV state token went behind D1 after a crash');
-    assert.ok(hits >= 1, `no kill of ${outcomes.length} landed between the D1 commit and the KV write-through: the test proved nothing`);
+  });
+
+  // Killed between the write-ahead and the commit. Under DEV_MODE the header
+  // X-Edgesync-Stall-Ahead holds the commit back after the token is written; the test sees
+  // the write-ahead land through the API (a conditional check with the current tag stops
+  // being answered from KV while D1 still says 304), then kills the worker: the window is
+  // provably hit. KV then holds a phantom state that no client holds.
+  test('killed between the write-ahead and the commit: the phantom token costs a D1 read, never a missed change', async (t) => {
+    const userId = newUserId('phantom');
+    const tok = await token(userId);
+    let c = api(w.url, tok);
+    const p1 = ok(await c.sync({ cursor: 0, changes: [{ type: 'tasks', id: 'a', title: 'first' }] }));
+    const p2 = ok(await c.sync({ cursor: p1.cursor, changes: [{ type: 'tasks', id: 'b', title: 'second' }] }));
+    const inm = (tag) => ({ headers: { 'if-none-match': tag } });
+    const fast = await c.get('/api/sync/check', inm(p2.etag));
+    assert.deepEqual([fast.status, parseOps(fast.headers.get('x-sync-ops')).d1], [304, 0], show(fast));
+
+    const stalled = fetch(`${w.url}/api/sync`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json', 'x-edgesync-stall-ahead': '60000' },
+      body: JSON.stringify({ cursor: p2.cursor, changes: [{ type: 'tasks', id: 'c', title: 'never committed' }] }),
+    }).then((r) => r.status, (e) => String(e.cause?.code || e.message));
+    const inWindow = await waitFor(async () => {
+      const r = await c.get('/api/sync/check', inm(p2.etag));
+      assert.equal(r.status, 304, `D1 has not committed the stalled push: ${show(r)}`);
+      return parseOps(r.headers.get('x-sync-ops')).d1 === 1 ? r : false;
+    }, 'the write-ahead of the stalled push', { intervalMs: 50 });
+    assert.equal(parseOps(inWindow.headers.get('x-sync-ops'))['kv-read'], 1, show(inWindow));
+    await w.kill();
+    t.diagnostic(`the stalled push ended with: ${await stalled}`);
+    const inKv = (await kvBulkGet(w.persistDir, [`st:${userId}`]))[`st:${userId}`];
+    const kvSeq = Number(/^(-?\d+):/.exec(inKv ?? '')?.[1]);
+    assert.ok(kvSeq > p2.cursor, `KV holds the phantom state written ahead (${inKv}), past D1's ${p2.cursor}`);
+
+    await w.restart();
+    c = api(w.url, tok);
+    const chk = await c.get('/api/sync/check');
+    assert.equal(ok(chk).cursor, p2.cursor, `D1's state, not the phantom: ${show(chk)}`);
+    assert.equal(chk.headers.get('etag'), p2.etag);
+    const cond = await c.get('/api/sync/check', inm(p2.etag));
+    assert.equal(cond.status, 304, `nothing changed, and D1 says so: ${show(cond)}`);
+    assert.deepEqual([parseOps(cond.headers.get('x-sync-ops')).d1, parseOps(cond.headers.get('x-sync-ops'))['kv-read']], [1, 1],
+      `the phantom matches no client's tag: one KV read, then D1: ${show(cond)}`);
+    const idle = await c.sync({ cursor: p2.cursor });
+    assert.deepEqual([ok(idle).cursor, idle.body.updates.length, idle.body.etag], [p2.cursor, 0, p2.etag], show(idle));
+    assert.ok(parseOps(idle.headers.get('x-sync-ops')).d1 >= 1, show(idle));
+    const behind = ok(await c.sync({ cursor: p1.cursor }));
+    assert.deepEqual(behind.updates.map((r) => r.id), ['b'], 'a pull from an older cursor gets exactly what was committed');
+    const all = ok(await c.get('/api/sync/tasks/changes?since=0'));
+    assert.deepEqual(all.changes.created.map((r) => r.id).sort(), ['a', 'b'], 'the stalled push stored nothing');
+
+    // the client retries: the push commits and the token is in step again
+    const retry = ok(await c.sync({ cursor: p2.cursor, changes: [{ type: 'tasks', id: 'c', title: 'never committed' }] }));
+    assert.ok(retry.cursor > p2.cursor, JSON.stringify(retry));
+    const again = await c.get('/api/sync/check', inm(retry.etag));
+    assert.deepEqual([again.status, parseOps(again.headers.get('x-sync-ops')).d1], [304, 0], show(again));
+    const log = w.logs();
+    assert.ok(!/panicked|RuntimeError: unreachable/.test(log), `the worker crashed:\n${log.slice(-3000)}`);
   });
 });

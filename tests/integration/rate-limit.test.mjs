@@ -204,6 +204,22 @@ describe('token bucket', () => {
     if (next.t0 - persisted.t0 < 1000) assert.equal(kvWrites.at(-1), 0, 'but not twice within a second');
   });
 
+  test('users an isolate has not seen cost about one KV read per isolate per minute, not one each', async () => {
+    // the shared set of throttled buckets is read when a new user shows up, at most once a
+    // minute per isolate: of these first requests of new users (well within a minute), at
+    // most one reads KV, and none writes it (nobody is throttled)
+    const ops = [];
+    for (let i = 0; i < 6; i++) {
+      const u = await user(srv.url);
+      const res = await u.get('/api/sync/tasks/changes?since=0');
+      ok(res);
+      ops.push(expectOps(res));
+    }
+    const reads = ops.map((o) => o['kv-read']);
+    assert.ok(reads.reduce((a, b) => a + b, 0) <= 1, `at most one KV read for six new users: ${reads}`);
+    assert.deepEqual(ops.map((o) => o['kv-write']), [0, 0, 0, 0, 0, 0]);
+  });
+
   // Last: restarts the server. The new isolate has no buckets in memory; a user it has
   // not seen is restored from KV. The refill is slowed to 1 per minute on restart, so
   // what the user gets right after the restart is decided by the persisted bucket.

@@ -1,10 +1,9 @@
 //! The collections (entity types), declared once as data.
 //!
-//! Everything type-specific (validation, defaults, SQL column lists, the JSON a record is
-//! returned as, the OpenAPI schemas) is derived from [`ENTITIES`], which build.rs generates
-//! from `collections.json` at the repository root (see the README, "Adding a collection").
-//! While records still have a table per type, a new type also needs its table in
-//! `schema.sql` (a unit test checks the two agree).
+//! Everything type-specific (validation, defaults, the OpenAPI schemas) is derived from
+//! [`ENTITIES`], which build.rs generates from `collections.json` at the repository root
+//! (see the README, "Adding a collection"). Records are stored packed ([`crate::pages`]): a
+//! type has no table.
 
 /// How a field is validated, stored and returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +44,7 @@ pub struct Field {
 
 #[derive(Debug)]
 pub struct Entity {
-    /// Name in URLs and in `type` of a change; also the table name.
+    /// Name in URLs and in `type` of a change.
     pub name: &'static str,
     pub fields: &'static [Field],
 }
@@ -173,30 +172,5 @@ mod tests {
         fixed.sort_unstable();
         fixed.dedup();
         assert_eq!(fixed, d::RESERVED_COLLECTIONS);
-    }
-
-    /// schema.sql and the specs must describe the same columns, or writes would fail at runtime.
-    #[test]
-    fn schema_sql_matches_specs() {
-        let schema = include_str!("../../../schema.sql");
-        for e in ENTITIES {
-            let start = schema
-                .find(&format!("CREATE TABLE IF NOT EXISTS {} (", e.name))
-                .unwrap_or_else(|| panic!("no table for {}", e.name));
-            let body = &schema[start..];
-            let body = &body[..body.find(") WITHOUT ROWID;").expect("table end")];
-            let columns: Vec<&str> = body
-                .lines()
-                .skip(1)
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with("PRIMARY KEY"))
-                .filter_map(|l| l.split_whitespace().next())
-                .collect();
-            let mut expected = vec!["user_id", "id", "version", "rev", "created_rev"];
-            expected.extend(&crate::envelope::FIELDS[3..]);
-            expected.extend(e.fields.iter().map(|f| f.name));
-            assert_eq!(columns, expected, "columns of {}", e.name);
-            assert!(schema.contains(&format!("CREATE INDEX IF NOT EXISTS {0}_user_rev ON {0} (user_id, rev);", e.name)));
-        }
     }
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod etag;
 pub mod openapi;
 pub mod ops;
+pub mod pages;
 pub mod parse;
 pub mod pipeline;
 pub mod plan;

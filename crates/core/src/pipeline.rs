@@ -1,12 +1,14 @@
-//! The request pipeline's decisions, pure: which requests degraded mode pauses, when the
-//! KV state token may answer, and what KV bookkeeping a request leaves behind. The worker's
-//! `driver` runs the stages (authenticate → rate-limit → degrade gate → fast path → body →
-//! handler → bookkeeping) and asks these functions at each step.
+//! The request pipeline's decisions, pure: which requests degraded mode pauses, and when
+//! the KV state token may answer (and with what: only ever "nothing changed" for what the
+//! client already holds, see [`Held`]). The worker's `driver` runs the stages
+//! (authenticate → rate-limit → degrade gate → body → KV fast path → handler) and asks
+//! these functions at each step.
 
-use crate::endpoints::{Access, Endpoint, Handler};
+use crate::endpoints::{Access, Endpoint};
 use crate::error::ApiError;
-use crate::quota::{retry_after_midnight, Mode};
-use crate::reply::{self, Reply};
+use crate::parse::Call;
+use crate::quota::{retry_after_midnight, Mode, Quotas, Usage};
+use crate::reply::{self, Page, Reply, SyncReply};
 
 /// The degrade gate, before the body is read: reads pause in degraded mode, writes only
 /// once the D1 write quota is spent. `jitter_s` spreads the clients' return (0–600 s).
@@ -40,52 +42,80 @@ pub fn sync_mode(mode: Mode, has_changes: bool) -> SyncMode {
     }
 }
 
-/// Whether the KV state token is consulted: the check always, other GETs only when
-/// conditional, and only while KV can still be written through (a token that can no
-/// longer be kept in step with D1 is not trusted).
-pub fn consults_kv(endpoint: &Endpoint, kv_ok: bool, if_none_match: Option<&str>) -> bool {
-    kv_ok && endpoint.conditional && (endpoint.handler == Handler::Check || if_none_match.is_some())
+/// What a client already holds that the KV state token may confirm unchanged.
+///
+/// **The one safety rule of the KV token:** it may only answer "nothing changed", and only
+/// when it *equals what the client already holds* (its `If-None-Match` tag, or the cursor
+/// of an idle `POST /api/sync`). A KV value is never handed to a client as a new cursor or
+/// ETag. The token is written *ahead* of the D1 commit that reaches it (see the worker's
+/// `state_cache`), so a token whose commit failed (a crash, a lost race) is a phantom
+/// sequence no client holds: it matches nobody and costs a D1 read, never a missed change.
+/// A token can only be *behind* D1 when its write was skipped or lost (the KV write
+/// budget, KV's one write per second per key, racing pushes landing out of order, another
+/// location's 60 s propagation); it then lives at most `STATE_CACHE_TTL` seconds, which is
+/// the staleness bound: a device may be told "nothing changed" for at most that long after
+/// a change, and its next pull after that finds the change by cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held<'a> {
+    /// A conditional GET's `If-None-Match`; `since` of a delta pull.
+    Tag { tag: &'a str, since: Option<i64> },
+    /// The cursor of a `POST /api/sync` without changes.
+    Cursor(i64),
 }
 
-/// The answer the KV token gives, if it can: `cached` is the token (written today),
-/// `trusted` whether this isolate has seen it agree with D1. A delta pull is answered
-/// only from `since` 0 or at or past the cached state: another `since` may be below the
-/// purge horizon, which only D1 knows. `None`: ask D1.
-pub fn answer_from_kv(
+/// Whether the KV token is worth a read for this call, and against what: conditional GETs
+/// (the check included, only with `If-None-Match`: an unconditional check wants the state
+/// itself, which only D1 may give), and an idle `POST /api/sync` from a cursor past 0 in
+/// normal mode (degraded mode pauses it before any answer). `kv_ok`: both KV budgets allow
+/// KV use (near either one the worker stops reading KV and answers from D1; a token that
+/// can no longer be written ahead of commits is not trusted either).
+pub fn kv_question<'a>(
     endpoint: &Endpoint,
-    cached: Option<i64>,
-    trusted: bool,
-    since: Option<i64>,
-    if_none_match: Option<&str>,
-    now: i64,
-) -> Option<Result<Reply, ApiError>> {
-    let seq = cached.filter(|_| trusted)?;
-    if since.is_some_and(|since| since != 0 && since < seq) {
+    call: &Call,
+    if_none_match: Option<&'a str>,
+    mode: Mode,
+    kv_ok: bool,
+) -> Option<Held<'a>> {
+    if !kv_ok {
         return None;
     }
-    match endpoint.handler {
-        Handler::Check => Some(reply::check(if_none_match, seq, now)),
-        _ => reply::not_modified(if_none_match, seq).map(Ok),
+    match call {
+        Call::Sync(req) if req.changes.is_empty() && req.cursor > 0 && mode == Mode::Normal => {
+            Some(Held::Cursor(req.cursor))
+        }
+        _ if endpoint.conditional => {
+            let since = match call {
+                Call::Changes { since, .. } => Some(*since),
+                _ => None,
+            };
+            if_none_match.map(|tag| Held::Tag { tag, since })
+        }
+        _ => None,
     }
 }
 
-/// What keeps the KV token in step with D1 after a request.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct KvFollowup {
-    /// Write this sequence through to KV (after the response).
-    pub put: Option<i64>,
-    /// KV now agrees with D1 for this user (or will once the put lands).
-    pub verified: bool,
+/// The answer the KV token gives, if it can (`cached`: the token, written today). Only
+/// ever "nothing changed" for what the client holds (see [`Held`]): a 304 for a matching
+/// tag, an empty `SyncReply` at the client's own cursor. A delta pull is answered only
+/// from `since` 0 or at or past the cached state: another `since` may be below the purge
+/// horizon, which only D1 knows. `None`: ask D1.
+pub fn answer_from_kv(held: Held<'_>, cached: Option<i64>, now: i64) -> Option<Result<Reply, ApiError>> {
+    let seq = cached?;
+    match held {
+        Held::Tag { since: Some(since), .. } if since != 0 && since < seq => None,
+        Held::Tag { tag, .. } => reply::not_modified(Some(tag), seq).map(Ok),
+        Held::Cursor(cursor) if cursor == seq => {
+            Some(Reply::json(200, &SyncReply::new(&[], &[], &Page::cut(Vec::new(), 0, seq), now)))
+        }
+        Held::Cursor(_) => None,
+    }
 }
 
-/// `seen`: the sequence D1 reported in this request, if it was asked; `wrote`: the request
-/// committed a change; `kv_seen`: what the KV token held, if it was consulted. Write
-/// through after a push, fill after a read that found the token missing or behind. Only
-/// while the KV write budget allows.
-pub fn kv_followup(seen: Option<i64>, wrote: bool, kv_seen: Option<Option<i64>>, kv_ok: bool) -> KvFollowup {
-    let Some(seq) = seen.filter(|_| kv_ok) else { return KvFollowup::default() };
-    let stale = kv_seen.is_some_and(|kv| kv != Some(seq));
-    KvFollowup { put: (wrote || stale).then_some(seq), verified: wrote || kv_seen.is_some() }
+/// Whether the rate limiter may write KV: under half of the threshold at which the state
+/// token stops being written, so that throttled clients (about one write a second while
+/// they are hammering) cannot spend the KV write budget the state token needs.
+pub fn limiter_writes_ok(q: &Quotas, u: &Usage) -> bool {
+    (u.kv_writes as f64) < q.kv_writes as f64 * q.degrade_at / 2.0
 }
 
 /// Whether a request gets its log line: every error, and a `rate` share of the rest
@@ -97,7 +127,7 @@ pub fn logs(status: u16, rate: f64, draw: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoints::ENDPOINTS;
+    use crate::endpoints::{Handler, ENDPOINTS};
 
     fn ep(h: Handler) -> &'static Endpoint {
         ENDPOINTS.iter().find(|e| e.handler == h).unwrap()
@@ -125,24 +155,77 @@ mod tests {
         assert_eq!(sync_mode(Mode::Normal, false), SyncMode::Full);
     }
 
-    #[test]
-    fn kv_answers_only_what_it_can() {
-        let (check, changes, download) = (ep(Handler::Check), ep(Handler::Changes), ep(Handler::Download));
-        assert!(consults_kv(check, true, None));
-        assert!(!consults_kv(check, false, None), "not while KV cannot be written through");
-        assert!(!consults_kv(changes, true, None), "other GETs only when conditional");
-        assert!(consults_kv(changes, true, Some("\"s1\"")));
-        assert!(!consults_kv(ep(Handler::Sync), true, Some("\"s1\"")));
+    fn sync(cursor: i64, changes: bool) -> Call {
+        let changes = if changes {
+            crate::parse::parse_sync(
+                &serde_json::json!({"changes": [{"type": "tasks", "id": "t", "title": "x"}]}),
+                crate::parse::Limits { max_changes: 10 },
+            )
+            .unwrap()
+            .changes
+        } else {
+            Vec::new()
+        };
+        Call::Sync(crate::parse::SyncRequest { cursor, changes, limit: 100 })
+    }
 
-        let tag = Some("\"s9\"");
-        assert_eq!(answer_from_kv(check, Some(9), true, None, tag, 0).unwrap().unwrap().status, 304);
-        assert_eq!(answer_from_kv(check, Some(9), true, None, None, 0).unwrap().unwrap().status, 200);
-        assert!(answer_from_kv(check, Some(9), false, None, tag, 0).is_none(), "untrusted");
-        assert!(answer_from_kv(check, None, true, None, tag, 0).is_none(), "no token");
-        assert!(answer_from_kv(download, Some(9), true, None, Some("\"s8\""), 0).is_none(), "no match: ask D1");
-        assert!(answer_from_kv(changes, Some(9), true, Some(3), tag, 0).is_none(), "since may be below the horizon");
-        assert_eq!(answer_from_kv(changes, Some(9), true, Some(0), tag, 0).unwrap().unwrap().status, 304);
-        assert_eq!(answer_from_kv(changes, Some(9), true, Some(9), tag, 0).unwrap().unwrap().status, 304);
+    #[test]
+    fn kv_is_asked_only_about_what_the_client_holds() {
+        let (check, changes, download, post) =
+            (ep(Handler::Check), ep(Handler::Changes), ep(Handler::Download), ep(Handler::Sync));
+        let tag = Some("\"s1\"");
+        let n = Mode::Normal;
+        assert_eq!(kv_question(check, &Call::Check, tag, n, true), Some(Held::Tag { tag: "\"s1\"", since: None }));
+        assert_eq!(kv_question(check, &Call::Check, None, n, true), None, "an unconditional check asks D1");
+        assert_eq!(kv_question(check, &Call::Check, tag, n, false), None, "not near a KV budget");
+        let ch = Call::Changes { entity: crate::entities::entity("tasks").unwrap(), since: 4, limit: 10 };
+        assert_eq!(kv_question(changes, &ch, tag, n, true), Some(Held::Tag { tag: "\"s1\"", since: Some(4) }));
+        assert_eq!(kv_question(changes, &ch, None, n, true), None, "other GETs only when conditional");
+        let dl = Call::Download(crate::entities::entity("tasks").unwrap(), crate::parse::Query::default());
+        assert!(kv_question(download, &dl, tag, n, true).is_some());
+        assert_eq!(kv_question(post, &sync(7, false), None, n, true), Some(Held::Cursor(7)));
+        assert_eq!(kv_question(post, &sync(7, false), tag, n, true), Some(Held::Cursor(7)), "POST: the cursor");
+        assert_eq!(kv_question(post, &sync(7, true), None, n, true), None, "a push goes to D1");
+        assert_eq!(kv_question(post, &sync(0, false), None, n, true), None, "from 0 there is no token to match");
+        assert_eq!(kv_question(post, &sync(7, false), None, Mode::Degraded, true), None, "paused, not answered");
+        assert_eq!(kv_question(post, &sync(7, false), None, n, false), None);
+    }
+
+    #[test]
+    fn kv_answers_only_nothing_changed_for_what_the_client_holds() {
+        let tag = |since| Held::Tag { tag: "\"s9\"", since };
+        assert_eq!(answer_from_kv(tag(None), Some(9), 0).unwrap().unwrap().status, 304);
+        assert!(answer_from_kv(tag(None), Some(10), 0).is_none(), "another token (newer, or a phantom): ask D1");
+        assert!(answer_from_kv(tag(None), None, 0).is_none(), "no token");
+        let any = Held::Tag { tag: "*", since: None };
+        assert_eq!(answer_from_kv(any, Some(9), 0).unwrap().unwrap().status, 304, "* matches any state, as in D1");
+        assert!(answer_from_kv(tag(Some(3)), Some(9), 0).is_none(), "since may be below the horizon");
+        assert_eq!(answer_from_kv(tag(Some(0)), Some(9), 0).unwrap().unwrap().status, 304);
+        assert_eq!(answer_from_kv(tag(Some(9)), Some(9), 0).unwrap().unwrap().status, 304);
+
+        let idle = answer_from_kv(Held::Cursor(9), Some(9), 5).unwrap().unwrap();
+        assert_eq!(idle.status, 200);
+        let body: serde_json::Value = serde_json::from_str(idle.body.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"applied": [], "conflicts": [], "updates": [], "deleted": [], "cursor": 9,
+                "has_more": false, "etag": "\"s9\"", "server_time": 5})
+        );
+        let page = Page::cut(Vec::new(), 100, 9);
+        let from_d1 = serde_json::to_value(SyncReply::new(&[], &[], &page, 5)).unwrap();
+        assert_eq!(body, from_d1, "the same reply D1 gives an idle sync at its cursor");
+        assert!(answer_from_kv(Held::Cursor(8), Some(9), 5).is_none(), "something changed: D1 pulls it");
+        assert!(answer_from_kv(Held::Cursor(10), Some(9), 5).is_none());
+        assert!(answer_from_kv(Held::Cursor(9), None, 5).is_none());
+    }
+
+    #[test]
+    fn the_limiter_leaves_the_state_token_its_share_of_kv_writes() {
+        let q = Quotas { kv_writes: 1_000, ..Quotas::default() };
+        let at = |kv_writes| Usage { kv_writes, ..Usage::default() };
+        assert!(limiter_writes_ok(&q, &at(449)));
+        assert!(!limiter_writes_ok(&q, &at(450)), "half of the 90 % threshold");
+        assert!(q.kv_writes_ok(&at(450)), "the state token is still written");
     }
 
     #[test]
@@ -151,16 +234,5 @@ mod tests {
         assert!(logs(200, 1.0, 0.999), "rate 1: every request");
         assert!(!logs(200, 0.0, 0.0), "rate 0: no successes");
         assert!(logs(304, 0.1, 0.05) && !logs(304, 0.1, 0.15));
-    }
-
-    #[test]
-    fn kv_stays_in_step_with_d1() {
-        assert_eq!(kv_followup(Some(5), true, None, true), KvFollowup { put: Some(5), verified: true });
-        assert_eq!(kv_followup(Some(5), false, Some(Some(4)), true), KvFollowup { put: Some(5), verified: true });
-        assert_eq!(kv_followup(Some(5), false, Some(None), true), KvFollowup { put: Some(5), verified: true });
-        assert_eq!(kv_followup(Some(5), false, Some(Some(5)), true), KvFollowup { put: None, verified: true });
-        assert_eq!(kv_followup(Some(5), false, None, true), KvFollowup { put: None, verified: false });
-        assert_eq!(kv_followup(Some(5), true, None, false), KvFollowup::default(), "KV budget spent");
-        assert_eq!(kv_followup(None, false, Some(None), true), KvFollowup::default());
     }
 }

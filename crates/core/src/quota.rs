@@ -1,6 +1,8 @@
 //! Daily quota decisions (contract §5). The worker counts its own use per UTC day (no API
 //! tells a Worker its usage) and, near a limit, degrades with write priority: reads pause,
-//! writes go on until the D1 write quota itself is spent. Pure: counters in, mode out.
+//! writes go on until the D1 write quota itself is spent. The KV budgets never pause
+//! anything: near them the worker stops using KV and answers from D1. Pure: counters in,
+//! mode out.
 
 use serde::Serialize;
 
@@ -83,8 +85,9 @@ fn frac(used: u64, limit: u64) -> f64 {
 }
 
 impl Quotas {
-    /// The KV write budget is guarded on its own (see [`Quotas::kv_writes_ok`]) rather than
-    /// by pausing reads, since the worker can simply stop writing KV.
+    /// The KV budgets are not part of the mode: KV never pauses reads (contract §5). Near
+    /// either one the worker stops using KV and answers from D1 instead (see
+    /// [`Quotas::kv_reads_ok`], [`Quotas::kv_writes_ok`]).
     pub fn mode(&self, u: &Usage) -> Mode {
         if u.rows_written >= self.rows_written {
             return Mode::WritesRefused;
@@ -93,7 +96,6 @@ impl Quotas {
             frac(u.requests, self.requests),
             frac(u.rows_read, self.rows_read),
             frac(u.rows_written, self.rows_written),
-            frac(u.kv_reads, self.kv_reads),
         ]
         .into_iter()
         .fold(0.0, f64::max);
@@ -104,11 +106,22 @@ impl Quotas {
         }
     }
 
-    /// Below the threshold of the KV write budget, KV may be written and trusted; past it
-    /// the worker stops writing KV and answers conditional GETs from D1, since a KV state
-    /// token that can no longer be written through could be stale.
+    /// Below the threshold of the KV write budget, KV may be written: the state token ahead
+    /// of commits, throttled users' buckets. Past it the worker writes no KV, and stops
+    /// trusting the state token too (it can no longer be kept in step with D1).
     pub fn kv_writes_ok(&self, u: &Usage) -> bool {
         frac(u.kv_writes, self.kv_writes) < self.degrade_at
+    }
+
+    /// Below the threshold of the KV read budget, KV may be read; past it the worker answers
+    /// from D1 and its rate limiter works from isolate memory alone.
+    pub fn kv_reads_ok(&self, u: &Usage) -> bool {
+        frac(u.kv_reads, self.kv_reads) < self.degrade_at
+    }
+
+    /// Whether the KV state token may answer: both budgets allow KV use.
+    pub fn kv_trusted(&self, u: &Usage) -> bool {
+        self.kv_reads_ok(u) && self.kv_writes_ok(u)
     }
 
     /// `{used, limit, percent}` per quota, for the admin report.
@@ -171,8 +184,14 @@ mod tests {
         assert_eq!(q.mode(&Usage { rows_written: 9, ..Usage::default() }), Mode::Degraded);
         assert_eq!(q.mode(&Usage { rows_written: 10, ..Usage::default() }), Mode::WritesRefused);
         assert_eq!(q.mode(&Usage { kv_writes: 10, ..Usage::default() }), Mode::Normal, "KV writes are guarded apart");
+        assert_eq!(q.mode(&Usage { kv_reads: 100, ..Usage::default() }), Mode::Normal, "KV reads never pause reads");
         assert!(q.kv_writes_ok(&Usage { kv_writes: 8, ..Usage::default() }));
         assert!(!q.kv_writes_ok(&Usage { kv_writes: 9, ..Usage::default() }));
+        assert!(q.kv_reads_ok(&Usage { kv_reads: 89, ..Usage::default() }));
+        assert!(!q.kv_reads_ok(&Usage { kv_reads: 90, ..Usage::default() }));
+        assert!(q.kv_trusted(&Usage { kv_reads: 89, kv_writes: 8, ..Usage::default() }));
+        assert!(!q.kv_trusted(&Usage { kv_reads: 90, ..Usage::default() }), "near the read budget");
+        assert!(!q.kv_trusted(&Usage { kv_writes: 9, ..Usage::default() }), "near the write budget");
     }
 
     #[test]

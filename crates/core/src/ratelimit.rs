@@ -1,7 +1,13 @@
 //! Token bucket per user (contract §5): `burst` tokens, refilled continuously at
-//! `per_minute`. Exact within an isolate, where buckets live in memory; a bucket is
-//! persisted to KV only while its user is being throttled (below half the burst), at most
-//! once per second, so a user within limits costs no KV write. Pure arithmetic here.
+//! `per_minute`. Exact within an isolate, where buckets live in memory. Isolates share
+//! what matters across them, the users being throttled (below half the burst), through
+//! one KV value, [`Throttled`]: an isolate reads it at most once a minute (and only when a
+//! user it has no bucket for shows up), and writes it only from a request of a throttled
+//! user whose bucket the shared value under-reports: once when the user becomes throttled,
+//! then at most once a second. A user within limits costs no KV write, and no KV read of
+//! their own. Pure arithmetic here.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +80,130 @@ impl Policy {
         b.tokens < self.burst / 2.0
     }
 
+    /// Tokens `b` holds at `now`.
+    pub fn tokens_at(&self, b: Bucket, now: i64) -> f64 {
+        self.refill(b, now)
+    }
+
+    /// The less generous of two views of one user's bucket (this isolate's and the shared
+    /// one): each isolate only sees its own requests, so the emptier bucket is the truer.
+    pub fn stricter(&self, a: Bucket, b: Bucket, now: i64) -> Bucket {
+        if self.refill(b, now) < self.refill(a, now) {
+            b
+        } else {
+            a
+        }
+    }
+
+    /// Seconds a shared bucket can matter: the time an empty bucket takes to refill.
+    pub fn shared_ttl(&self) -> u64 {
+        self.secs_until(self.burst).max(60)
+    }
+}
+
+/// Milliseconds between an isolate's reads of the shared [`Throttled`] value.
+pub const SHARED_READ_MS: i64 = 60_000;
+/// Milliseconds between an isolate's writes of it (KV takes one write per second per key).
+pub const SHARED_WRITE_MS: i64 = 1_000;
+
+/// The buckets of the users being throttled, by user, as one KV value every isolate reads
+/// (at most once a minute) and writes (only for a throttled user, see [`writes_shared`]).
+/// Lost updates between isolates (last write wins) only make the limit more lenient for
+/// a while, never stricter than the truth of some isolate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Throttled(BTreeMap<String, Bucket>);
+
+impl Throttled {
+    /// Entries kept at most (the most throttled win); about 60 bytes each.
+    pub const MAX: usize = 1_000;
+
+    /// The value as stored; anything unreadable (an older format, a torn value) is empty:
+    /// the shared set only ever saves work.
+    pub fn decode(text: &str) -> Throttled {
+        serde_json::from_str(text).unwrap_or_default()
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    pub fn get(&self, user: &str) -> Option<Bucket> {
+        self.0.get(user).copied()
+    }
+
+    /// Every user's bucket.
+    pub fn iter_entries(&self) -> impl Iterator<Item = (&str, Bucket)> {
+        self.0.iter().map(|(u, b)| (u.as_str(), *b))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `self` with `others` merged in (the stricter bucket of a user wins), without the
+    /// buckets that are full again at `now` (a user nobody has a bucket for starts full
+    /// anyway), and at most [`Throttled::MAX`] entries, the emptiest.
+    pub fn merged<'a>(
+        &self,
+        others: impl IntoIterator<Item = (&'a str, Bucket)>,
+        policy: &Policy,
+        now: i64,
+    ) -> Throttled {
+        let mut map = self.0.clone();
+        for (user, b) in others {
+            let b = match map.get(user) {
+                Some(known) => policy.stricter(*known, b, now),
+                None => b,
+            };
+            map.insert(user.to_string(), b);
+        }
+        map.retain(|_, b| policy.tokens_at(*b, now) < policy.burst);
+        if map.len() > Self::MAX {
+            let mut all: Vec<(String, Bucket)> = map.into_iter().collect();
+            all.sort_by(|a, b| policy.tokens_at(a.1, now).total_cmp(&policy.tokens_at(b.1, now)));
+            all.truncate(Self::MAX);
+            map = all.into_iter().collect();
+        }
+        Throttled(map)
+    }
+}
+
+/// Whether a request of a user whose bucket is now `bucket` writes the shared value. Only
+/// while the user is being throttled, and only with news: a user the shared value does
+/// not hold (or holds as full again) is written at once, so other isolates learn of a new
+/// throttle promptly; a user it holds is rewritten only when the shared bucket is more
+/// generous by half a token or more (a token was taken since), and at most once a second
+/// per isolate (`last_write`: this isolate's last write of the key).
+pub fn writes_shared(
+    policy: &Policy,
+    bucket: Bucket,
+    shared: Option<Bucket>,
+    now: i64,
+    last_write: Option<i64>,
+) -> bool {
+    if !policy.should_persist(bucket) {
+        return false;
+    }
+    match shared.filter(|s| policy.tokens_at(*s, now) < policy.burst) {
+        None => true,
+        Some(s) => {
+            last_write.is_none_or(|at| now.saturating_sub(at) >= SHARED_WRITE_MS || now < at)
+                && policy.tokens_at(s, now) >= policy.tokens_at(bucket, now) + 0.5
+        }
+    }
+}
+
+/// Whether an isolate that last read the shared value at `last_read` reads it again now.
+pub fn reads_shared(now: i64, last_read: Option<i64>) -> bool {
+    last_read.is_none_or(|at| now.saturating_sub(at) >= SHARED_READ_MS || now < at)
+}
+
+impl Policy {
     /// `RateLimit-Policy` (IETF httpapi ratelimit-headers draft syntax).
     pub fn policy_header(&self) -> String {
         // The window is the time a burst takes to refill.
@@ -126,6 +256,51 @@ mod tests {
     fn persistence_only_below_half() {
         assert!(!P.should_persist(Bucket { tokens: 2.0, at_ms: 0 }));
         assert!(P.should_persist(Bucket { tokens: 1.0, at_ms: 0 }));
+    }
+
+    #[test]
+    fn the_shared_set_keeps_the_stricter_bucket_and_forgets_full_ones() {
+        let s = Throttled::default().merged([("a", Bucket { tokens: 1.0, at_ms: 0 })], &P, 0);
+        assert_eq!(s.get("a"), Some(Bucket { tokens: 1.0, at_ms: 0 }));
+        let s2 = s.merged([("a", Bucket { tokens: 0.0, at_ms: 0 })], &P, 0);
+        assert_eq!(s2.get("a").unwrap().tokens, 0.0, "the emptier view wins");
+        let s3 = s2.merged([("a", Bucket { tokens: 3.0, at_ms: 0 })], &P, 0);
+        assert_eq!(s3.get("a").unwrap().tokens, 0.0, "a fuller view does not undo a throttle");
+        assert!(s3.merged([], &P, 3_000).is_empty(), "full again after 3 s at 1/s: dropped");
+        assert_eq!(Throttled::decode(&s3.encode()), s3);
+        assert!(Throttled::decode("{\"tokens\":1,\"at_ms\":0}").is_empty(), "an older per-user value");
+        assert!(Throttled::decode("not json").is_empty());
+        let many = Throttled::default().merged(
+            (0..Throttled::MAX + 5).map(|i| {
+                (Box::leak(format!("u{i}").into_boxed_str()) as &str, Bucket { tokens: (i % 3) as f64 * 0.5, at_ms: 0 })
+            }),
+            &P,
+            0,
+        );
+        assert_eq!(many.len(), Throttled::MAX);
+        assert!(many.0.values().all(|b| b.tokens <= 1.0), "the emptiest are kept");
+    }
+
+    #[test]
+    fn the_shared_set_is_written_once_a_second_at_most_and_only_with_news() {
+        let low = Bucket { tokens: 1.0, at_ms: 0 };
+        assert!(!writes_shared(&P, Bucket { tokens: 2.0, at_ms: 0 }, None, 0, None), "not throttled");
+        assert!(writes_shared(&P, low, None, 0, None), "throttled, unknown to the set");
+        assert!(writes_shared(&P, low, None, 10, Some(0)), "a newly throttled user is written at once");
+        let full_again = Bucket { tokens: 0.0, at_ms: -5_000 };
+        assert!(writes_shared(&P, low, Some(full_again), 10, Some(0)), "an entry full again counts as none");
+        assert!(!writes_shared(&P, low, Some(low), 0, None), "the set already says as much");
+        let after_take = Bucket { tokens: 0.0, at_ms: 0 };
+        assert!(!writes_shared(&P, after_take, Some(low), 999, Some(0)), "within a second of the last write");
+        assert!(writes_shared(&P, after_take, Some(low), 1_000, Some(0)), "a token was taken since");
+        assert!(writes_shared(&P, after_take, Some(low), 1_000, Some(1_500)), "a clock that went back");
+        assert!(!writes_shared(&P, low, Some(after_take), 1_000, Some(0)), "the set is stricter");
+        assert!(reads_shared(0, None));
+        assert!(!reads_shared(59_999, Some(0)));
+        assert!(reads_shared(60_000, Some(0)));
+        assert!(reads_shared(0, Some(10)), "a clock that went back");
+        assert_eq!(Policy { burst: 30.0, per_minute: 30.0 }.shared_ttl(), 60);
+        assert_eq!(Policy { burst: 30.0, per_minute: 1.0 }.shared_ttl(), 1_800);
     }
 
     #[test]

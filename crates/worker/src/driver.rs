@@ -1,7 +1,8 @@
 //! One request, start to end, as a pipeline of small named stages:
 //!
-//! route → authenticate → rate-limit → query → degrade gate → KV fast path → body →
-//! handler → KV bookkeeping, then the deferred writes, the usage count and one log line.
+//! route → authenticate → rate-limit → query → degrade gate → body → KV fast path →
+//! handler (its store writing the KV state token ahead of every commit), then the
+//! deferred writes, the usage count and one log line.
 //!
 //! Each stage is a short function here; what it decides is asked of the pure
 //! `edgesync_core` (endpoints, pipeline, parse, auth, ratelimit, quota), which is where
@@ -36,10 +37,9 @@ use crate::{state_cache, usage};
 struct Trace {
     user: Option<UserId>,
     headers: Vec<(&'static str, String)>,
-    /// The KV state token was consulted: Some(what it held).
-    kv_seen: Option<Option<i64>>,
+    /// The KV state token was consulted, and whether it answered.
+    kv_consulted: bool,
     kv_hit: bool,
-    put_state: Option<i64>,
     persist: Option<Persist>,
 }
 
@@ -135,12 +135,12 @@ async fn run(
     let query = query(pass, endpoint)?;
     pipeline::gate(endpoint.access, mode, pass.now, jitter())?;
     let if_none_match = header(&pass.req, "If-None-Match");
+    let call = body(pass, endpoint, entity, query).await?;
     if let Some(user) = &user {
-        if let Some(reply) = fast_path(pass, endpoint, user, &query, if_none_match.as_deref()).await {
+        if let Some(reply) = fast_path(pass, endpoint, &call, user, if_none_match.as_deref(), mode).await {
             return reply;
         }
     }
-    let call = body(pass, endpoint, entity, query).await?;
     let db = match endpoint.auth {
         Auth::User | Auth::Admin => Some(pass.env.d1("DB")?),
         Auth::Public | Auth::Dev => None,
@@ -148,7 +148,7 @@ async fn run(
     let cx = Cx {
         isolate: pass.isolate,
         store: match (&user, &db) {
-            (Some(u), Some(db)) => Some(Store::new(db, u.clone(), pass.ops)),
+            (Some(u), Some(db)) => Some(user_store(pass, db, u, pass.ops)),
             _ => None,
         },
         now: pass.now,
@@ -158,13 +158,35 @@ async fn run(
         ops: pass.ops,
         authorization: header(&pass.req, "Authorization"),
     };
-    let result = handlers::dispatch(&cx, call).await;
-    if !result.as_ref().is_err_and(|e| matches!(e, ApiError::Degraded { .. })) {
-        if let Some(store) = &cx.store {
-            keep_kv_in_step(pass, store);
-        }
+    handlers::dispatch(&cx, call).await
+}
+
+/// The user's store, writing the KV state token ahead of every commit (awaited, before the
+/// batch is sent; see `state_cache`) while the KV write budget allows. Under `DEV_MODE`,
+/// `X-Edgesync-Stall-Ahead: <ms>` holds the commit back that long after the write-ahead
+/// (tests/integration/crash-safety.test.mjs kills the worker in that window).
+fn user_store<'s>(pass: &Pass<'_>, db: &'s worker::D1Database, user: &UserId, ops: &'s Ops) -> Store<'s> {
+    let store = Store::new(db, user.clone(), ops);
+    let config = &pass.isolate.config;
+    if !config.quotas.kv_writes_ok(&pass.today) {
+        return store;
     }
-    result
+    let Ok(kv) = pass.env.kv("CACHE") else { return store };
+    let stall = match config.dev_mode {
+        true => header(&pass.req, "X-Edgesync-Stall-Ahead").and_then(|v| v.trim().parse::<u64>().ok()),
+        false => None,
+    }
+    .map(|ms| ms.min(120_000));
+    let (user, day, ttl) = (user.as_str().to_string(), quota::day(pass.now), config.state_cache_ttl);
+    store.with_ahead(Box::new(move |seq| {
+        let (kv, user) = (kv.clone(), user.clone());
+        Box::pin(async move {
+            state_cache::put(kv, user, seq, day, ttl, ops).await;
+            if let Some(ms) = stall {
+                worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+            }
+        })
+    }))
 }
 
 /// Stage: who is calling. User endpoints need a valid JWT (checked against the real
@@ -195,9 +217,10 @@ async fn authenticate(pass: &mut Pass<'_>, endpoint: &Endpoint) -> Result<Option
 async fn rate_limit(pass: &mut Pass<'_>, user: &UserId) -> Result<(), ApiError> {
     let config = &pass.isolate.config;
     let kv = pass.env.kv("CACHE")?;
-    let kv_ok = config.quotas.kv_writes_ok(&pass.today);
+    let (read_ok, write_ok) =
+        (config.quotas.kv_reads_ok(&pass.today), pipeline::limiter_writes_ok(&config.quotas, &pass.today));
     let (verdict, persist) =
-        limiter::take(&pass.isolate.buckets, &kv, user, config.rate, pass.now, kv_ok, pass.ops).await;
+        limiter::take(&pass.isolate.buckets, &kv, user, config.rate, pass.now, read_ok, write_ok, pass.ops).await;
     pass.trace.persist = persist;
     pass.trace.headers.push(("RateLimit-Policy", config.rate.policy_header()));
     pass.trace.headers.push(("RateLimit", ratelimit_header(&verdict)));
@@ -221,27 +244,26 @@ fn query(pass: &Pass<'_>, endpoint: &Endpoint) -> Result<Query, ApiError> {
     parse::parse_query(endpoint.query, pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
 }
 
-/// Stage: the KV fast path (contract §3.2): the check, and conditional GETs, answered
-/// from the user's state token without D1 when `pipeline` says it may.
+/// Stage: the KV fast path (contract §3.2): "nothing changed" answered from the user's
+/// state token without D1, when `pipeline` says the token may answer this call (only ever
+/// for what the client already holds: a matching tag, an idle sync at its cursor).
 async fn fast_path(
     pass: &mut Pass<'_>,
     endpoint: &Endpoint,
+    call: &parse::Call,
     user: &UserId,
-    query: &Query,
     if_none_match: Option<&str>,
+    mode: quota::Mode,
 ) -> Option<Result<Reply, ApiError>> {
-    let kv_ok = pass.isolate.config.quotas.kv_writes_ok(&pass.today);
-    if !pipeline::consults_kv(endpoint, kv_ok, if_none_match) {
-        return None;
-    }
+    let kv_ok = pass.isolate.config.quotas.kv_trusted(&pass.today);
+    let held = pipeline::kv_question(endpoint, call, if_none_match, mode, kv_ok)?;
     let kv = match pass.env.kv("CACHE") {
         Ok(kv) => kv,
         Err(e) => return Some(Err(e.into())),
     };
     let cached = state_cache::get(&kv, user.as_str(), quota::day(pass.now), pass.ops).await;
-    pass.trace.kv_seen = Some(cached);
-    let trusted = pass.isolate.verified.borrow().contains(user.as_str());
-    let answer = pipeline::answer_from_kv(endpoint, cached, trusted, query.since, if_none_match, pass.now);
+    pass.trace.kv_consulted = true;
+    let answer = pipeline::answer_from_kv(held, cached, pass.now);
     pass.trace.kv_hit = answer.is_some();
     answer
 }
@@ -261,31 +283,12 @@ async fn body(
     parse::call(endpoint, entity, query, body.as_ref(), Limits { max_changes: config.max_changes })
 }
 
-/// Stage: keep the KV token in step with D1 (decided by `pipeline::kv_followup`).
-fn keep_kv_in_step(pass: &mut Pass<'_>, store: &Store<'_>) {
-    let kv_ok = pass.isolate.config.quotas.kv_writes_ok(&pass.today);
-    let next = pipeline::kv_followup(store.seen_seq(), store.wrote(), pass.trace.kv_seen, kv_ok);
-    pass.trace.put_state = next.put;
-    if next.verified {
-        if let Some(user) = &pass.trace.user {
-            pass.isolate.verified.borrow_mut().insert(user.as_str());
-        }
-    }
-}
-
 /// Deferred writes: counted now (they are this request's cost), done after the response.
 fn defer_writes(pass: &mut Pass<'_>, ctx: &Context) {
     let Ok(kv) = pass.env.kv("CACHE") else { return };
-    let config = &pass.isolate.config;
-    if let (Some(seq), Some(user)) = (pass.trace.put_state, &pass.trace.user) {
-        pass.ops.kv(0, 1, 0.0);
-        let day = quota::day(pass.now);
-        ctx.wait_until(state_cache::put(kv.clone(), user.as_str().to_string(), seq, day, config.state_cache_ttl));
-    }
     if let Some(p) = pass.trace.persist.take() {
         pass.ops.kv(0, 1, 0.0);
-        let ttl = (config.rate.burst / config.rate.per_minute.max(1.0) * 60.0).ceil() as u64;
-        ctx.wait_until(limiter::persist(kv, p, ttl));
+        ctx.wait_until(limiter::persist(kv, p));
     }
 }
 
@@ -298,8 +301,8 @@ fn count_usage(pass: &Pass<'_>, isolate: &std::rc::Rc<Isolate>, ctx: &Context) {
         rows_written: ops.rows_written.get(),
         kv_reads: ops.kv_read.get(),
         kv_writes: ops.kv_write.get(),
-        kv_hits: u64::from(trace.kv_seen.is_some() && trace.kv_hit),
-        kv_misses: u64::from(trace.kv_seen.is_some() && !trace.kv_hit),
+        kv_hits: u64::from(trace.kv_consulted && trace.kv_hit),
+        kv_misses: u64::from(trace.kv_consulted && !trace.kv_hit),
     };
     let now = pass.now;
     if usage::record(&pass.isolate.usage, &cost, now, config.usage_flush_requests, config.usage_flush_secs) {

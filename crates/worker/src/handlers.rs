@@ -177,7 +177,7 @@ async fn admin_usage(cx: &Cx<'_>) -> Result<Reply, ApiError> {
             "usage": q.report(&totals),
             "mode": q.mode(&totals),
             "degraded": q.mode(&totals) != Mode::Normal,
-            "kv_trusted": q.kv_writes_ok(&totals),
+            "kv_trusted": q.kv_trusted(&totals),
             "degrade_at": q.degrade_at,
             "kv_fast_path": {"hits": totals.kv_hits, "misses": totals.kv_misses, "hit_ratio": totals.hit_ratio()},
             "timestamp": cx.now,

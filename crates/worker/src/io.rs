@@ -89,6 +89,14 @@ pub async fn kv_put(kv: KvStore, key: String, value: String, ttl: u64) {
     }
 }
 
+/// [`kv_put`] awaited within the request, charged (and timed) as one write. A failed write
+/// is logged, never an error: KV only ever saves work.
+pub async fn kv_put_now(kv: KvStore, key: String, value: String, ttl: u64, ops: &Ops) {
+    let started = now_ms();
+    kv_put(kv, key, value, ttl).await;
+    ops.kv(0, 1, elapsed(started));
+}
+
 fn elapsed(started: i64) -> f64 {
     now_ms().saturating_sub(started) as f64
 }

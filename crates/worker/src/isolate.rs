@@ -2,11 +2,11 @@
 //! (read once: an isolate runs one deployment, whose bindings do not change), the token
 //! verifier (parsing a JWKS's keys per request would cost CPU for nothing) and the
 //! tokens it has verified, the
-//! serialized OpenAPI document, the rate-limit buckets, the users whose KV state token
-//! has been seen to agree with D1, and the usage counters not yet flushed.
+//! serialized OpenAPI document, the rate-limit buckets (and its view of the shared set of
+//! throttled users), and the usage counters not yet flushed. Nothing about the KV state
+//! token: it is trusted in every isolate alike (see `state_cache`).
 
 use std::cell::{OnceCell, RefCell};
-use std::collections::HashSet;
 use std::rc::Rc;
 
 use worker::Env;
@@ -25,7 +25,6 @@ pub struct Isolate {
     pub keys: crate::crypto::Keys,
     openapi: OnceCell<String>,
     pub buckets: RefCell<limiter::Buckets>,
-    pub verified: RefCell<Verified>,
     pub usage: RefCell<usage::Acc>,
 }
 
@@ -59,7 +58,6 @@ impl Isolate {
             keys: crate::crypto::Keys::default(),
             openapi: OnceCell::new(),
             buckets: RefCell::default(),
-            verified: RefCell::default(),
             usage: RefCell::default(),
         }
     }
@@ -68,27 +66,5 @@ impl Isolate {
     pub fn openapi(&self) -> &str {
         self.openapi
             .get_or_init(|| edgesync_core::openapi::document(self.config.max_changes, self.config.dev_mode).to_string())
-    }
-}
-
-/// Users whose KV token this isolate has seen agree with D1 (or has written itself).
-/// Only their tokens answer requests: a token written before this isolate started may
-/// be behind D1 if the isolate that committed the change died before its deferred
-/// write-through (a crash or redeploy). Costs one D1 read per user per isolate.
-#[derive(Default)]
-pub struct Verified(HashSet<String>);
-
-impl Verified {
-    const MAX: usize = 50_000;
-
-    pub fn contains(&self, user: &str) -> bool {
-        self.0.contains(user)
-    }
-
-    pub fn insert(&mut self, user: &str) {
-        if self.0.len() >= Self::MAX {
-            self.0.clear();
-        }
-        self.0.insert(user.to_string());
     }
 }

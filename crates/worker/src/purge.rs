@@ -1,57 +1,43 @@
-//! The daily tombstone purge (contract §4.4), run by the cron trigger. Deletes tombstones
-//! older than the retention in bounded batches and raises each affected user's purge
-//! horizon to the newest rev it removed, so a delta pull from before it gets 410 instead
-//! of silently missing deletions.
+//! The daily tombstone purge (contract §4.4), run by the cron trigger. D1 finds the users
+//! with tombstones older than the retention (one statement over the pages' JSON); each
+//! user's pages are then rewritten without them, and the user's purge horizon raised to
+//! the newest rev removed, so a delta pull from before it gets 410 instead of silently
+//! missing deletions. Bounded per run: [`USERS`] users per round, [`ROUNDS`] rounds.
 
+use serde::Deserialize;
 use worker::D1Database;
 
-use edgesync_core::entities::{Entity, ENTITIES};
+use edgesync_core::envelope::UserId;
 use edgesync_core::error::ApiError;
 use edgesync_core::ops::Ops;
+use edgesync_core::sql;
 
 use crate::io::{self, num};
+use crate::store::Store;
 
-/// Tombstones removed per statement pair, and batches per table per run: bounds one
-/// run to 10 × 500 rows per table, well inside D1's per-invocation limits.
-const BATCH: i64 = 500;
-const MAX_BATCHES: usize = 10;
+const USERS: i64 = 100;
+const ROUNDS: usize = 10;
 
-/// Oldest tombstones first; both statements of a batch see the same rows (one transaction).
-fn doomed(e: &Entity) -> String {
-    format!(
-        "WITH doomed AS (SELECT user_id, id, rev FROM {} WHERE deleted_at IS NOT NULL AND deleted_at < ?1 \
-         ORDER BY deleted_at, user_id, id LIMIT ?2)",
-        e.name
-    )
-}
-
-fn raise_horizons(e: &Entity) -> String {
-    format!(
-        "{} UPDATE user_state SET purge_horizon = max(purge_horizon, \
-         (SELECT max(rev) FROM doomed WHERE doomed.user_id = user_state.user_id)) \
-         WHERE user_id IN (SELECT user_id FROM doomed)",
-        doomed(e)
-    )
-}
-
-fn delete(e: &Entity) -> String {
-    format!("{} DELETE FROM {} WHERE (user_id, id) IN (SELECT user_id, id FROM doomed)", doomed(e), e.name)
+#[derive(Deserialize)]
+struct Candidate {
+    user_id: String,
 }
 
 /// Purges tombstones deleted before `cutoff_ms`; returns how many were removed.
 pub async fn run(db: &D1Database, cutoff_ms: i64) -> Result<u64, ApiError> {
-    let params = [num(cutoff_ms), num(BATCH)];
     let ops = Ops::default();
     let mut removed = 0;
-    for e in ENTITIES {
-        for _ in 0..MAX_BATCHES {
-            let stmts = vec![db.prepare(raise_horizons(e)).bind(&params)?, db.prepare(delete(e)).bind(&params)?];
-            let res = io::batch(db, &ops, stmts).await?;
-            let n = res.get(1).and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0) as u64;
-            removed += n;
-            if n < BATCH as u64 {
-                break;
-            }
+    for _ in 0..ROUNDS {
+        let stmt = db.prepare(sql::PURGE_CANDIDATES).bind(&[num(cutoff_ms), num(USERS)])?;
+        let res = io::batch(db, &ops, vec![stmt]).await?;
+        let users = io::rows::<Candidate>(&res[0])?;
+        let n = users.len();
+        for c in users {
+            let Some(user) = UserId::parse(&c.user_id) else { continue };
+            removed += Store::new(db, user, &ops).purge(cutoff_ms, io::now_ms()).await? as u64;
+        }
+        if (n as i64) < USERS {
+            break;
         }
     }
     Ok(removed)

@@ -1,22 +1,23 @@
-//! D1 access for one verified user. Every call is one `batch()` (one round trip, one
-//! transaction); every statement is bound to the user id this store was made for.
-//! Rows are decoded into typed structs and fail loudly; costs go to the request's `Ops`.
+//! D1 access for one verified user, over the packed pages of [`edgesync_core::pages`].
+//! Every call is one `batch()` (one round trip, one transaction); every statement is bound
+//! to the user id this store was made for. Rows are decoded into typed structs and fail
+//! loudly; costs go to the request's `Ops`.
 
-use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result};
 
-use edgesync_core::entities::{self, Entity};
-use edgesync_core::envelope::{Record, RecordId, Stored, UserId};
+use edgesync_core::entities::Entity;
+use edgesync_core::envelope::{RecordId, UserId};
 use edgesync_core::error::ApiError;
 use edgesync_core::ops::Ops;
+use edgesync_core::pages::{self, Head, Pages};
 use edgesync_core::parse::{Change, Op};
 use edgesync_core::plan::{self, Key, Plan};
-use edgesync_core::reply::{lenient_int, Page, PullRow, PulledRow};
+use edgesync_core::reply::{lenient_int, Page};
 use edgesync_core::sql;
 
 use crate::io::{self, num, text};
@@ -41,9 +42,6 @@ pub struct Store<'a> {
     user: UserId,
     ops: &'a Ops,
     ahead: Option<Ahead<'a>>,
-    /// The user's sequence as last read from or written to D1 by this store.
-    seen: Cell<Option<i64>>,
-    wrote: Cell<bool>,
 }
 
 /// The user's sequence (its state) and tombstone purge horizon.
@@ -55,25 +53,51 @@ pub struct State {
     pub horizon: i64,
 }
 
-/// A row that carries a record's JSON text (`... AS rec`).
+/// A page row as `sql::HEAD` / `sql::ALL` select it (`page` only in `ALL`).
 #[derive(Deserialize)]
-struct RecRow {
-    rec: String,
+struct PageRow {
+    #[serde(default, deserialize_with = "lenient_u32")]
+    page: u32,
+    #[serde(deserialize_with = "lenient_int")]
+    rev: i64,
+    #[serde(deserialize_with = "lenient_int")]
+    horizon: i64,
+    push_id: Option<String>,
+    #[serde(deserialize_with = "lenient_u32")]
+    buckets: u32,
+    #[serde(deserialize_with = "lenient_int")]
+    count: i64,
+    dir: String,
+    body: String,
 }
 
+/// A bucket row as `sql::BUCKETS` selects it.
 #[derive(Deserialize)]
-struct MaxRev {
-    #[serde(default, deserialize_with = "opt_int")]
-    m: Option<i64>,
+struct BucketRow {
+    #[serde(deserialize_with = "lenient_u32")]
+    page: u32,
+    body: String,
 }
 
-fn opt_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    Option::<serde_json::Number>::deserialize(d)?.map(|n| lenient_int(n).map_err(serde::de::Error::custom)).transpose()
+fn lenient_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = lenient_int(d)?;
+    u32::try_from(n).map_err(|_| serde::de::Error::custom(format!("not a page number: {n}")))
 }
 
-/// A missing state row is a user who never pushed: sequence 0, no horizon.
-fn state_of(res: &D1Result) -> Result<State, ApiError> {
-    Ok(io::rows::<State>(res)?.into_iter().next().unwrap_or_default())
+fn head_of(row: PageRow) -> Result<Head, ApiError> {
+    Ok(Head {
+        seq: row.rev,
+        horizon: row.horizon,
+        push_id: row.push_id,
+        buckets: row.buckets,
+        count: u64::try_from(row.count).unwrap_or(0),
+        dir: serde_json::from_str(&row.dir)?,
+        entries: pages::parse_body(&row.body)?,
+    })
+}
+
+fn state_of(p: &Pages) -> State {
+    State { seq: p.head.seq, horizon: p.head.horizon }
 }
 
 /// A pull from before the purge horizon would miss purged deletions (0 means "from the
@@ -85,33 +109,33 @@ fn check_horizon(since: i64, state: State) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A unique id for one push attempt: the claim stamps it, the row writes check it.
+/// A unique id for one write: the head carries it, the bucket writes check it.
 fn push_id(now: i64) -> String {
     let r = || (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
     format!("{now:x}-{:x}-{:x}", r(), r())
 }
 
-fn pull_rows(res: &D1Result, entity: Option<&'static Entity>) -> Result<Vec<PullRow>, ApiError> {
-    io::rows::<PulledRow>(res)?.into_iter().map(|r| PullRow::decode(r, entity.map(|e| e.name))).collect()
+fn keys(changes: &[Change]) -> Vec<Key> {
+    changes.iter().map(|c| (c.entity.name, c.id.as_str().to_owned())).collect()
 }
 
-fn stored(res: &D1Result, e: &'static Entity) -> Result<HashMap<Key, Stored>, ApiError> {
-    let mut map = HashMap::new();
-    for row in io::rows::<RecRow>(res)? {
-        let record: Record = serde_json::from_str(&row.rec)?;
-        let s = Stored::decode(record).map_err(ApiError::Internal)?;
-        map.insert((e.name, s.envelope.id.clone()), s);
+/// Bucket reads add what they found; a bucket not in D1 yet (never written) reads empty.
+fn absorb(p: &mut Pages, wanted: &[u32], res: &D1Result) -> Result<(), ApiError> {
+    for row in io::rows::<BucketRow>(res)? {
+        p.add_bucket(row.page, pages::parse_body(&row.body)?);
     }
-    Ok(map)
+    for &b in wanted {
+        p.buckets.entry(b).or_default();
+    }
+    Ok(())
 }
 
 impl<'a> Store<'a> {
     pub fn new(db: &'a D1Database, user: UserId, ops: &'a Ops) -> Self {
-        Store { db, user, ops, ahead: None, seen: Cell::new(None), wrote: Cell::new(false) }
+        Store { db, user, ops, ahead: None }
     }
 
     /// Runs `f(seq)` before every write batch that would commit the sequence `seq`.
-    #[allow(dead_code)] // until the driver writes the KV token ahead of commits
     pub fn with_ahead(mut self, f: Ahead<'a>) -> Self {
         self.ahead = Some(f);
         self
@@ -121,26 +145,6 @@ impl<'a> Store<'a> {
         if let Some(f) = &self.ahead {
             f(seq).await;
         }
-    }
-
-    /// The user's sequence as D1 last told this store, if it asked.
-    pub fn seen_seq(&self) -> Option<i64> {
-        self.seen.get()
-    }
-
-    /// Whether this store committed a change.
-    pub fn wrote(&self) -> bool {
-        self.wrote.get()
-    }
-
-    fn saw(&self, state: State) -> State {
-        self.seen.set(Some(state.seq));
-        state
-    }
-
-    fn committed(&self, seq: i64) {
-        self.seen.set(Some(seq));
-        self.wrote.set(true);
     }
 
     /// A statement whose `?1` is this store's user.
@@ -155,32 +159,79 @@ impl<'a> Store<'a> {
         io::batch(self.db, self.ops, statements).await
     }
 
-    pub async fn state(&self) -> Result<State, ApiError> {
-        let res = self.batch(vec![self.stmt(sql::STATE, &[])?]).await?;
-        Ok(self.saw(state_of(&res[0])?))
+    fn buckets_stmt(&self, wanted: &[u32]) -> Result<D1PreparedStatement, ApiError> {
+        let pages: Vec<u32> = wanted.iter().map(|&b| pages::page_of(b)).collect();
+        self.stmt(sql::BUCKETS, &[text(&serde_json::to_string(&pages)?)])
     }
 
-    fn pull_all_stmt(&self, since: i64, exclude: &[i64], limit: i64) -> Result<D1PreparedStatement, ApiError> {
-        let exclude = serde_json::to_string(exclude)?;
-        self.stmt(&sql::changes_all(), &[num(since), text(&exclude), num(limit + 1)])
+    /// The head (a user who never wrote has an empty one).
+    async fn head(&self) -> Result<Pages, ApiError> {
+        let res = self.batch(vec![self.stmt(sql::HEAD, &[])?]).await?;
+        let head = match io::rows::<PageRow>(&res[0])?.into_iter().next() {
+            Some(row) => head_of(row)?,
+            None => Head::default(),
+        };
+        Ok(Pages::new(head))
+    }
+
+    /// Reads the buckets in `wanted` (0-based) that are not read yet; a bucket past the
+    /// head's count does not exist yet and reads as empty without asking D1.
+    async fn read(&self, p: &mut Pages, wanted: Vec<u32>) -> Result<(), ApiError> {
+        let (wanted, fresh): (Vec<u32>, Vec<u32>) =
+            wanted.into_iter().filter(|b| !p.buckets.contains_key(b)).partition(|&b| b < p.head.buckets);
+        for b in fresh {
+            p.buckets.insert(b, Vec::new());
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let res = self.batch(vec![self.buckets_stmt(&wanted)?]).await?;
+        absorb(p, &wanted, &res[0])
+    }
+
+    /// Every page of the user in one statement.
+    async fn all(&self) -> Result<Pages, ApiError> {
+        let res = self.batch(vec![self.stmt(sql::ALL, &[])?]).await?;
+        let mut rows = io::rows::<PageRow>(&res[0])?;
+        let head = match rows.iter().position(|r| r.page == 0) {
+            Some(i) => head_of(rows.swap_remove(i))?,
+            None => Head::default(),
+        };
+        let mut p = Pages::new(head);
+        for row in rows {
+            p.add_bucket(row.page, pages::parse_body(&row.body)?);
+        }
+        let every = p.all_buckets();
+        for b in every {
+            p.buckets.insert(b, Vec::new());
+        }
+        Ok(p)
+    }
+
+    /// The check: the head's state, one row, no records decoded.
+    pub async fn state(&self) -> Result<State, ApiError> {
+        let res = self.batch(vec![self.stmt(sql::STATE, &[])?]).await?;
+        Ok(io::rows::<State>(&res[0])?.into_iter().next().unwrap_or_default())
+    }
+
+    /// Changes after `since` of one type or all: the head, then the buckets changed since.
+    async fn pull(&self, since: i64, entity: Option<&'static str>, limit: i64) -> Result<(State, Page), ApiError> {
+        let mut p = self.head().await?;
+        let state = state_of(&p);
+        check_horizon(since, state)?;
+        let wanted = p.buckets_after(since);
+        self.read(&mut p, wanted).await?;
+        Ok((state, Page::cut(p.changes(since, entity, &[], limit)?, limit, state.seq)))
     }
 
     /// Every type's changes after `since` (the pull of `POST /api/sync`).
     pub async fn pull_all(&self, since: i64, limit: i64) -> Result<(State, Page), ApiError> {
-        let res = self.batch(vec![self.stmt(sql::STATE, &[])?, self.pull_all_stmt(since, &[], limit)?]).await?;
-        let state = self.saw(state_of(&res[0])?);
-        check_horizon(since, state)?;
-        Ok((state, Page::cut(pull_rows(&res[1], None)?, limit, state.seq)))
+        self.pull(since, None, limit).await
     }
 
     /// One type's changes after `since` (`GET /api/sync/{type}/changes`).
     pub async fn changes(&self, e: &'static Entity, since: i64, limit: i64) -> Result<(State, Page), ApiError> {
-        let res = self
-            .batch(vec![self.stmt(sql::STATE, &[])?, self.stmt(&sql::changes(e), &[num(since), num(limit + 1)])?])
-            .await?;
-        let state = self.saw(state_of(&res[0])?);
-        check_horizon(since, state)?;
-        Ok((state, Page::cut(pull_rows(&res[1], Some(e))?, limit, state.seq)))
+        self.pull(since, Some(e.name), limit).await
     }
 
     /// One page of a type's live records by id (`GET /api/sync/{type}`).
@@ -190,45 +241,45 @@ impl<'a> Store<'a> {
         after: Option<&RecordId>,
         limit: i64,
     ) -> Result<(State, Vec<Box<RawValue>>, bool), ApiError> {
-        let after = after.map_or("", RecordId::as_str);
-        let res = self
-            .batch(vec![self.stmt(sql::STATE, &[])?, self.stmt(&sql::download(e), &[text(after), num(limit + 1)])?])
-            .await?;
-        let state = self.saw(state_of(&res[0])?);
-        let mut records = io::rows::<RecRow>(&res[1])?
-            .into_iter()
-            .map(|r| RawValue::from_string(r.rec))
-            .collect::<Result<Vec<_>, _>>()?;
-        let has_more = records.len() > usize::try_from(limit).unwrap_or(0);
-        records.truncate(usize::try_from(limit).unwrap_or(0));
-        Ok((state, records, has_more))
+        let p = self.all().await?;
+        let (records, has_more) = p.live(e.name, after.map_or("", RecordId::as_str), limit);
+        Ok((state_of(&p), records, has_more))
     }
 
-    /// Stored records (as clients see them) for every key the changes name.
-    fn read_stmts(&self, changes: &[Change]) -> Result<Vec<(&'static Entity, D1PreparedStatement)>, ApiError> {
-        let mut out = Vec::new();
-        for e in entities::ENTITIES {
-            let ids: Vec<&str> = changes.iter().filter(|c| c.entity.name == e.name).map(|c| c.id.as_str()).collect();
-            if !ids.is_empty() {
-                out.push((e, self.stmt(&sql::read_by_ids(e), &[text(&serde_json::to_string(&ids)?)])?));
-            }
-        }
-        Ok(out)
-    }
-
-    /// The write batch of a plan: claim the sequence, then write each type's rows.
-    /// Returns the statements; the claim is first.
-    fn write_stmts(&self, plan: &Plan, seq_before: i64, now: i64) -> Result<Vec<D1PreparedStatement>, ApiError> {
+    /// The write batch of changed pages: the head first (the claim, guarded by the
+    /// `push_id` it was read with), then the changed buckets.
+    fn write_stmts(
+        &self,
+        p: &Pages,
+        read_push_id: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<D1PreparedStatement>, ApiError> {
         let id = push_id(now);
-        let mut stmts = vec![self.stmt(sql::CLAIM, &[num(plan.seq), text(&id), num(seq_before)])?];
-        for (e, records) in &plan.writes {
-            stmts.push(self.stmt(&sql::upsert(e), &[text(&sql::storage_rows(e, records)?), text(&id)])?);
+        let h = &p.head;
+        let prev = read_push_id.map_or(JsValue::NULL, text);
+        let mut stmts = vec![self.stmt(
+            sql::WRITE_HEAD,
+            &[
+                num(h.seq),
+                num(h.horizon),
+                text(&id),
+                num(i64::from(h.buckets)),
+                num(i64::try_from(h.count).unwrap_or(i64::MAX)),
+                text(&serde_json::to_string(&h.dir)?),
+                text(&serde_json::to_string(&h.entries)?),
+                prev,
+            ],
+        )?];
+        let dirty = p.dirty();
+        if !dirty.is_empty() {
+            let rows: Vec<(u32, i64, &[pages::Entry])> = dirty.iter().map(|d| (d.page, d.rev, d.entries)).collect();
+            stmts.push(self.stmt(sql::WRITE_BUCKETS, &[text(&serde_json::to_string(&rows)?), text(&id)])?);
         }
         Ok(stmts)
     }
 
     /// Runs `attempt` until it commits (`Some`), re-planning after a lost race on the
-    /// user's sequence (`None`: nothing was written); `busy` after [`PUSH_ATTEMPTS`].
+    /// user's head (`None`: nothing was written); `busy` after [`PUSH_ATTEMPTS`].
     async fn optimistic<T>(
         &self,
         mut attempt: impl AsyncFnMut() -> Result<Option<T>, ApiError>,
@@ -242,8 +293,24 @@ impl<'a> Store<'a> {
         Err(ApiError::Busy)
     }
 
+    /// Applies a plan to the pages (spilling the head if it outgrew its bounds, after
+    /// reading the buckets the spill touches).
+    async fn apply(
+        &self,
+        p: &mut Pages,
+        plan: &Plan,
+        prior: &std::collections::HashMap<Key, (i64, bool)>,
+    ) -> Result<(), ApiError> {
+        p.apply(plan, prior)?;
+        if let Some(spill) = p.spill_needed() {
+            self.read(p, spill.reads()).await?;
+            p.spill(&spill)?;
+        }
+        Ok(())
+    }
+
     /// Applies a push atomically and, when `pull` is `(since, limit)`, pulls in the same
-    /// transaction, leaving out the push's own rows. Optimistic: if another push of the
+    /// transaction, leaving out the push's own rows. Optimistic: if another write of the
     /// user commits between the read and the write, nothing is written and it re-plans.
     pub async fn push(
         &self,
@@ -260,42 +327,53 @@ impl<'a> Store<'a> {
         now: i64,
         pull: Option<(i64, i64)>,
     ) -> Result<Option<(Plan, Option<Page>)>, ApiError> {
-        let reads = self.read_stmts(changes)?;
-        let mut stmts = vec![self.stmt(sql::STATE, &[])?];
-        let order: Vec<&'static Entity> = reads.iter().map(|(e, _)| *e).collect();
-        stmts.extend(reads.into_iter().map(|(_, s)| s));
-        let res = self.batch(stmts).await?;
-        let state = state_of(&res[0])?;
+        let mut p = self.head().await?;
+        let state = state_of(&p);
         if let Some((since, _)) = pull {
             check_horizon(since, state)?;
         }
-        let mut current = HashMap::new();
-        for (e, r) in order.iter().zip(&res[1..]) {
-            current.extend(stored(r, e)?);
-        }
-        let plan = plan::plan(changes, current, state.seq, now);
+        let keys = keys(changes);
+        let wanted = p.buckets_for(keys.iter().map(|(t, id)| (*t, id.as_str())));
+        self.read(&mut p, wanted).await?;
+        let current = p.current(keys)?;
+        let plan = plan::plan(changes, current.stored, state.seq, now);
 
         if !plan.changes_anything() {
             let page = match pull {
-                Some((since, limit)) => Some(self.pull_all(since, limit).await?.1),
+                Some((since, limit)) => {
+                    let wanted = p.buckets_after(since);
+                    self.read(&mut p, wanted).await?;
+                    Some(Page::cut(p.changes(since, None, &[], limit)?, limit, state.seq))
+                }
                 None => None,
             };
             return Ok(Some((plan, page)));
         }
 
-        let mut stmts = self.write_stmts(&plan, state.seq, now)?;
-        self.ahead(plan.seq).await;
-        if let Some((since, limit)) = pull {
-            stmts.push(self.pull_all_stmt(since, &plan.revs, limit)?);
+        let read_push_id = p.head.push_id.clone();
+        self.apply(&mut p, &plan, &current.prior).await?;
+        let mut stmts = self.write_stmts(&p, read_push_id.as_deref(), now)?;
+        // The pull reads, in the same transaction, the buckets this push did not.
+        let pull_reads = match pull {
+            Some((since, _)) => p.buckets_after(since),
+            None => Vec::new(),
+        };
+        if !pull_reads.is_empty() {
+            stmts.push(self.buckets_stmt(&pull_reads)?);
         }
+        self.ahead(plan.seq).await;
         let res = self.batch(stmts).await?;
         if io::rows::<serde_json::Value>(&res[0])?.is_empty() {
             return Ok(None); // lost the race: nothing was written
         }
-        self.committed(plan.seq);
-        let page = match (pull, res.last()) {
-            (Some((_, limit)), Some(last)) => Some(Page::cut(pull_rows(last, None)?, limit, plan.seq)),
-            _ => None,
+        let page = match pull {
+            Some((since, limit)) => {
+                if let (false, Some(last)) = (pull_reads.is_empty(), res.last()) {
+                    absorb(&mut p, &pull_reads, last)?;
+                }
+                Some(Page::cut(p.changes(since, None, &plan.revs, limit)?, limit, plan.seq))
+            }
+            None => None,
         };
         Ok(Some((plan, page)))
     }
@@ -309,37 +387,28 @@ impl<'a> Store<'a> {
         cursor: i64,
         now: i64,
     ) -> Result<(Plan, usize), ApiError> {
-        let ids: Vec<&str> = records.iter().map(|c| c.id.as_str()).collect();
-        let ids = serde_json::to_string(&ids)?;
-        self.optimistic(async || self.try_replace_all(e, records, &ids, cursor, now).await).await
+        self.optimistic(async || self.try_replace_all(e, records, cursor, now).await).await
     }
 
     async fn try_replace_all(
         &self,
         e: &'static Entity,
         records: &[Change],
-        ids: &str,
         cursor: i64,
         now: i64,
     ) -> Result<Option<(Plan, usize)>, ApiError> {
-        let res = self
-            .batch(vec![
-                self.stmt(sql::STATE, &[])?,
-                self.stmt(&sql::max_rev(e), &[])?,
-                self.stmt(&sql::read_live_and_ids(e), &[text(ids)])?,
-            ])
-            .await?;
-        let state = state_of(&res[0])?;
-        let newest = io::rows::<MaxRev>(&res[1])?.first().and_then(|r| r.m).unwrap_or(0);
-        if newest > cursor {
+        let mut p = self.all().await?;
+        let state = state_of(&p);
+        if p.max_rev(e.name) > cursor {
             return Err(ApiError::SyncConflict { server_cursor: state.seq, client_cursor: cursor });
         }
-        let current = stored(&res[2], e)?;
+        let current = p.of_type(e.name)?;
         // The upload is the whole truth: its records are taken as they are, and every
         // live record it leaves out is deleted.
         let mut changes: Vec<Change> = records.iter().map(|c| Change { version: None, ..c.clone() }).collect();
         let given: HashSet<&str> = records.iter().map(|c| c.id.as_str()).collect();
         let mut dropped: Vec<&str> = current
+            .stored
             .values()
             .filter(|s| !s.is_deleted() && !given.contains(s.envelope.id.as_str()))
             .map(|s| s.envelope.id.as_str())
@@ -350,7 +419,7 @@ impl<'a> Store<'a> {
             let id = RecordId::parse(id).ok_or_else(|| ApiError::Internal(format!("stored id {id:?} is not an id")))?;
             changes.push(Change { entity: e, id, version: None, device_id: None, op: Op::Delete });
         }
-        let plan = plan::plan(&changes, current, state.seq, now);
+        let plan = plan::plan(&changes, current.stored.clone(), state.seq, now);
         // Upload versions are the server's to pick, so the only conflict is a record that
         // can take no more versions; the upload is the whole truth, so it is refused whole.
         if let Some(c) = plan.conflicts.first() {
@@ -359,13 +428,30 @@ impl<'a> Store<'a> {
         if !plan.changes_anything() {
             return Ok(Some((plan, deleted)));
         }
-        let stmts = self.write_stmts(&plan, state.seq, now)?;
+        let read_push_id = p.head.push_id.clone();
+        self.apply(&mut p, &plan, &current.prior).await?;
+        let stmts = self.write_stmts(&p, read_push_id.as_deref(), now)?;
         self.ahead(plan.seq).await;
         let res = self.batch(stmts).await?;
         if io::rows::<serde_json::Value>(&res[0])?.is_empty() {
             return Ok(None);
         }
-        self.committed(plan.seq);
         Ok(Some((plan, deleted)))
+    }
+
+    /// The daily purge for this user: removes tombstones deleted before `cutoff` and
+    /// raises the purge horizon. Returns how many records it removed.
+    pub async fn purge(&self, cutoff: i64, now: i64) -> Result<usize, ApiError> {
+        self.optimistic(async || {
+            let mut p = self.all().await?;
+            let read_push_id = p.head.push_id.clone();
+            let removed = p.purge(cutoff)?;
+            if removed == 0 {
+                return Ok(Some(0));
+            }
+            let res = self.batch(self.write_stmts(&p, read_push_id.as_deref(), now)?).await?;
+            Ok((!io::rows::<serde_json::Value>(&res[0])?.is_empty()).then_some(removed))
+        })
+        .await
     }
 }

@@ -1,0 +1,722 @@
+//! Packed storage: a user's records live in a few D1 rows ("pages"), not in a row plus an
+//! index entry each, because D1 counts rows written, not bytes (a 1 KB and a 100 KB row
+//! both count 1). Pure: the store reads pages, this module decides what they become.
+//!
+//! - **The head** (page 0) is the user's state (sequence, purge horizon, the id of the
+//!   last write) and the records changed most recently. Every push rewrites the head and,
+//!   for a user with up to [`HEAD_MAX`] records, nothing else: one row written per push,
+//!   and the head's optimistic check (`push_id`) is the push's claim on the sequence.
+//! - **Buckets** (pages 1..=n) hold the rest, addressed by a hash of (type, id) with
+//!   linear hashing, so a bucket is found without an index and split one at a time as the
+//!   user grows (no push rewrites the whole set). A record in the head supersedes its
+//!   copy in a bucket, so an edit of an old record writes only the head.
+//! - When the head outgrows [`HEAD_MAX`] entries (or [`HEAD_MAX_BYTES`]), a push also
+//!   **spills** the head's entries of at most [`SPILL_BUCKETS`] buckets (those holding
+//!   its oldest entries) into them, and splits a bucket once their average passes
+//!   [`BUCKET_LOAD`]; pages stay bounded, so a push's CPU does not grow with the user.
+//! - The head keeps each bucket's newest rev (`dir`), so a pull from a cursor reads the
+//!   head and only the buckets changed after the cursor: recent pulls read one row.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::envelope::{Record, Stored};
+use crate::error::ApiError;
+use crate::plan::{Key, Plan};
+use crate::reply::PullRow;
+
+/// Head entries above which a push spills.
+pub const HEAD_MAX: usize = 500;
+/// A spill stops once the head is down to this many entries.
+pub const HEAD_KEEP: usize = 400;
+/// Head size (record bytes) above which a push spills; D1 allows 2 MB per value.
+pub const HEAD_MAX_BYTES: usize = 512 * 1024;
+/// Buckets one spill writes at most (bounds the rows and the CPU of that push), unless
+/// the head is past twice [`HEAD_MAX`] (a push of many new records): then it spills down
+/// to [`HEAD_KEEP`] whatever it takes, so the head stays bounded.
+pub const SPILL_BUCKETS: usize = 8;
+/// Average entries per bucket above which a spill splits a bucket.
+pub const BUCKET_LOAD: u64 = 256;
+/// Splits one push does at most.
+pub const MAX_SPLITS: usize = 4;
+
+/// One stored record. Wire form, in a page's JSON array:
+/// `[type, id, rev, created_rev, deleted (0/1), record]`, the record as clients see it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub entity: &'static str,
+    pub id: String,
+    pub rev: i64,
+    /// The rev at which the record (last) came into being: delta pulls call it created.
+    pub created_rev: i64,
+    pub deleted: bool,
+    pub record: Box<RawValue>,
+}
+
+impl Entry {
+    fn key(&self) -> Key {
+        (self.entity, self.id.clone())
+    }
+    fn bytes(&self) -> usize {
+        self.record.get().len() + self.id.len() + 40
+    }
+    /// The record with its `type` first, as the all-types pull returns it.
+    fn typed(&self) -> Result<Box<RawValue>, ApiError> {
+        let raw = self.record.get();
+        let rest = raw.strip_prefix('{').ok_or_else(|| ApiError::Internal("stored record is not an object".into()))?;
+        let sep = if rest.trim_start().starts_with('}') { "" } else { "," };
+        Ok(RawValue::from_string(format!("{{\"type\":\"{}\"{sep}{rest}", self.entity))?)
+    }
+    fn stored(&self) -> Result<Stored, ApiError> {
+        let record: Record = serde_json::from_str(self.record.get())?;
+        Stored::decode(record).map_err(ApiError::Internal)
+    }
+}
+
+impl Serialize for Entry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.entity, &self.id, self.rev, self.created_rev, u8::from(self.deleted), &self.record).serialize(s)
+    }
+}
+
+/// Decodes a page body; a record of a type this build does not know is an error.
+pub fn parse_body(body: &str) -> Result<Vec<Entry>, ApiError> {
+    let wire: Vec<(String, String, i64, i64, u8, Box<RawValue>)> = serde_json::from_str(body)?;
+    wire.into_iter()
+        .map(|(t, id, rev, created_rev, deleted, record)| {
+            let entity = crate::entities::entity(&t)
+                .ok_or_else(|| ApiError::Internal(format!("stored record of unknown type {t:?}")))?
+                .name;
+            Ok(Entry { entity, id, rev, created_rev, deleted: deleted != 0, record })
+        })
+        .collect()
+}
+
+/// FNV-1a over `type \0 id`: stable across builds and platforms, which the bucket
+/// address of every stored record depends on.
+pub fn hash(entity: &str, id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in entity.bytes().chain([0]).chain(id.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Linear hashing: the bucket (0-based) of hash `h` among `n >= 1` buckets.
+pub fn address(h: u64, n: u32) -> u32 {
+    let n = u64::from(n.max(1));
+    let level = 63 - n.leading_zeros();
+    let a = h & ((1u64 << (level + 1)) - 1);
+    let a = if a < n { a } else { a - (1u64 << level) };
+    u32::try_from(a).unwrap_or(0)
+}
+
+fn bucket_of(entity: &str, id: &str, n: u32) -> u32 {
+    address(hash(entity, id), n)
+}
+
+/// The head row: the user's state and its recent records.
+#[derive(Debug, Default, Clone)]
+pub struct Head {
+    pub seq: i64,
+    pub horizon: i64,
+    /// The id of the last write (push or purge): the next write applies only over it.
+    pub push_id: Option<String>,
+    pub buckets: u32,
+    /// Entries across all buckets (the split trigger).
+    pub count: u64,
+    /// Newest rev in each bucket.
+    pub dir: Vec<i64>,
+    pub entries: Vec<Entry>,
+}
+
+/// A bucket that changed, to write: its page number, newest rev, and entries.
+pub struct Dirty<'a> {
+    pub page: u32,
+    pub rev: i64,
+    pub entries: &'a [Entry],
+}
+
+/// A user's pages as read: the head, and the buckets read so far (by 0-based index).
+#[derive(Debug, Default, Clone)]
+pub struct Pages {
+    pub head: Head,
+    pub buckets: HashMap<u32, Vec<Entry>>,
+    dirty: HashSet<u32>,
+    index: HashMap<Key, usize>,
+}
+
+/// The spill a push must do, and the buckets it needs read first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spill {
+    /// Buckets (0-based) whose head entries move out.
+    pub targets: Vec<u32>,
+    /// The bucket count the spill addresses with (at least 1).
+    pub n: u32,
+    /// Buckets split after the spill, in order (each adds bucket `n`, `n + 1`, …).
+    pub splits: Vec<u32>,
+}
+
+impl Spill {
+    /// Every bucket the spill reads before it writes.
+    pub fn reads(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.targets.iter().chain(&self.splits).copied().collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// The page number of bucket `i`.
+pub fn page_of(i: u32) -> u32 {
+    i + 1
+}
+
+impl Pages {
+    pub fn new(head: Head) -> Pages {
+        let index = head.entries.iter().enumerate().map(|(i, e)| (e.key(), i)).collect();
+        Pages { head, buckets: HashMap::new(), dirty: HashSet::new(), index }
+    }
+
+    /// Adds a bucket read from D1 (`page` >= 1).
+    pub fn add_bucket(&mut self, page: u32, entries: Vec<Entry>) {
+        if let Some(i) = page.checked_sub(1) {
+            self.buckets.insert(i, entries);
+        }
+    }
+
+    fn in_head(&self, entity: &str, id: &str) -> bool {
+        self.index.contains_key(&(entity_static(entity), id.to_string()))
+    }
+
+    fn missing(&self, wanted: impl IntoIterator<Item = u32>) -> Vec<u32> {
+        let mut v: Vec<u32> = wanted.into_iter().filter(|b| !self.buckets.contains_key(b)).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Buckets (0-based, not yet read) that may hold these keys: those not in the head.
+    pub fn buckets_for<'k>(&self, keys: impl IntoIterator<Item = (&'k str, &'k str)>) -> Vec<u32> {
+        if self.head.buckets == 0 {
+            return Vec::new();
+        }
+        let n = self.head.buckets;
+        self.missing(keys.into_iter().filter(|(t, id)| !self.in_head(t, id)).map(|(t, id)| bucket_of(t, id, n)))
+    }
+
+    /// Buckets (not yet read) holding a change after `since`.
+    pub fn buckets_after(&self, since: i64) -> Vec<u32> {
+        let changed = self.head.dir.iter().enumerate().filter(|(_, rev)| **rev > since);
+        self.missing(changed.filter_map(|(i, _)| u32::try_from(i).ok()))
+    }
+
+    /// Every bucket not yet read.
+    pub fn all_buckets(&self) -> Vec<u32> {
+        self.missing(0..self.head.buckets)
+    }
+
+    fn find(&self, key: &Key) -> Result<Option<&Entry>, ApiError> {
+        if let Some(&i) = self.index.get(key) {
+            return Ok(self.head.entries.get(i));
+        }
+        if self.head.buckets == 0 {
+            return Ok(None);
+        }
+        let b = bucket_of(key.0, &key.1, self.head.buckets);
+        let bucket = self.buckets.get(&b).ok_or_else(|| ApiError::Internal(format!("bucket {b} was not read")))?;
+        Ok(bucket.iter().find(|e| e.entity == key.0 && e.id == key.1))
+    }
+
+    /// The stored records of these keys (for the write rule), and what the store must know
+    /// of each to write it back: its created rev and whether it is a tombstone.
+    pub fn current(&self, keys: impl IntoIterator<Item = Key>) -> Result<Current, ApiError> {
+        let mut out = Current::default();
+        for key in keys {
+            if out.stored.contains_key(&key) {
+                continue;
+            }
+            if let Some(e) = self.find(&key)? {
+                out.prior.insert(key.clone(), (e.created_rev, e.deleted));
+                out.stored.insert(key, e.stored()?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every current entry (head first, then buckets it does not supersede), unordered.
+    /// Needs every bucket read.
+    fn each(&self) -> impl Iterator<Item = &Entry> {
+        let head = self.head.entries.iter();
+        let rest = self.buckets.values().flatten().filter(|e| !self.index.contains_key(&e.key()));
+        head.chain(rest)
+    }
+
+    /// Every stored record of a type (for the full upload). Needs every bucket read.
+    pub fn of_type(&self, entity: &'static str) -> Result<Current, ApiError> {
+        self.current(self.each().filter(|e| e.entity == entity).map(Entry::key).collect::<Vec<_>>())
+    }
+
+    /// The newest rev of a type. Needs every bucket read.
+    pub fn max_rev(&self, entity: &str) -> i64 {
+        self.each().filter(|e| e.entity == entity).map(|e| e.rev).max().unwrap_or(0)
+    }
+
+    /// Writes a plan's records into the head and advances the sequence.
+    pub fn apply(&mut self, plan: &Plan, prior: &HashMap<Key, (i64, bool)>) -> Result<(), ApiError> {
+        for (entity, records) in &plan.writes {
+            for record in records {
+                let id = record.get(crate::envelope::ID).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                let rev = record.get(crate::envelope::REV).and_then(serde_json::Value::as_i64).unwrap_or(0);
+                let deleted = !record.get(crate::envelope::DELETED_AT).is_none_or(serde_json::Value::is_null);
+                let key: Key = (entity.name, id.clone());
+                // A record that comes back from a tombstone counts as created again.
+                let created_rev = match prior.get(&key) {
+                    Some(&(created, was_deleted)) if !was_deleted || deleted => created,
+                    _ => rev,
+                };
+                let raw = serde_json::value::to_raw_value(record)?;
+                let entry = Entry { entity: entity.name, id, rev, created_rev, deleted, record: raw };
+                match self.index.get(&key) {
+                    Some(&i) => self.head.entries[i] = entry,
+                    None => {
+                        self.index.insert(key, self.head.entries.len());
+                        self.head.entries.push(entry);
+                    }
+                }
+            }
+        }
+        self.head.seq = self.head.seq.max(plan.seq);
+        Ok(())
+    }
+
+    fn head_bytes(&self) -> usize {
+        self.head.entries.iter().map(Entry::bytes).sum()
+    }
+
+    /// The spill the head needs, if it outgrew its bounds.
+    pub fn spill_needed(&self) -> Option<Spill> {
+        let (len, bytes) = (self.head.entries.len(), self.head_bytes());
+        if len <= HEAD_MAX && bytes <= HEAD_MAX_BYTES {
+            return None;
+        }
+        let n = self.head.buckets.max(1);
+        // Per bucket: the oldest rev among the head's entries for it, their count and bytes.
+        let mut groups: HashMap<u32, (i64, usize, usize)> = HashMap::new();
+        for e in &self.head.entries {
+            let g = groups.entry(bucket_of(e.entity, &e.id, n)).or_insert((i64::MAX, 0, 0));
+            g.0 = g.0.min(e.rev);
+            g.1 += 1;
+            g.2 += e.bytes();
+        }
+        let mut order: Vec<(u32, (i64, usize, usize))> = groups.into_iter().collect();
+        order.sort_unstable_by_key(|(b, (oldest, _, _))| (*oldest, *b));
+        let (mut left, mut left_bytes, mut targets, mut moved) = (len, bytes, Vec::new(), 0u64);
+        let capped = len <= 2 * HEAD_MAX && bytes <= 2 * HEAD_MAX_BYTES;
+        for (b, (_, count, size)) in order {
+            let done = left <= HEAD_KEEP && left_bytes <= HEAD_MAX_BYTES / 2;
+            if done || (capped && targets.len() == SPILL_BUCKETS) {
+                break;
+            }
+            targets.push(b);
+            left -= count;
+            left_bytes -= size;
+            moved += count as u64;
+        }
+        let mut splits = Vec::new();
+        let (mut buckets, count) = (n, self.head.count + moved);
+        while splits.len() < MAX_SPLITS && count > BUCKET_LOAD * u64::from(buckets) {
+            splits.push(buckets - (1u32 << (31 - buckets.leading_zeros())));
+            buckets += 1;
+        }
+        Some(Spill { targets, n, splits })
+    }
+
+    /// Moves the head's entries of the spill's targets into their buckets, then splits.
+    /// The spill's [`Spill::reads`] must have been read (a bucket that does not exist yet
+    /// reads as empty).
+    pub fn spill(&mut self, spill: &Spill) -> Result<(), ApiError> {
+        let n = spill.n;
+        if self.head.buckets < n {
+            self.head.buckets = n;
+            self.head.dir.resize(n as usize, 0);
+        }
+        let targets: HashSet<u32> = spill.targets.iter().copied().collect();
+        let (moving, staying): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut self.head.entries)
+            .into_iter()
+            .partition(|e| targets.contains(&bucket_of(e.entity, &e.id, n)));
+        self.head.entries = staying;
+        self.index = self.head.entries.iter().enumerate().map(|(i, e)| (e.key(), i)).collect();
+        for e in moving {
+            let b = bucket_of(e.entity, &e.id, n);
+            let bucket = self.buckets.entry(b).or_default();
+            match bucket.iter_mut().find(|x| x.entity == e.entity && x.id == e.id) {
+                Some(x) => *x = e,
+                None => {
+                    bucket.push(e);
+                    self.head.count += 1;
+                }
+            }
+            self.dirty.insert(b);
+        }
+        for &source in &spill.splits {
+            self.split(source)?;
+        }
+        for b in self.dirty.clone() {
+            self.refresh_dir(b);
+        }
+        Ok(())
+    }
+
+    /// Linear hashing's split: bucket `source` gives the entries that now address the
+    /// new last bucket.
+    fn split(&mut self, source: u32) -> Result<(), ApiError> {
+        let new = self.head.buckets;
+        let n = new + 1;
+        let entries = self
+            .buckets
+            .remove(&source)
+            .ok_or_else(|| ApiError::Internal(format!("split of unread bucket {source}")))?;
+        let (moving, staying): (Vec<Entry>, Vec<Entry>) =
+            entries.into_iter().partition(|e| bucket_of(e.entity, &e.id, n) == new);
+        self.buckets.insert(source, staying);
+        self.buckets.insert(new, moving);
+        self.head.buckets = n;
+        self.head.dir.resize(n as usize, 0);
+        self.dirty.extend([source, new]);
+        Ok(())
+    }
+
+    fn refresh_dir(&mut self, b: u32) {
+        let newest = self.buckets.get(&b).and_then(|v| v.iter().map(|e| e.rev).max()).unwrap_or(0);
+        if let Some(slot) = self.head.dir.get_mut(b as usize) {
+            *slot = newest;
+        }
+    }
+
+    /// Buckets changed since they were read, to write with the head.
+    pub fn dirty(&self) -> Vec<Dirty<'_>> {
+        let mut v: Vec<Dirty<'_>> = self
+            .dirty
+            .iter()
+            .filter_map(|&b| {
+                let entries = self.buckets.get(&b)?;
+                Some(Dirty { page: page_of(b), rev: self.head.dir.get(b as usize).copied().unwrap_or(0), entries })
+            })
+            .collect();
+        v.sort_unstable_by_key(|d| d.page);
+        v
+    }
+
+    /// Changes after `since` in rev order (at most `limit + 1`, for [`crate::reply::Page::cut`]),
+    /// of one type or all (then each record carries its `type`), leaving out `exclude`
+    /// (a push's own revs). Needs [`Pages::buckets_after`] read.
+    pub fn changes(
+        &self,
+        since: i64,
+        entity: Option<&'static str>,
+        exclude: &[i64],
+        limit: i64,
+    ) -> Result<Vec<PullRow>, ApiError> {
+        if let Some(b) = self.buckets_after(since).first() {
+            return Err(ApiError::Internal(format!("pull without bucket {b}")));
+        }
+        let exclude: HashSet<i64> = exclude.iter().copied().collect();
+        let seq = self.head.seq;
+        let mut rows: Vec<&Entry> = self
+            .each()
+            .filter(|e| e.rev > since && e.rev <= seq && !exclude.contains(&e.rev))
+            .filter(|e| entity.is_none_or(|t| t == e.entity))
+            .collect();
+        rows.sort_unstable_by_key(|e| e.rev);
+        rows.truncate(usize::try_from(limit).unwrap_or(0).saturating_add(1));
+        rows.into_iter()
+            .map(|e| {
+                Ok(PullRow {
+                    entity: e.entity,
+                    rev: e.rev,
+                    id: e.id.clone(),
+                    deleted: e.deleted,
+                    created: e.created_rev > since,
+                    record: if entity.is_some() { e.record.clone() } else { e.typed()? },
+                })
+            })
+            .collect()
+    }
+
+    /// A type's live records in id order after `after`: at most `limit`, and whether more
+    /// follow. Needs every bucket read.
+    pub fn live(&self, entity: &str, after: &str, limit: i64) -> (Vec<Box<RawValue>>, bool) {
+        let mut rows: Vec<&Entry> =
+            self.each().filter(|e| e.entity == entity && !e.deleted && e.id.as_str() > after).collect();
+        rows.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let has_more = rows.len() > limit;
+        (rows.into_iter().take(limit).map(|e| e.record.clone()).collect(), has_more)
+    }
+
+    /// Removes tombstones deleted before `cutoff` (every copy of such a record) and raises
+    /// the purge horizon to the newest rev removed. Needs every bucket read. Returns how
+    /// many records it removed.
+    pub fn purge(&mut self, cutoff: i64) -> Result<usize, ApiError> {
+        #[derive(Deserialize)]
+        struct Deleted {
+            deleted_at: Option<i64>,
+        }
+        let old = |e: &Entry| -> Result<bool, ApiError> {
+            Ok(e.deleted && serde_json::from_str::<Deleted>(e.record.get())?.deleted_at.is_some_and(|at| at < cutoff))
+        };
+        let mut doomed: HashSet<Key> = HashSet::new();
+        let mut horizon = self.head.horizon;
+        for e in self.each() {
+            if old(e)? {
+                doomed.insert(e.key());
+                horizon = horizon.max(e.rev);
+            }
+        }
+        self.head.horizon = horizon;
+        // An old tombstone in a bucket that the head supersedes goes too (nothing to raise:
+        // the record lives on), so the daily search does not find it again.
+        let mut stale = false;
+        for entries in self.buckets.values() {
+            for e in entries {
+                stale |= self.index.contains_key(&e.key()) && old(e)?;
+            }
+        }
+        if doomed.is_empty() && !stale {
+            return Ok(0);
+        }
+        self.head.entries.retain(|e| !doomed.contains(&e.key()));
+        self.index = self.head.entries.iter().enumerate().map(|(i, e)| (e.key(), i)).collect();
+        let index = &self.index;
+        for (b, entries) in &mut self.buckets {
+            let before = entries.len();
+            let goes =
+                |e: &Entry| doomed.contains(&e.key()) || (index.contains_key(&e.key()) && old(e).unwrap_or(false));
+            entries.retain(|e| !goes(e));
+            if entries.len() != before {
+                self.head.count = self.head.count.saturating_sub((before - entries.len()) as u64);
+                self.dirty.insert(*b);
+            }
+        }
+        for b in self.dirty.clone() {
+            self.refresh_dir(b);
+        }
+        Ok(doomed.len().max(usize::from(stale)))
+    }
+}
+
+/// What [`Pages::current`] found: the records, and for each its created rev and whether
+/// it is a tombstone.
+#[derive(Debug, Default)]
+pub struct Current {
+    pub stored: HashMap<Key, Stored>,
+    pub prior: HashMap<Key, (i64, bool)>,
+}
+
+/// A type name as the `&'static str` keys use (unknown names map to a name no key has).
+fn entity_static(name: &str) -> &'static str {
+    crate::entities::entity(name).map_or("", |e| e.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_change;
+    use crate::plan::plan;
+    use serde_json::json;
+
+    fn push(p: &mut Pages, changes: &[serde_json::Value], now: i64) -> Plan {
+        let changes: Vec<_> = changes.iter().map(|c| parse_change(c, "c", None).unwrap()).collect();
+        let keys: Vec<Key> = changes.iter().map(|c| (c.entity.name, c.id.as_str().to_string())).collect();
+        let cur = p.current(keys).unwrap();
+        let plan = plan(&changes, cur.stored, p.head.seq, now);
+        p.apply(&plan, &cur.prior).unwrap();
+        if let Some(s) = p.spill_needed() {
+            p.spill(&s).unwrap();
+        }
+        plan
+    }
+
+    /// Round-trips the pages through their wire form, as a store would between requests.
+    fn reload(p: &Pages) -> Pages {
+        let body = serde_json::to_string(&p.head.entries).unwrap();
+        let mut head = p.head.clone();
+        head.entries = parse_body(&body).unwrap();
+        let mut out = Pages::new(head);
+        for (b, entries) in &p.buckets {
+            out.add_bucket(page_of(*b), parse_body(&serde_json::to_string(entries).unwrap()).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn addresses_stay_in_range_and_split_by_one() {
+        for n in 1..70u32 {
+            for h in [0u64, 1, 2, 3, 0xdead_beef, u64::MAX, 12_345_678_901] {
+                let a = address(h, n);
+                assert!(a < n, "{h} {n} -> {a}");
+                // Going from n to n+1 buckets moves a hash only into the new bucket.
+                let b = address(h, n + 1);
+                assert!(b == a || b == n, "{h}: {n}->{a}, {}->{b}", n + 1);
+            }
+        }
+        assert_eq!(hash("tasks", "a"), hash("tasks", "a"));
+        assert_ne!(hash("tasks", "a"), hash("notes", "a"));
+    }
+
+    #[test]
+    fn a_small_user_lives_in_the_head() {
+        let mut p = Pages::default();
+        push(&mut p, &[json!({"type": "tasks", "id": "a", "title": "one"}), json!({"type": "notes", "id": "n"})], 10);
+        assert_eq!(p.head.entries.len(), 2);
+        assert!(p.dirty().is_empty(), "no bucket to write");
+        let p = reload(&p);
+        let rows = p.changes(0, None, &[], 100).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].record.get().starts_with("{\"type\":\"tasks\","), "{}", rows[0].record.get());
+        assert!(rows.iter().all(|r| r.created));
+        let tasks = p.changes(0, Some("tasks"), &[], 100).unwrap();
+        assert_eq!(tasks.len(), 1);
+        assert!(!tasks[0].record.get().contains("\"type\""));
+    }
+
+    #[test]
+    fn edits_keep_created_rev_and_a_resurrection_is_created_again() {
+        let mut p = Pages::default();
+        push(&mut p, &[json!({"id": "a", "title": "one"})], 10);
+        push(&mut p, &[json!({"id": "a", "title": "two"})], 20);
+        let e = &p.head.entries[0];
+        assert_eq!((e.rev, e.created_rev, e.deleted), (20, 10, false));
+        push(&mut p, &[json!({"id": "a", "deleted": true})], 30);
+        assert!(p.head.entries[0].deleted);
+        push(&mut p, &[json!({"id": "a", "title": "back"})], 40);
+        let e = &p.head.entries[0];
+        assert_eq!((e.rev, e.created_rev, e.deleted), (40, 40, false));
+        let rows = p.changes(35, Some("tasks"), &[], 10).unwrap();
+        assert!(rows[0].created);
+    }
+
+    /// A user far larger than the head: every record stays findable and current, pages stay
+    /// bounded, a push writes the head plus at most the spill's buckets, and pulls from any
+    /// cursor return every change exactly once, in rev order.
+    #[test]
+    fn a_large_user_spills_splits_and_stays_consistent() {
+        let mut p = Pages::default();
+        let mut now = 1_000;
+        let mut truth: HashMap<String, (i64, String)> = HashMap::new();
+        let mut cursors = vec![0];
+        for round in 0..60 {
+            let mut changes = Vec::new();
+            for i in 0..100 {
+                let id = format!("t{}", (round * 100 + i) % 4_000);
+                let title = format!("r{round} {i}");
+                changes.push(json!({"id": id, "title": title}));
+            }
+            // Edits of old records too.
+            for i in 0..20 {
+                changes.push(
+                    json!({"id": format!("t{}", (round * 37 + i * 101) % 4_000), "title": format!("edit {round}")}),
+                );
+            }
+            now += 1_000;
+            let plan = push(&mut p, &changes, now);
+            for (_, records) in &plan.writes {
+                for r in records {
+                    truth
+                        .insert(r["id"].as_str().unwrap().into(), (r["rev"].as_i64().unwrap(), r["title"].to_string()));
+                }
+            }
+            assert!(p.dirty().len() <= SPILL_BUCKETS + 2 * MAX_SPLITS, "round {round}: {} buckets", p.dirty().len());
+            assert!(p.head.entries.len() <= HEAD_MAX + 120);
+            p = reload(&p);
+            if round % 10 == 0 {
+                cursors.push(p.head.seq);
+            }
+        }
+        assert!(p.head.buckets >= 8, "{} buckets", p.head.buckets);
+        for b in p.buckets.values() {
+            assert!((b.len() as u64) <= 3 * BUCKET_LOAD, "a bucket of {}", b.len());
+        }
+        assert_eq!(p.head.count, p.buckets.values().map(|b| b.len() as u64).sum::<u64>());
+        // Every record current, wherever it lives.
+        let keys: Vec<Key> = truth.keys().map(|id| ("tasks", id.clone())).collect();
+        let cur = p.current(keys).unwrap();
+        for (id, (rev, title)) in &truth {
+            let s = &cur.stored[&("tasks", id.clone())];
+            assert_eq!((s.envelope.rev, s.record["title"].to_string()), (*rev, title.clone()), "{id}");
+        }
+        let (live, more) = p.live("tasks", "", 10_000);
+        assert_eq!((live.len(), more), (truth.len(), false));
+        // Pulls from each cursor, paged, return the changes after it exactly once.
+        for since in cursors {
+            let mut seen = HashSet::new();
+            let mut c = since;
+            loop {
+                let rows = p.changes(c, None, &[], 250).unwrap();
+                let page = crate::reply::Page::cut(rows, 250, p.head.seq);
+                for r in &page.rows {
+                    assert!(r.rev > c);
+                    assert!(seen.insert(r.id.clone()), "{} twice", r.id);
+                }
+                c = page.cursor;
+                if !page.has_more {
+                    break;
+                }
+            }
+            let expected = truth.values().filter(|(rev, _)| *rev > since).count();
+            assert_eq!(seen.len(), expected, "from {since}");
+        }
+    }
+
+    #[test]
+    fn pushes_of_many_new_records_keep_every_page_bounded() {
+        let mut p = Pages::default();
+        for round in 0..8 {
+            let changes: Vec<_> = (0..1_000).map(|i| json!({"id": format!("b{round}-{i}"), "title": "x"})).collect();
+            push(&mut p, &changes, 1_000 * (round + 1));
+            assert!(p.head.entries.len() <= HEAD_MAX, "round {round}: head of {}", p.head.entries.len());
+            p = reload(&p);
+        }
+        let largest = p.buckets.values().map(Vec::len).max().unwrap_or(0) as u64;
+        assert!(largest <= 3 * BUCKET_LOAD, "largest bucket {largest} of {}", p.head.buckets);
+        assert_eq!(p.live("tasks", "", 100_000).0.len(), 8_000);
+    }
+
+    #[test]
+    fn a_recent_pull_reads_no_bucket() {
+        let mut p = Pages::default();
+        for round in 0..10 {
+            let changes: Vec<_> = (0..100).map(|i| json!({"id": format!("t{round}-{i}"), "title": "x"})).collect();
+            push(&mut p, &changes, 1_000 * (round + 1));
+            p = reload(&p);
+        }
+        assert!(p.head.buckets > 0);
+        let p = Pages::new(p.head.clone()); // the head only, as a pull reads it
+        assert!(p.buckets_after(p.head.seq - 50).is_empty(), "the last 50 changes are in the head");
+        assert!(!p.buckets_after(0).is_empty());
+        assert_eq!(p.changes(p.head.seq - 50, None, &[], 100).unwrap().len(), 50);
+    }
+
+    #[test]
+    fn purge_removes_every_copy_and_raises_the_horizon() {
+        let mut p = Pages::default();
+        let changes: Vec<_> = (0..600).map(|i| json!({"id": format!("t{i}"), "title": "x"})).collect();
+        push(&mut p, &changes, 1_000);
+        assert!(p.head.buckets > 0);
+        // Delete a record that lives in a bucket: the tombstone is in the head.
+        let in_bucket = p.buckets.values().flatten().next().unwrap().id.clone();
+        push(&mut p, &[json!({"id": in_bucket, "deleted": true})], 5_000);
+        let tomb_rev = p.head.seq;
+        p = reload(&p);
+        assert_eq!(p.purge(4_000).unwrap(), 0, "deleted after the cutoff");
+        assert_eq!(p.purge(6_000).unwrap(), 1);
+        assert_eq!(p.head.horizon, tomb_rev);
+        let cur = p.current([("tasks", in_bucket.clone())]).unwrap();
+        assert!(cur.stored.is_empty(), "no older copy resurfaces");
+        assert!(!p.each().any(|e| e.id == in_bucket));
+    }
+}
