@@ -3,6 +3,11 @@
 # instead of worker-build's own downloads (which need GitHub). This is wrangler's [build]
 # command, so `wrangler dev` and `wrangler deploy` build the same way.
 # EDGESYNC_SKIP_BUILD=1 skips it when the test harness has built once already.
+# EDGESYNC_OUT_DIR (default build, relative to the repository root or absolute) puts the
+# output elsewhere, e.g. a test build from another collections declaration:
+#   EDGESYNC_COLLECTIONS=path/to/collections.json EDGESYNC_OUT_DIR=.tmp/build-extra bash scripts/build.sh
+# (crates/core/build.rs reads EDGESYNC_COLLECTIONS; the worker is then
+# .tmp/build-extra/worker/shim.mjs, for a wrangler config whose main points there).
 #
 # Panics are recoverable (worker-build --panic-unwind): a panic fails only its own request
 # (500) and the isolate keeps its memory (rate buckets, usage counts, caches). This builds
@@ -12,7 +17,9 @@
 # panic then resets the wasm instance, failing every request in flight in the isolate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${EDGESYNC_SKIP_BUILD:-}" = 1 ] && [ -f build/worker/shim.mjs ]; then exit 0; fi
+out="${EDGESYNC_OUT_DIR:-build}"
+case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
+if [ "${EDGESYNC_SKIP_BUILD:-}" = 1 ] && [ -f "$out/worker/shim.mjs" ]; then exit 0; fi
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/@esbuild/linux-x64/bin/esbuild}"
@@ -20,16 +27,16 @@ export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
 # The client SDK: client/dist (bundle + .d.ts) and demo/sdk/edgesync.js; prints its size.
 node client/scripts/build.mjs
 # The worker crate is crates/worker; its output goes to build/ at the repository root
-# (wrangler.toml: main = "build/worker/shim.mjs").
+# (wrangler.toml: main = "build/worker/shim.mjs") unless EDGESYNC_OUT_DIR says otherwise.
 case "${EDGESYNC_PANIC:-unwind}" in
   unwind)
     # The release profile says "abort" (right for the stable build); worker-build's
     # RUSTFLAGS=-Cpanic=unwind would override it, but the profile should agree with the
     # std being built.
     export CARGO_PROFILE_RELEASE_PANIC=unwind
-    exec worker-build --release --panic-unwind --out-dir ../../build crates/worker ;;
+    exec worker-build --release --panic-unwind --out-dir "$out" crates/worker ;;
   abort)
-    exec worker-build --release --out-dir ../../build crates/worker ;;
+    exec worker-build --release --out-dir "$out" crates/worker ;;
   *)
     echo "[build] EDGESYNC_PANIC must be unwind or abort, not '${EDGESYNC_PANIC}'" >&2
     exit 2 ;;

@@ -1,6 +1,6 @@
 // Reads facts from the worker's source text (never runs worker code): the endpoint table
 // of crates/core/src/endpoints.rs, so tests can check that they cover every route the
-// worker serves.
+// worker serves, and the collections declaration (collections.json) the worker is built from.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -32,3 +32,21 @@ export function routesFromSource() {
   assert.ok(routes.length >= 10, `suspiciously few routes parsed: ${routes.length}`);
   return routes;
 }
+
+/**
+ * The collections declaration the worker is built from: collections.json at the repository
+ * root, or the file EDGESYNC_COLLECTIONS names (absolute, or relative to the root), as
+ * crates/core/build.rs reads it → {file, enums: [{name, values}], collections: [{name, fields}]}.
+ * build.rs validates it; this only reads it.
+ */
+export function collectionsFromSource() {
+  const env = process.env.EDGESYNC_COLLECTIONS;
+  const file = env ? path.resolve(ROOT, env) : path.join(ROOT, 'collections.json');
+  const decl = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert.ok(Array.isArray(decl.collections), `no collections array in ${file}`);
+  for (const c of decl.collections) assert.ok(typeof c.name === 'string' && Array.isArray(c.fields), `unparsed collection in ${file}`);
+  return { file, enums: decl.enums ?? [], collections: decl.collections };
+}
+
+/** The collection (entity type) names, in declaration order. */
+export const collectionNames = () => collectionsFromSource().collections.map((c) => c.name);

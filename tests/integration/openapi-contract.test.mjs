@@ -1,6 +1,7 @@
 // GET /api/openapi.json against what the worker really serves: every route of the routing
 // table (crates/core/src/endpoints.rs, read as text here) is a path + method of the document and nothing
-// else is; the document is OpenAPI 3.1 with security schemes and resolvable references;
+// else is; each collection of the declaration (collections.json) has schemas with exactly its
+// fields; the document is OpenAPI 3.1 with security schemes and resolvable references;
 // the Problem `error` enum is exactly the worker's error codes (crates/core/src/error.rs) and covers
 // every code the other test files expect; each operation documents the statuses the
 // worker can answer it with; live error responses have the documented shape.
@@ -9,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT, startWorker } from '../helpers/server.mjs';
-import { readSource as read, routesFromSource } from '../helpers/source.mjs';
+import { collectionNames, collectionsFromSource, readSource as read, routesFromSource } from '../helpers/source.mjs';
 import { api, newUserId, show, token } from '../helpers/client.mjs';
 import { ok } from '../helpers/sync.mjs';
 
@@ -85,8 +86,8 @@ function walk(node, visit, at = '#') {
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
-/** The entity types, from crates/core/src/entities.rs. */
-const entityNames = () => [...read('crates/core/src/entities.rs').matchAll(/^\s{8}name: "(\w+)",$/gm)].map((m) => m[1]);
+/** The entity types, from the collections declaration (collections.json). */
+const entityNames = () => collectionNames();
 
 /** A route of the table as the document describes it: a `{type}` route once per type. */
 function concrete(r) {
@@ -145,6 +146,43 @@ describe('the OpenAPI document matches the routing table', () => {
           if (name === 'type') assert.deepEqual([...prm.schema.enum].sort(), entities);
         }
         assert.ok(op.responses && Object.keys(op.responses).length > 0, `${m} ${p} has responses`);
+      }
+    }
+  });
+
+  test('each collection of the declaration (collections.json) is documented with exactly its fields', () => {
+    const { enums, collections } = collectionsFromSource();
+    const values = new Map(enums.map((e) => [e.name, e.values]));
+    const schemas = doc.components.schemas;
+    const title = (n) => n[0].toUpperCase() + n.slice(1);
+    const sync = new Set(['id', 'version', 'rev', 'created_at', 'updated_at', 'deleted_at', 'device_id', 'type', 'deleted']);
+    const own = (schema) => Object.keys(schema.properties).filter((k) => !sync.has(k)).sort();
+    assert.deepEqual(Object.keys(schemas).filter((k) => k.endsWith('Record')).sort(),
+      collections.map((c) => `${title(c.name)}Record`).sort(), 'one <Type>Record per declared collection');
+    for (const c of collections) {
+      const [rec, change, live] = ['Record', 'Change', 'Live'].map((s) => schemas[`${title(c.name)}${s}`]);
+      assert.ok(rec && change && live, `${c.name}: Record, Change and Live schemas`);
+      assert.deepEqual(own(rec), c.fields.map((f) => f.name).sort(), `${c.name}Record fields`);
+      const keys = c.fields.flatMap((f) => [f.name, ...(f.aliases ?? [])]).sort();
+      assert.deepEqual(own(change), keys, `${c.name}Change fields and aliases`);
+      assert.deepEqual(own(live), keys, `${c.name}Live fields and aliases`);
+      const required = c.fields.filter((f) => f.required).map((f) => f.name);
+      assert.deepEqual(change.anyOf.at(-1).required, required, `${c.name}Change: required fields of a non-delete`);
+      assert.deepEqual(live.required, ['id', ...required], `${c.name}Live: required fields`);
+      for (const f of c.fields) {
+        const at = `${c.name}.${f.name}`;
+        for (const s of [rec.properties[f.name], ...(f.aliases ?? []).map((a) => change.properties[a])]) {
+          switch (f.kind) {
+            case 'string': assert.deepEqual([s.type, s.maxLength], ['string', f.max], at); break;
+            case 'bool': assert.equal(s.type, 'boolean', at); break;
+            case 'int': assert.equal(s.type, 'integer', at); break;
+            case 'nullable_int': assert.deepEqual(s.type, ['integer', 'null'], at); break;
+            case 'nullable_id': assert.deepEqual(s.oneOf?.map((o) => o.type), ['string', 'null'], at); break;
+            case 'enum': assert.deepEqual(s.enum, typeof f.values === 'string' ? values.get(f.values) : f.values, at); break;
+            case 'json': assert.match(s.description, new RegExp(`at most ${f.max_bytes} bytes`), at); break;
+            default: assert.fail(`${at}: kind ${f.kind}`);
+          }
+        }
       }
     }
   });

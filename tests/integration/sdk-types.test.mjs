@@ -1,5 +1,5 @@
 // The committed collection types (client/src/collections.ts) are what the running worker's
-// OpenAPI document generates: a field added, renamed or retyped in src/entities.rs without
+// OpenAPI document generates: a field added, renamed or retyped in collections.json without
 // `npm run gen-types` fails here.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

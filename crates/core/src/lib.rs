@@ -25,6 +25,10 @@ pub mod ratelimit;
 pub mod reply;
 pub mod sql;
 
+// The collections declaration's parser and validator: build.rs runs it; compiled here only
+// for its unit tests.
+#[cfg(test)]
+mod declaration;
 #[cfg(test)]
 mod accounting_sim;
 #[cfg(test)]
