@@ -2,17 +2,17 @@
 //! bench/wasm-cpu.mjs in Node's V8, the JavaScript/wasm engine workerd uses, so the CPU
 //! time of the worker's own code is measured in the engine that runs it (the worker is
 //! built with the same opt-level, LTO and codegen-units; see Cargo.toml).
-//! Prints one JSON object per operation: {"id", "median_ns", "min_ns", "samples"}.
+//! Prints one JSON object per operation: {"id", "median_ns", "min_ns", "samples", ...};
+//! a push's whole pure path is `<case>/total`, its steps `<case>/<step>`, and each case
+//! also prints {"case": …} describing it.
 //! Argument: "quick" for shorter sampling.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use edgesync_bench::auth::Verifier;
-use edgesync_bench::fixtures::{self, SECRET, SEQ};
-use edgesync_bench::protocol::{self, Limits};
-use edgesync_bench::{entities, plan, sql};
+use edgesync_bench::fixtures::{self, SECRET};
+use edgesync_bench::protocol;
 use serde_json::Value;
 
 /// Median and minimum time per call of `routine` over samples of `k` calls each; inputs
@@ -47,7 +47,7 @@ fn measure<I, O>(id: &str, budget: Duration, mut setup: impl FnMut() -> I, mut r
 
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
-    let budget = Duration::from_millis(if quick { 400 } else { 1_500 });
+    let budget = Duration::from_millis(if quick { 300 } else { 1_500 });
     let now = fixtures::now_ms();
 
     let t = fixtures::tokens(now);
@@ -61,43 +61,64 @@ fn main() {
         |_| Verifier::with_jwks(Some(SECRET), Some(black_box(&t.jwks)), None, None),
     );
 
-    let limits = Limits { max_changes: 1_000 };
-    let tasks = entities::entity("tasks").unwrap();
-    for n in [100usize, 1_000] {
-        let body = fixtures::push_body(n);
-        let req = protocol::parse_sync(&serde_json::from_slice::<Value>(&body).unwrap(), limits).unwrap();
-        let fresh = plan::plan(&req.changes, HashMap::new(), SEQ, now);
-        let stored = fixtures::stored_for_edits(n);
-        assert_eq!(plan::plan(&req.changes, stored.clone(), SEQ, now).revs.len(), n);
+    let users: Vec<(usize, fixtures::User)> = [100usize, 500, 5_000].map(|h| (h, fixtures::user(h))).into();
+    let user = |h: usize| &users.iter().find(|(n, _)| *n == h).unwrap().1;
+    for case in fixtures::push_cases() {
+        let u = user(case.user_records);
+        let body = case.body(u);
+        let w = fixtures::push_request(u, &body, now);
+        assert_eq!(w.applied, case.changes, "{}: every change applied", case.id);
+        println!(
+            "{}",
+            serde_json::json!({"case": case.id, "kind": "push", "changes": case.changes, "edits": case.edits,
+                "user_records": case.user_records, "head_records": u.records_in_head(), "buckets": u.head.buckets,
+                "body_bytes": body.len(), "head_bytes": u.head_body.len(), "spilled": w.spilled, "buckets_written": w.dirty,
+                "head_bytes_after": w.head_body.len(), "reply_bytes": w.reply.len()})
+        );
+        measure(&format!("{}/total", case.id), budget, || (), |_| fixtures::push_request(u, black_box(&body), now));
+        let s = fixtures::stages(u, &body, now);
+        let id = |step: &str| format!("{}/{step}", case.id);
         measure(
-            &format!("push_{n}/parse_validate"),
+            &id("parse_validate"),
             budget,
             || (),
-            |_| {
-                let v: Value = serde_json::from_slice(black_box(&body)).unwrap();
-                protocol::parse_sync(&v, limits).unwrap()
+            |_| protocol::parse_sync(&serde_json::from_slice::<Value>(black_box(&body)).unwrap(), fixtures::LIMITS),
+        );
+        measure(&id("parse_head"), budget, || (), |_| fixtures::step_parse_head(black_box(u)));
+        measure(
+            &id("current_plan"),
+            budget,
+            || s.parsed.clone(),
+            |mut p| fixtures::step_plan(u, &mut p, &s.req.changes, now),
+        );
+        measure(
+            &id("apply_spill"),
+            budget,
+            || s.planned.clone(),
+            |mut p| {
+                fixtures::step_apply(u, &mut p, &s.plan, &s.prior);
+                p
             },
         );
+        measure(&id("serialize"), budget, || (), |_| fixtures::step_serialize(black_box(&s.applied)));
         measure(
-            &format!("push_{n}/plan_new"),
+            &id("pull_reply"),
             budget,
-            || (),
-            |_| plan::plan(black_box(&req.changes), HashMap::new(), SEQ, now),
-        );
-        measure(
-            &format!("push_{n}/plan_edits"),
-            budget,
-            || stored.clone(),
-            |s| plan::plan(black_box(&req.changes), s, SEQ, now),
-        );
-        measure(
-            &format!("push_{n}/storage_rows"),
-            budget,
-            || (),
-            |_| sql::storage_rows(tasks, black_box(&fresh.writes[0].1)),
+            || s.applied.clone(),
+            |mut p| fixtures::step_reply(u, &mut p, &s.req, &s.plan, now),
         );
     }
 
-    let rows = fixtures::pull_rows(500);
-    measure("pull_500/build_reply", budget, || (), |_| fixtures::pull_reply(black_box(&rows), SEQ, now));
+    let u = user(500);
+    let since = u.head_revs[u.head_revs.len() - 101];
+    let body = fixtures::pull_body(since, 100);
+    let (reply, rows) = fixtures::pull_request(u, &body, now);
+    assert_eq!(rows, 100);
+    println!(
+        "{}",
+        serde_json::json!({"case": "pull_100_h500", "kind": "pull", "changes": 0, "rows": rows, "user_records": 500,
+            "head_records": u.records_in_head(), "buckets": u.head.buckets, "head_bytes": u.head_body.len(), "reply_bytes": reply.len()})
+    );
+    measure("pull_100_h500/total", budget, || (), |_| fixtures::pull_request(u, black_box(&body), now));
+    measure("pull_100_h500/parse_head", budget, || (), |_| fixtures::step_parse_head(black_box(u)));
 }
