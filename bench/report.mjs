@@ -415,6 +415,9 @@ if (Object.keys(native).length || wasmCpu) {
       '`spill_needed` / `spill` when due (with its buckets), the head (and any changed bucket) serialized for the write batch, the pull of the same transaction and the reply serialized. ' +
       `Timed as wasm32 in V8 (${wasmCpu?.engine ?? 'not run'}; \`bench/wasm-cpu.mjs\`), the engine workerd runs the worker in, and natively with criterion. Both use the worker's release settings ` +
       '(`opt-level = "z"`, fat LTO, one codegen unit). Medians; the share is of the Free plan\'s **10 ms CPU per request**. ' +
+      (wasmCpu?.results?.every((r) => r.clock === 'cpu')
+        ? 'The wasm times are the thread\'s CPU time (WASI\'s CPU-time clock; the wall-time medians are in `bench/results/wasm-cpu.json`), so other work on the machine inflates them far less than wall time. '
+        : 'The wasm times are wall time (this Node\'s WASI gave no CPU-time clock): on a loaded machine they overstate the CPU. ') +
       'Users are built by pushes of 100 tasks with every field set (≈400 bytes each) through the same pure path, so their pages are what the worker makes of them. ' +
       'Not included: the JS↔wasm copies of the request body and of the page bodies D1 returns, V8\'s JSON work in the glue, JWT verification (below) and the rest of the request pipeline.',
   );
@@ -603,7 +606,8 @@ p(
   'node bench/throughput.mjs --help; node bench/growth.mjs --help; node bench/capacity.mjs --help',
   'node bench/floor.mjs --quick   # edgesync beside the reference workers: the issue #11 ratios',
   'node bench/profile.mjs --kind check304   # CPU profile of the isolate (health, check304, checkD1, push10)',
-  'node bench/capacity.mjs --from-results --isolates 300 --cold-sync-share 0.5   # re-run only the model',
+  'node bench/capacity.mjs --mixes brief --quick   # one usage mix (presets: brief, two-device), no real-time waiting',
+  'node bench/capacity.mjs --from-results --isolates 300 --cold-sync-share 0   # re-run only the model',
   '```',
   '',
   '| file | what |',
@@ -613,7 +617,7 @@ p(
   '| `bench/profile.mjs` | section 1: CPU profile of the isolate through the V8 inspector (DevTools `Profiler`) |',
   '| `bench/throughput.mjs`, `bench/lib/load.mjs` | sections 1–2: fixed-concurrency keep-alive load per request kind |',
   '| `bench/growth.mjs` | section 3: costs at 100 … 100,000 records; the flatness check |',
-  '| `bench/size.mjs`, `bench/native/` (criterion), `bench/wasm-cpu.mjs` | section 4 |',
+  '| `bench/size.mjs`, `bench/native/` (criterion: `benches/hot_paths.rs`; wasm: `examples/wasm_cpu.rs`, inputs and the pure path in `src/fixtures.rs`), `bench/wasm-cpu.mjs` | section 4 |',
   '| `bench/capacity.mjs`, `bench/lib/model.mjs` | section 5: the replayed day and the model |',
   '| `bench/sdk-day.mjs`, `bench/lib/sdk-section.mjs` | section 5: the same day driven by the client SDK\'s own scheduler |',
   '| `bench/report.mjs`, `bench/chart.mjs` | this file and `' + CHART + '` |',
