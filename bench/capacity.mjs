@@ -1,29 +1,40 @@
 // Capacity model: replays one day of a user population through the real worker (local
-// workerd, D1, KV) at reduced scale, counts every resource from X-Sync-Ops and the request
-// count, and extrapolates to the Workers Free plan's daily limits. Writes
+// workerd, D1, KV) at reduced scale, counts every resource from X-Sync-Ops and the worker's
+// own usage report, and extrapolates to the Workers Free plan's daily limits. Writes
 // bench/results/capacity.json.
 //
-//   node bench/capacity.mjs                      the brief's usage model, 200 users
+//   node bench/capacity.mjs                      both mixes, 200 users each
+//   node bench/capacity.mjs --mixes brief        one mix
 //   node bench/capacity.mjs --help               every parameter with its default
 //   node bench/capacity.mjs --from-results --isolates 300   re-run only the model
 //
-// Usage model (defaults from the brief): 60% of users are active and sync 4 times a day per
-// device, the others twice; 2 devices per user; an active user creates 7 tasks a day in 3
-// editing sessions, each session's changes debounced into one push from the device it
-// happened on. A sync is a conditional check (GET /api/sync/check, If-None-Match), then a
-// POST /api/sync (push + pull) when the device has local changes or the check says
-// something changed.
+// A sync is ONE request: a `POST /api/sync` with the device's cursor and its pending
+// changes (none for an idle sync); a reply with `has_more` is followed by more POSTs in
+// the same sync. No separate check. Two usage mixes (presets; every parameter is a flag
+// that overrides the preset of every mix run):
+//  - "brief" (issue #10): 60% of users active, syncing 4 times a day, the others twice;
+//    one device; an active user creates 7 tasks a day in 3 editing sessions, and each
+//    session's push is one of their scheduled syncs (3 of the 4, chosen at random), so
+//    1.8 pushes, 4.2 new records and 3.2 requests per user-day; 100 records per user
+//    before the day.
+//  - "two-device" (the replay before issue #10, at one request per sync): the same shares
+//    and sync counts per device, 2 devices per user; each editing session's changes are
+//    pushed from the device it happened on 3 s after it (a sync of its own).
 //
-// Two regimes, two replays:
+// Two regimes, two replays per mix:
 //  - "kv": the worker as configured, with the KV state token. Its KV entries live
-//    STATE_CACHE_TTL (300 s), and whether a check finds one depends on time, so this replay
+//    STATE_CACHE_TTL (300 s), and whether a sync finds one depends on time, so this replay
 //    runs in real time with each user's day compressed: gaps shorter than the TTL are scaled
 //    by 60/300 against a worker with STATE_CACHE_TTL=60 (KV's minimum), longer ones become
-//    63 s. An entry is then alive in the replay exactly when it would be in the day. Each
-//    check's KV outcome (hit = no D1 statement) is compared with the simulated day's: the
-//    fidelity line. About 11 minutes, mostly waiting.
+//    63 s. An entry is then alive in the replay exactly when it would be in the day. How
+//    many idle syncs were answered without D1 is counted (and compared, for information,
+//    with "the user's last KV write is younger than the TTL" in the simulated day). About
+//    11 minutes, mostly waiting; the mixes' replays run at the same time.
 //  - "d1": the same day against a worker with QUOTA_KV_WRITES=0, which never trusts KV:
-//    how the worker runs once its KV write guard (90% of 1,000 writes) has tripped. Fast.
+//    how the worker runs once its KV budget guard has tripped. Fast.
+// Costs are never assumed: each request's X-Sync-Ops, and the usage accounting's own rows
+// (one flush, measured as the difference between two admin usage reports) come from the
+// worker measured.
 import fs from 'node:fs';
 
 import { startWorker, TEST_ADMIN_TOKEN } from '../tests/helpers/server.mjs';
@@ -31,8 +42,13 @@ import { token } from '../tests/helpers/client.mjs';
 import { addOps, closeAgents, expect, flags, log, readResult, rng, send, sleep, tasks, writeResult, zeroOps } from './lib/common.mjs';
 import { BRIEF, capacity, perUser, series } from './lib/model.mjs';
 
-const opt = flags(
-  {
+// Presets of the usage mixes; a flag given on the command line overrides them.
+const MIXES = {
+  brief: { devices: 1, sessionsOnSyncs: true, pushOnChange: false },
+  'two-device': { devices: 2, sessionsOnSyncs: false, pushOnChange: true },
+};
+const DEFAULTS = {
+    mixes: 'brief,two-device',
     users: 200,
     activeShare: 0.6,
     activeSyncs: 4,
@@ -41,7 +57,7 @@ const opt = flags(
     creates: 7,
     sessions: 3,
     debounceS: 3,
-    checkFirst: true,
+    sessionsOnSyncs: false,
     pushOnChange: true,
     jitter: 0.1,
     initialRecords: 100,
@@ -59,18 +75,21 @@ const opt = flags(
     readyFile: '',
     goFile: '',
     quick: false,
-  },
+};
+const opt = flags(
+  DEFAULTS,
   {
-    users: 'simulated users (the reduced scale)',
+    mixes: `usage mixes to replay (presets: ${Object.keys(MIXES).join(', ')}); flags override every preset`,
+    users: 'simulated users per mix (the reduced scale)',
     activeShare: 'share of active users',
     activeSyncs: 'scheduled syncs per day per device of an active user',
     inactiveSyncs: 'scheduled syncs per day per device of an inactive user',
-    devices: 'devices per user',
+    devices: 'devices per user (preset)',
     creates: 'task creations per active user per day',
     sessions: 'editing sessions per active user per day (one push each)',
     debounceS: 'seconds from a session\'s last change to its push',
-    checkFirst: 'a sync with local changes still checks first (false: it pushes directly)',
-    pushOnChange: 'push a session\'s changes after the debounce (false: at the device\'s next scheduled sync)',
+    sessionsOnSyncs: 'each editing session\'s push is one of the user\'s scheduled syncs (distinct ones, at random) (preset)',
+    pushOnChange: 'push a session\'s changes after the debounce, a sync of its own (false: at the device\'s next scheduled sync) (preset)',
     jitter: 'scheduled sync times vary by ± this share of the period',
     initialRecords: 'tasks each user holds before the day (setup, not counted)',
     stateCacheTtl: 'STATE_CACHE_TTL of the deployed worker, seconds (the day\'s KV entry lifetime)',
@@ -89,6 +108,17 @@ const opt = flags(
     quick: '40 users, no real-time waiting (KV outcomes then unfaithful)',
   },
 );
+// Flags given explicitly (they override the presets).
+const given = new Set(
+  process.argv.slice(2).filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=')[0].replace(/-([a-z0-9])/g, (_, c) => c.toUpperCase())),
+);
+const mixOpt = (mix) => {
+  const preset = MIXES[mix];
+  if (!preset) throw new Error(`unknown mix ${mix} (presets: ${Object.keys(MIXES).join(', ')})`);
+  const o = { ...opt };
+  for (const [k, v] of Object.entries(preset)) if (!given.has(k)) o[k] = v;
+  return o;
+};
 if (opt.quick) {
   opt.users = Math.min(opt.users, 40);
   opt.timeFaithful = false;
@@ -99,32 +129,45 @@ const LONG_GAP = REAL_TTL + 3; // real seconds standing for a gap >= the day's T
 const SCALE = REAL_TTL / opt.stateCacheTtl; // real seconds per simulated second below the TTL
 
 // ---- the simulated day ------------------------------------------------------------------
-function population() {
-  const R = rng(opt.seed);
-  const nActive = Math.round(opt.users * opt.activeShare);
+function population(o) {
+  const R = rng(o.seed);
+  const nActive = Math.round(o.users * o.activeShare);
   const users = [];
-  for (let u = 0; u < opt.users; u++) {
+  for (let u = 0; u < o.users; u++) {
     const active = u < nActive;
-    const syncs = active ? opt.activeSyncs : opt.inactiveSyncs;
+    const syncs = active ? o.activeSyncs : o.inactiveSyncs;
     const events = [];
-    for (let d = 0; d < opt.devices; d++) {
+    for (let d = 0; d < o.devices; d++) {
       const period = DAY / syncs;
       const phase = R() * period;
       for (let k = 0; k < syncs; k++) {
-        const t = Math.min(DAY - 1, Math.max(0, phase + k * period + (R() * 2 - 1) * opt.jitter * period));
+        const t = Math.min(DAY - 1, Math.max(0, phase + k * period + (R() * 2 - 1) * o.jitter * period));
         events.push({ t, device: d, kind: 'scheduled', creates: 0 });
       }
     }
-    if (active && opt.sessions > 0) {
+    if (active && o.sessions > 0) {
       // creates spread over the sessions as evenly as possible, the remainder at random
-      const counts = Array.from({ length: opt.sessions }, () => Math.floor(opt.creates / opt.sessions));
-      for (let i = 0; i < opt.creates % opt.sessions; i++) counts[Math.floor(R() * opt.sessions)]++;
-      for (const n of counts) {
-        if (!n) continue;
-        const t = Math.min(DAY - 1, R() * DAY);
-        const device = Math.floor(R() * opt.devices);
-        if (opt.pushOnChange) events.push({ t: Math.min(DAY - 1, t + opt.debounceS), device, kind: 'local', creates: n });
-        else events.push({ t, device, kind: 'edit', creates: n }); // rides the next scheduled sync
+      const counts = Array.from({ length: o.sessions }, () => Math.floor(o.creates / o.sessions));
+      for (let i = 0; i < o.creates % o.sessions; i++) counts[Math.floor(R() * o.sessions)]++;
+      if (o.sessionsOnSyncs) {
+        // each session's push is one of the user's scheduled syncs, distinct ones while
+        // there are enough (Fisher-Yates over the syncs)
+        const order = events.map((_, i) => i);
+        for (let i = order.length - 1; i > 0; i--) {
+          const j = Math.floor(R() * (i + 1));
+          [order[i], order[j]] = [order[j], order[i]];
+        }
+        counts.forEach((n, i) => {
+          if (n) events[order[i % order.length]].creates += n;
+        });
+      } else {
+        for (const n of counts) {
+          if (!n) continue;
+          const t = Math.min(DAY - 1, R() * DAY);
+          const device = Math.floor(R() * o.devices);
+          if (o.pushOnChange) events.push({ t: Math.min(DAY - 1, t + o.debounceS), device, kind: 'local', creates: n });
+          else events.push({ t, device, kind: 'edit', creates: n }); // rides the next scheduled sync
+        }
       }
     }
     events.sort((a, b) => a.t - b.t);
@@ -166,32 +209,32 @@ async function usage(base) {
   };
 }
 
-async function replay(regime, people) {
+let setupsPending = 0;
+async function replay(mix, o, regime, people) {
   const kvRegime = regime === 'kv';
-  const timed = kvRegime && opt.timeFaithful;
+  const timed = kvRegime && o.timeFaithful;
   const vars = kvRegime ? { STATE_CACHE_TTL: String(REAL_TTL) } : { QUOTA_KV_WRITES: '0' };
   const srv = await startWorker({ vars });
   const base = srv.url;
-  log(`[${regime}] worker ${base}, ${people.length} users`);
+  const tag = `[${mix} ${regime}]`;
+  log(`${tag} worker ${base}, ${people.length} users, ${o.devices} device(s) each`);
   try {
     // Setup (not counted): each user's initial records pushed from device 0, the other
     // devices pulled to the same state.
     const users = [];
     let next = 0;
     await Promise.all(
-      Array.from({ length: opt.concurrency }, async () => {
+      Array.from({ length: o.concurrency }, async () => {
         while (next < people.length) {
           const p = people[next++];
-          const tok = await token(`cap-${opt.seed}-${regime}-${p.index}`);
-          const devices = Array.from({ length: opt.devices }, () => ({ cursor: 0, etag: null, pending: [], made: 0 }));
-          const first = expect(await send(base, { method: 'POST', path: '/api/sync', token: tok, body: { cursor: 0, changes: tasks(opt.initialRecords, `init-${p.index}`) } }), 200, 'setup push');
+          const tok = await token(`cap-${mix}-${o.seed}-${regime}-${p.index}`);
+          const devices = Array.from({ length: o.devices }, () => ({ cursor: 0, pending: [], made: 0 }));
+          const first = expect(await send(base, { method: 'POST', path: '/api/sync', token: tok, body: { cursor: 0, changes: tasks(o.initialRecords, `init-${p.index}`) } }), 200, 'setup push');
           devices[0].cursor = first.json.cursor;
-          devices[0].etag = first.json.etag;
           for (const d of devices.slice(1)) {
             for (;;) {
               const r = expect(await send(base, { method: 'POST', path: '/api/sync', token: tok, body: { cursor: d.cursor, limit: 1000 } }), 200, 'setup pull');
               d.cursor = r.json.cursor;
-              d.etag = r.json.etag;
               if (!r.json.has_more) break;
             }
           }
@@ -200,7 +243,7 @@ async function replay(regime, people) {
       }),
     );
     const before = await usage(base);
-    if (opt.readyFile) fs.writeFileSync(opt.readyFile, `${regime} setup done\n`);
+    if (kvRegime && --setupsPending === 0 && o.readyFile) fs.writeFileSync(o.readyFile, 'setup done\n');
 
     const acc = {
       totals: { requests: 0, ...zeroOps() },
@@ -208,11 +251,12 @@ async function replay(regime, people) {
       inactive: { requests: 0, ...zeroOps() },
       kinds: {},
       syncs: 0,
-      checks: 0,
-      stateReads: 0, // checks that read the KV state token
-      kvHits: 0,
+      pushes: 0,
+      idle: 0, // syncs without changes that found nothing new
+      idleNoD1: 0, // of those, answered without a D1 statement (the KV token)
       predictedHits: 0,
       fidelityMismatch: 0,
+      stateReads: 0, // requests that read KV (counted as one state-token read each)
       errors: [],
       syncMs: [],
     };
@@ -224,52 +268,47 @@ async function replay(regime, people) {
       const k = (acc.kinds[kind] ??= { requests: 0, ...zeroOps() });
       k.requests++;
       addOps(k, res.ops);
-    };
-    const call = async (u, kind, req, ok) => {
-      const res = await send(base, { ...req, token: u.token });
-      if (!ok.includes(res.status)) {
-        acc.errors.push(`${kind}: HTTP ${res.status} ${res.text.slice(0, 200)}`);
-        return null;
-      }
-      count(u, kind, res);
-      return res;
+      if (res.ops?.['kv-read'] >= 1) acc.stateReads++;
+      // The simulated day's KV entry: alive for the TTL after the worker last wrote it.
+      if (kvRegime && res.ops?.['kv-write'] >= 1) u.kvUntil = u.now + o.stateCacheTtl;
     };
 
-    // The simulated KV entry of each user: alive until kvUntil (day seconds).
+    // One sync: one POST /api/sync with the device's cursor and pending changes, then more
+    // POSTs while the reply says has_more.
     async function sync(u, dev, e) {
       acc.syncs++;
+      u.now = e.t;
       let changes = [];
-      if (e.kind === 'local') changes = tasks(e.creates, `u${u.index}d${e.device}`, (dev.made += e.creates) - e.creates);
-      else if (dev.pending.length) changes = dev.pending.splice(0);
-      let post = changes.length > 0;
-      if (opt.checkFirst || !post) {
-        const res = await call(u, 'check', { path: '/api/sync/check', headers: dev.etag ? { 'if-none-match': dev.etag } : {} }, [200, 304]);
-        if (!res) return;
-        acc.checks++;
-        const usedKv = kvRegime && res.ops['kv-read'] >= 1;
-        if (usedKv) acc.stateReads++;
-        const hit = usedKv && res.ops.d1 === 0;
-        if (hit) acc.kvHits++;
-        const predicted = kvRegime && e.t < u.kvUntil;
-        if (predicted) acc.predictedHits++;
-        if (kvRegime && predicted !== hit) acc.fidelityMismatch++;
-        if (kvRegime && !predicted) u.kvUntil = e.t + opt.stateCacheTtl; // a miss fills KV
-        const kind = `check ${res.status}${kvRegime ? (hit ? ' (KV)' : ' (D1)') : ''}`;
-        acc.kinds[kind] ??= { requests: 0, ...zeroOps() };
-        acc.kinds[kind].requests++;
-        addOps(acc.kinds[kind], res.ops);
-        if (res.status === 200 && res.json?.etag !== dev.etag) post = true;
-      }
-      if (!post) return;
+      if (e.creates) changes = tasks(e.creates, `u${u.index}d${e.device}`, (dev.made += e.creates) - e.creates);
+      if (dev.pending.length) changes = dev.pending.splice(0).concat(changes);
+      if (changes.length) acc.pushes++;
+      const predicted = kvRegime && e.t < u.kvUntil;
       let first = true;
       for (;;) {
         const body = { cursor: dev.cursor, ...(first && changes.length ? { changes } : {}) };
-        const kind = first && changes.length ? 'POST /api/sync push+pull' : 'POST /api/sync pull';
-        const res = await call(u, kind, { method: 'POST', path: '/api/sync', body }, [200]);
-        if (!res) return;
-        if (first && changes.length && res.json.applied.length && kvRegime) u.kvUntil = e.t + opt.stateCacheTtl; // write-through
+        const res = await send(base, { method: 'POST', path: '/api/sync', body, token: u.token });
+        if (res.status !== 200) {
+          acc.errors.push(`POST /api/sync: HTTP ${res.status} ${res.text.slice(0, 200)}`);
+          return;
+        }
+        const got = res.json.updates.length + res.json.deleted.length;
+        let kind;
+        if (!first) kind = 'sync, next page (has_more)';
+        else if (changes.length) kind = 'sync with a push';
+        else if (got) kind = 'sync, pull only';
+        else {
+          kind = 'idle sync';
+          acc.idle++;
+          const noD1 = res.ops?.d1 === 0;
+          if (noD1) acc.idleNoD1++;
+          if (kvRegime) {
+            if (predicted) acc.predictedHits++;
+            if (predicted !== noD1) acc.fidelityMismatch++;
+          }
+        }
+        if (kvRegime && res.ops) kind += res.ops.d1 === 0 ? ' (no D1)' : '';
+        count(u, kind, res);
         dev.cursor = res.json.cursor;
-        dev.etag = res.json.etag;
         first = false;
         if (!res.json.has_more) break;
       }
@@ -302,20 +341,20 @@ async function replay(regime, people) {
 
     const t0 = performance.now();
     if (timed) {
-      if (opt.goFile) {
+      if (o.goFile) {
         const until = performance.now() + 30 * 60_000;
-        while (!fs.existsSync(opt.goFile) && performance.now() < until) await sleep(200);
+        while (!fs.existsSync(o.goFile) && performance.now() < until) await sleep(200);
       }
       // Every user starts more than the real TTL after its setup wrote KV.
       const start = Math.max(performance.now(), Math.max(...users.map((u) => u.setupDone)) + LONG_GAP * 1000);
       const longest = Math.max(...users.map((u) => realOffsets(u.events).at(-1) ?? 0));
-      log(`[${regime}] real-time replay: about ${Math.round((start - performance.now()) / 1000 + longest)} s`);
-      const R = rng(opt.seed + 7);
+      log(`${tag} real-time replay: about ${Math.round((start - performance.now()) / 1000 + longest)} s`);
+      const R = rng(o.seed + 7);
       await Promise.all(users.map((u) => day(u, start + R() * 5000)));
     } else {
       let i = 0;
       await Promise.all(
-        Array.from({ length: opt.concurrency }, async () => {
+        Array.from({ length: o.concurrency }, async () => {
           while (i < users.length) await day(users[i++], 0);
         }),
       );
@@ -338,9 +377,10 @@ async function replay(regime, people) {
       sameDay: after.day === before.day,
     };
     const overheadWritten = counted.rows_written - acc.totals['rows-written'];
-    const restores = acc.totals['kv-read'] - acc.stateReads;
+    const restores = Math.max(0, acc.totals['kv-read'] - acc.stateReads);
     const syncSorted = acc.syncMs.sort((a, b) => a - b);
     const result = {
+      mix,
       regime,
       users: people.length,
       active: people.filter((p) => p.active).length,
@@ -351,21 +391,22 @@ async function replay(regime, people) {
       inactive_totals: acc.inactive,
       kinds: acc.kinds,
       syncs: acc.syncs,
-      checks: acc.checks,
+      pushes: acc.pushes,
+      idle: acc.idle,
+      idleNoD1: acc.idleNoD1,
       restores,
-      kv: kvRegime ? { hits: acc.kvHits, predictedHits: acc.predictedHits, mismatches: acc.fidelityMismatch } : null,
+      kv: kvRegime ? { idle: acc.idle, idleNoD1: acc.idleNoD1, predictedHits: acc.predictedHits, mismatches: acc.fidelityMismatch } : null,
       syncMs: { p50: syncSorted[Math.floor(syncSorted.length / 2)] ?? 0, max: syncSorted.at(-1) ?? 0 },
       workerCounted: counted,
       flush,
       flushesDuringReplay: flush.rows_written > 0 && counted.sameDay ? Math.round(overheadWritten / flush.rows_written) : null,
       errors: acc.errors,
     };
-    log(`[${regime}] ${acc.totals.requests} requests in ${result.seconds} s; totals ${JSON.stringify(acc.totals)}`);
-    if (kvRegime) log(`[${regime}] KV hits ${acc.kvHits} of ${acc.checks} checks (day predicts ${acc.predictedHits}; ${acc.fidelityMismatch} differ)`);
-    if (acc.errors.length) throw new Error(`[${regime}] ${acc.errors.length} failed requests: ${acc.errors.slice(0, 5).join('\n')}`);
+    log(`${tag} ${acc.totals.requests} requests for ${acc.syncs} syncs in ${result.seconds} s; totals ${JSON.stringify(acc.totals)}`);
+    if (kvRegime) log(`${tag} idle syncs answered without D1: ${acc.idleNoD1} of ${acc.idle} (the day's KV entries predict ${acc.predictedHits}; ${acc.fidelityMismatch} differ)`);
+    if (acc.errors.length) throw new Error(`${tag} ${acc.errors.length} failed requests: ${acc.errors.slice(0, 5).join('\n')}`);
     return result;
   } finally {
-    closeAgents();
     await srv.stop();
   }
 }
@@ -379,66 +420,77 @@ const modelParams = {
   degradeAt: opt.degradeAt,
   kvGuard: opt.degradeAt * 1_000,
 };
+const regimes = opt.regimes.split(',').map((s) => s.trim()).filter(Boolean);
+for (const r of regimes) if (!['kv', 'd1'].includes(r)) throw new Error(`unknown regime ${r}`);
+if (!regimes.includes('kv') || !regimes.includes('d1')) throw new Error('the model needs both replays (--regimes kv,d1)');
+const mixNames = opt.mixes.split(',').map((s) => s.trim()).filter(Boolean);
 
-let replays;
-let usageModel;
+async function runMix(mix) {
+  const o = mixOpt(mix);
+  const people = population(o);
+  const usageModel = {
+    mix,
+    users: o.users,
+    activeShare: o.activeShare,
+    activeSyncs: o.activeSyncs,
+    inactiveSyncs: o.inactiveSyncs,
+    devices: o.devices,
+    creates: o.creates,
+    sessions: o.sessions,
+    debounceS: o.debounceS,
+    sessionsOnSyncs: o.sessionsOnSyncs,
+    pushOnChange: o.pushOnChange,
+    requestsPerSync: 1,
+    jitter: o.jitter,
+    initialRecords: o.initialRecords,
+    stateCacheTtl: o.stateCacheTtl,
+    seed: o.seed,
+    timeFaithful: o.timeFaithful,
+    quick: o.quick,
+    eventsPerUser: people.reduce((n, p) => n + p.events.filter((e) => e.kind !== 'edit').length, 0) / people.length,
+    pushesPerUser: people.reduce((n, p) => n + p.events.filter((e) => e.creates).length, 0) / people.length,
+    activeUsers: people.filter((p) => p.active).length,
+  };
+  // The timed kv replay first (it waits for the go file), then the fast d1 replay.
+  const replays = {};
+  replays.kv = await replay(mix, o, 'kv', people);
+  replays.d1 = await replay(mix, o, 'd1', people);
+  return { usageModel, replays };
+}
+
+let runs;
 if (opt.fromResults) {
   const prev = readResult('capacity');
-  if (!prev) throw new Error('no bench/results/capacity.json to recompute from');
-  replays = prev.replays;
-  usageModel = prev.usageModel;
+  if (!prev?.mixes) throw new Error('no bench/results/capacity.json (with mixes) to recompute from');
+  runs = Object.fromEntries(Object.entries(prev.mixes).map(([k, m]) => [k, { usageModel: m.usageModel, replays: m.replays }]));
 } else {
-  const people = population();
-  const per = (pred) => people.filter(pred);
-  usageModel = {
-    users: opt.users,
-    activeShare: opt.activeShare,
-    activeSyncs: opt.activeSyncs,
-    inactiveSyncs: opt.inactiveSyncs,
-    devices: opt.devices,
-    creates: opt.creates,
-    sessions: opt.sessions,
-    debounceS: opt.debounceS,
-    checkFirst: opt.checkFirst,
-    pushOnChange: opt.pushOnChange,
-    jitter: opt.jitter,
-    initialRecords: opt.initialRecords,
-    stateCacheTtl: opt.stateCacheTtl,
-    seed: opt.seed,
-    timeFaithful: opt.timeFaithful,
-    quick: opt.quick,
-    eventsPerUser: people.reduce((n, p) => n + p.events.length, 0) / people.length,
-    activeUsers: per((p) => p.active).length,
-  };
-  replays = {};
-  for (const regime of opt.regimes.split(',').map((s) => s.trim()).filter(Boolean)) {
-    if (!['kv', 'd1'].includes(regime)) throw new Error(`unknown regime ${regime}`);
-    replays[regime] = await replay(regime, people);
-  }
+  setupsPending = mixNames.length;
+  // The mixes replay side by side (each against its own workers): the timed day is mostly idle.
+  const done = await Promise.all(mixNames.map((m) => runMix(m)));
+  closeAgents();
+  runs = Object.fromEntries(mixNames.map((m, i) => [m, done[i]]));
 }
-if (!replays.kv || !replays.d1) throw new Error('the model needs both replays (--regimes kv,d1)');
 
-const a = perUser(replays.kv);
-const b = perUser(replays.d1);
-const flush = replays.kv.flush.rows_written > 0 ? replays.kv.flush : replays.d1.flush;
-const params = { ...modelParams, flush };
-const cap = capacity(a, b, params);
 const fmt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'never');
-log(`per user and day with KV: ${JSON.stringify(a)}`);
-log(`per user and day past the KV guard: ${JSON.stringify(b)}`);
-console.log('\nresource         limit/day   users at limit: linear KV on | linear KV off | model   (brief: share at 30k)');
-for (const r of cap.rows) {
-  console.log(
-    `${r.label.padEnd(16)} ${fmt(r.limit).padStart(10)}   ${fmt(r.linearKv).padStart(12)} | ${fmt(r.linearD1).padStart(13)} | ${fmt(r.model).padStart(7)}   (${(r.briefShare * 100).toFixed(1)}%)`,
-  );
+const mixes = {};
+for (const [mix, { usageModel, replays }] of Object.entries(runs)) {
+  const a = perUser(replays.kv);
+  const b = perUser(replays.d1);
+  const flush = replays.kv.flush.rows_written > 0 ? replays.kv.flush : replays.d1.flush;
+  const params = { ...modelParams, flush };
+  const cap = capacity(a, b, params);
+  const capD1 = capacity(b, b, { ...params, kvGuard: 0 });
+  log(`[${mix}] per user and day with KV: ${JSON.stringify(a)}`);
+  log(`[${mix}] per user and day with KV distrusted: ${JSON.stringify(b)}`);
+  console.log(`\n[${mix}] resource   limit/day   users at limit: linear KV on | linear KV off | model KV trusted | model KV distrusted`);
+  for (const r of cap.rows) {
+    const r2 = capD1.rows.find((x) => x.key === r.key);
+    console.log(
+      `${r.label.padEnd(16)} ${fmt(r.limit).padStart(10)}   ${fmt(r.linearKv).padStart(12)} | ${fmt(r.linearD1).padStart(13)} | ${fmt(r.model).padStart(16)} | ${fmt(r2.model).padStart(19)}`,
+    );
+  }
+  console.log(`[${mix}] binds first: ${cap.binding} (KV trusted), ${capD1.binding} (KV distrusted); KV fast path lost from ${fmt(cap.kvFastPathUntil)} users\n`);
+  mixes[mix] = { usageModel, replays, perUser: { kv: a, d1: b }, modelParams: params, capacity: cap, capacityD1: capD1, series: series(a, b, params), seriesD1: series(b, b, { ...params, kvGuard: 0 }) };
 }
-console.log(`binding (model): ${cap.binding}; KV fast path lost from ${fmt(cap.kvFastPathUntil)} users; brief claims ${BRIEF.users.toLocaleString('en-US')}\n`);
-const file = writeResult('capacity', {
-  usageModel,
-  modelParams: params,
-  replays,
-  perUser: { kv: a, d1: b },
-  capacity: cap,
-  series: series(a, b, params),
-});
+const file = writeResult('capacity', { modelParams, mixes });
 log(`wrote ${file}`);

@@ -1,6 +1,7 @@
 // The capacity chart as hand-written SVG: each resource's share of its Workers Free plan
-// daily limit against the number of users (both axes logarithmic), the limit and the
-// degrade threshold, and the brief's claim (30,000 users, and its table's shares there).
+// daily limit against the number of users (both axes logarithmic), for each usage mix
+// (solid: the first mix, dashed: the second), the limit and the degrade threshold, and
+// the brief's claim (30,000 users, and its table's shares there).
 import { BRIEF, LIMITS, RESOURCES } from './lib/model.mjs';
 
 const W = 920;
@@ -20,15 +21,15 @@ const py = (s) => {
 const fmtUsers = (n) => (n >= 1000 ? `${n / 1000}k` : String(n));
 const fmtPct = (s) => (s >= 0.01 ? `${Math.round(s * 100)}%` : `${Number((s * 100).toPrecision(1))}%`);
 
+const DASHES = ['', '7 4', '2 3'];
+
 /**
  * @param {object} o
- * @param {{users:number, share:Record<string,number>}[]} o.series
- * @param {{key:string, model:number}[]} o.rows   capacity rows (users at each limit)
- * @param {string} o.binding    key of the first hard limit reached
- * @param {number} o.kvFastPathUntil
+ * @param {{label:string, series:{users:number, share:Record<string,number>}[], rows:{key:string, model:number}[],
+ *          binding:string, kvFastPathUntil:number}[]} o.mixes   one entry per usage mix
  * @param {string} o.subtitle
  */
-export function capacityChart({ series, rows, binding, kvFastPathUntil, subtitle }) {
+export function capacityChart({ mixes, subtitle }) {
   const out = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
   out.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
@@ -65,50 +66,58 @@ export function capacityChart({ series, rows, binding, kvFastPathUntil, subtitle
   out.push(`<line x1="${xb}" y1="${M.top}" x2="${xb}" y2="${H - M.bottom}" stroke="#444" stroke-dasharray="6 4"/>`);
   out.push(`<text x="${xb - 6}" y="${M.top + 14}" text-anchor="end" fill="#444">brief: 30,000 users</text>`);
 
-  // the curves
-  for (const r of RESOURCES) {
-    const d = series
-      .map((p, i) => `${i ? 'L' : 'M'}${px(p.users).toFixed(1)},${py(p.share[r.key]).toFixed(1)}`)
-      .join(' ');
-    out.push(`<path d="${d}" fill="none" stroke="${r.color}" stroke-width="${r.key === binding ? 3 : 2}"/>`);
-    // the brief's share at 30k (hollow marker)
-    out.push(`<circle cx="${xb}" cy="${py(BRIEF.perDay[r.key] / LIMITS[r.key])}" r="5" fill="#fff" stroke="${r.color}" stroke-width="2"/>`);
-    // where the resource runs out
-    const row = rows.find((x) => x.key === r.key);
-    if (row && Number.isFinite(row.model) && row.model >= X0 && row.model <= X1) {
-      out.push(`<circle cx="${px(row.model)}" cy="${py(1)}" r="4.5" fill="${r.color}"/>`);
+  // the curves, one style per mix
+  mixes.forEach((m, mi) => {
+    const dash = DASHES[mi % DASHES.length];
+    for (const r of RESOURCES) {
+      const d = m.series.map((p, i) => `${i ? 'L' : 'M'}${px(p.users).toFixed(1)},${py(p.share[r.key]).toFixed(1)}`).join(' ');
+      out.push(`<path d="${d}" fill="none" stroke="${r.color}" stroke-width="${r.key === m.binding ? 3 : 2}"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`);
+      const row = m.rows.find((x) => x.key === r.key);
+      if (row && Number.isFinite(row.model) && row.model >= X0 && row.model <= X1) {
+        out.push(`<circle cx="${px(row.model)}" cy="${py(1)}" r="4.5" fill="${mi ? '#fff' : r.color}" stroke="${r.color}" stroke-width="2"/>`);
+      }
     }
-  }
-  if (Number.isFinite(kvFastPathUntil) && kvFastPathUntil >= X0 && kvFastPathUntil <= X1) {
-    const x = px(kvFastPathUntil);
-    out.push(`<line x1="${x}" y1="${py(0.9) - 8}" x2="${x}" y2="${py(0.9) + 8}" stroke="#ff7f0e" stroke-width="2"/>`);
+    if (Number.isFinite(m.kvFastPathUntil) && m.kvFastPathUntil >= X0 && m.kvFastPathUntil <= X1) {
+      const x = px(m.kvFastPathUntil);
+      out.push(`<line x1="${x}" y1="${py(0.9) - 8}" x2="${x}" y2="${py(0.9) + 8}" stroke="#ff7f0e" stroke-width="2"${dash ? ` stroke-dasharray="2 2"` : ''}/>`);
+    }
+  });
+  for (const r of RESOURCES) {
+    out.push(`<circle cx="${xb}" cy="${py(BRIEF.perDay[r.key] / LIMITS[r.key])}" r="3" fill="#fff" stroke="${r.color}" stroke-width="1.5"/>`);
   }
 
   // legend
   let y = M.top + 6;
   const lx = W - M.right + 16;
   out.push(`<text x="${lx}" y="${y + 4}" font-weight="bold">users at the limit</text>`);
-  y += 22;
+  y += 18;
+  mixes.forEach((m, mi) => {
+    out.push(`<line x1="${lx}" y1="${y}" x2="${lx + 22}" y2="${y}" stroke="#444" stroke-width="2"${DASHES[mi % DASHES.length] ? ` stroke-dasharray="${DASHES[mi % DASHES.length]}"` : ''}/>`);
+    out.push(`<text x="${lx + 28}" y="${y + 4}">${esc(m.label)}</text>`);
+    y += 16;
+  });
+  y += 8;
+  const fmtAt = (m, key) => {
+    const row = m.rows.find((x) => x.key === key);
+    const at = row && Number.isFinite(row.model) ? Math.round(row.model).toLocaleString('en-US') : 'never';
+    return `${at}${key === m.binding ? ' ←' : ''}`;
+  };
   for (const r of RESOURCES) {
-    const row = rows.find((x) => x.key === r.key);
-    const at = row && Number.isFinite(row.model) ? Math.round(row.model).toLocaleString('en-US') : 'never (guarded)';
-    out.push(`<line x1="${lx}" y1="${y}" x2="${lx + 22}" y2="${y}" stroke="${r.color}" stroke-width="${r.key === binding ? 3 : 2}"/>`);
-    out.push(`<text x="${lx + 28}" y="${y + 4}"${r.key === binding ? ' font-weight="bold"' : ''}>${esc(r.label)}</text>`);
-    out.push(`<text x="${lx + 28}" y="${y + 19}" fill="#555">${esc(at)}${r.key === binding ? ' ← first' : ''}</text>`);
-    y += 40;
+    out.push(`<line x1="${lx}" y1="${y}" x2="${lx + 22}" y2="${y}" stroke="${r.color}" stroke-width="3"/>`);
+    out.push(`<text x="${lx + 28}" y="${y + 4}">${esc(r.label)}</text>`);
+    out.push(`<text x="${lx + 28}" y="${y + 19}" fill="#555">${esc(mixes.map((m) => fmtAt(m, r.key)).join(' / '))}</text>`);
+    y += 38;
   }
-  out.push(`<circle cx="${lx + 11}" cy="${y}" r="5" fill="#fff" stroke="#444" stroke-width="2"/>`);
+  out.push(`<text x="${lx}" y="${y + 4}" fill="#555">← binds first</text>`);
+  y += 20;
+  out.push(`<circle cx="${lx + 11}" cy="${y}" r="3" fill="#fff" stroke="#444" stroke-width="1.5"/>`);
   out.push(`<text x="${lx + 28}" y="${y + 4}">brief's table at 30k</text>`);
-  y += 22;
-  out.push(`<circle cx="${lx + 11}" cy="${y}" r="4.5" fill="#444"/>`);
-  out.push(`<text x="${lx + 28}" y="${y + 4}">limit reached</text>`);
-  y += 22;
+  y += 20;
   out.push(`<line x1="${lx}" y1="${y}" x2="${lx + 22}" y2="${y}" stroke="#000" stroke-dasharray="2 3"/>`);
   out.push(`<text x="${lx + 28}" y="${y + 4}">reads pause (90%)</text>`);
-  y += 22;
+  y += 20;
   out.push(`<line x1="${lx + 11}" y1="${y - 8}" x2="${lx + 11}" y2="${y + 8}" stroke="#ff7f0e" stroke-width="2"/>`);
-  out.push(`<text x="${lx + 28}" y="${y + 4}">KV guard trips:</text>`);
-  out.push(`<text x="${lx + 28}" y="${y + 19}">fast path off</text>`);
+  out.push(`<text x="${lx + 28}" y="${y + 4}">KV guard: fast path off</text>`);
   out.push('</svg>');
   return out.join('\n') + '\n';
 }

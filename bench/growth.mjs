@@ -1,5 +1,9 @@
 // Cost growth: what each request kind costs (X-Sync-Ops) for one user holding 100, 1,000,
-// 10,000 and 100,000 records, seeded with 1,000-change pushes. Two workers get the same
+// 10,000 and 100,000 records, seeded with 1,000-change pushes: the check, the 304, an idle
+// sync (POST /api/sync with the current cursor: the scheduled sync that finds nothing), a
+// pull of 100, and the rows written by pushes of 10 new records and of 100 (and 1,000)
+// edits of the user's oldest records (which live in buckets once the user outgrows the
+// head page). Two workers get the same
 // data: one as configured by default (the KV state token answers checks and 304s), and one
 // with QUOTA_KV_WRITES=0, which makes the worker distrust KV (as it does past its KV write
 // budget), so the check and the 304 go to D1 there: both paths are measured.
@@ -21,7 +25,7 @@ if (levels.some((n) => !Number.isInteger(n) || n < 100)) throw new Error(`--leve
 
 // Kinds that must not grow with the user's total (the run fails if they do), and kinds
 // expected flat that are only flagged.
-const MUST_BE_FLAT = ['checkKv', 'fast304Kv', 'checkD1', 'notModifiedD1', 'pull100', 'syncPull100'];
+const MUST_BE_FLAT = ['checkKv', 'fast304Kv', 'checkD1', 'notModifiedD1', 'idleSyncKv', 'idleSyncD1', 'pull100', 'syncPull100'];
 
 const [kvSrv, d1Srv] = await Promise.all([startWorker(), startWorker({ vars: { QUOTA_KV_WRITES: '0' } })]);
 log(`workers: KV path ${kvSrv.url}, D1 path ${d1Srv.url}`);
@@ -82,6 +86,18 @@ try {
         run: () => send(url('d1'), { path: '/api/sync/check', token: tok, headers: { 'if-none-match': state.d1.etag } }),
         ok: 304,
       },
+      idleSyncKv: {
+        label: 'idle sync (POST /api/sync, current cursor, no changes), KV trusted',
+        run: () => send(url('kv'), { method: 'POST', path: '/api/sync', token: tok, body: { cursor: state.kv.cursor } }),
+        ok: 200,
+        check: (r) => r.json.updates.length === 0 && r.json.deleted.length === 0 && !r.json.has_more,
+      },
+      idleSyncD1: {
+        label: 'idle sync (POST /api/sync, current cursor, no changes), KV distrusted',
+        run: () => send(url('d1'), { method: 'POST', path: '/api/sync', token: tok, body: { cursor: state.d1.cursor } }),
+        ok: 200,
+        check: (r) => r.json.updates.length === 0 && r.json.deleted.length === 0 && !r.json.has_more,
+      },
       pull100: {
         label: 'pull of 100 (GET …/tasks/changes?since=&limit=100)',
         run: () => send(url('d1'), { path: `/api/sync/tasks/changes?since=${before.d1}&limit=100`, token: tok }),
@@ -112,17 +128,22 @@ try {
       const distinct = [...new Set(seen)];
       row.kinds[key] = { label: m.label, ops: distinct.length === 1 ? distinct[0] : distinct, opsParsed: parseOps(seen[seen.length - 1]) };
     }
-    // Writes (these keep the record count: they edit existing records).
+    // Writes: 10 new records (the total grows by 10), then edits of the user's oldest
+    // records (the count stays).
+    const new10 = tasks(10, 'n', total);
+    const [n10kv, n10d1] = await both((w) => push(w, new10));
+    total += 10;
+    row.kinds.push10new = { label: 'push of 10 new (POST /api/sync)', ops: n10d1.opsHeader, opsParsed: n10d1.ops, opsKvServer: n10kv.opsHeader };
     const editN = async (n, tag) => {
       const changes = tasks(n, 'g').map((c) => ({ ...c, title: `${c.title} ${tag}` }));
       const [kvRes, d1Res] = await both((w) => push(w, changes));
       return { kv: kvRes.opsHeader, d1: d1Res.opsHeader, parsed: d1Res.ops };
     };
-    const e10 = await editN(10, `edit-a-${level}`);
-    row.kinds.push10 = { label: 'push of 10 edits (POST /api/sync)', ops: e10.d1, opsParsed: e10.parsed, opsKvServer: e10.kv };
+    const e100 = await editN(100, `edit-a-${level}`);
+    row.kinds.push100 = { label: 'push of 100 edits of the oldest records (POST /api/sync)', ops: e100.d1, opsParsed: e100.parsed, opsKvServer: e100.kv };
     if (total >= 1000) {
       const e1000 = await editN(1000, `edit-b-${level}`);
-      row.kinds.push1000 = { label: 'push of 1,000 edits (POST /api/sync)', ops: e1000.d1, opsParsed: e1000.parsed, opsKvServer: e1000.kv };
+      row.kinds.push1000 = { label: 'push of 1,000 edits of the oldest records (POST /api/sync)', ops: e1000.d1, opsParsed: e1000.parsed, opsKvServer: e1000.kv };
     }
     if (seedPush && level >= 2000) {
       row.kinds.seed1000 = {

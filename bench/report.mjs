@@ -11,7 +11,7 @@ import { abbrev as fold, flags, log, parseOps, readResult, ROOT } from './lib/co
 
 const abbrev = (name) => fold(name, 90);
 import { sdkSection } from './lib/sdk-section.mjs';
-import { BRIEF, LIMITS, RESOURCES, capacity } from './lib/model.mjs';
+import { BRIEF, LIMITS, RESOURCES, capacity, dailyUse } from './lib/model.mjs';
 
 const opt = flags(
   { quick: false, failures: '', splice: false },
@@ -101,21 +101,33 @@ p(
 );
 
 // ---- headline -------------------------------------------------------------------------
-let cap = null;
-if (capacityRes) {
-  cap = capacityRes.capacity;
-  const b = cap.rows.find((r) => r.key === cap.binding);
+const capMixes = capacityRes?.mixes ?? null;
+const MIX_LABEL = { brief: "the brief's mix (1 device)", 'two-device': 'the two-device mix' };
+const mixLabel = (m) => MIX_LABEL[m] ?? m;
+const limitsLine = (c) =>
+  c.rows.map((r) => `${r.label} ${r.key === 'kv_writes' && !Number.isFinite(r.model) ? 'never (guarded)' : users(r.model)}${r.key === c.binding ? ' ←' : ''}`).join(', ');
+if (capMixes || growth || wasmCpu) {
   p('## Headline');
-  const bullets = [
-    `- **Capacity on the Free plan: about ${users(b.model)} users** (the brief claims ${int(BRIEF.users)}), bound by **${b.label}**, ` +
-      `with the brief's usage mix and two devices per user (model with production overheads; details in [section 5](#5-capacity-model)).`,
-    `- **KV writes (1,000 a day) end the KV fast path at about ${users(cap.kvFastPathUntil)} users**: every check that misses the KV state token refills it, ` +
-      `and the token lives ${capacityRes.usageModel.stateCacheTtl} s while devices sync hours apart. Past 90% of the budget the worker stops using KV (by design) and answers checks from D1.`,
-  ];
-  if (growth) {
+  const bullets = [];
+  for (const [name, m] of Object.entries(capMixes ?? {})) {
+    const c = m.capacity;
+    const d = m.capacityD1;
+    const b1 = c.rows.find((r) => r.key === c.binding);
+    const b2 = d.rows.find((r) => r.key === d.binding);
     bullets.push(
-      `- Cost growth: the check, the 304 and a pull of 100 read the same rows at ${growth.levels.map(int).join(', ')} records` +
-        (growth.violations.length ? ' — **NO: regression, see section 3**.' : '.'),
+      `- **${mixLabel(name)}** (${dec(m.perUser.kv.requests, 2)} requests, ${dec(m.replays.kv.pushes / m.replays.kv.users, 2)} pushes per user-day, one request per sync): ` +
+        `**${users(b1.model)} users, bound by ${b1.label}** with KV trusted; **${users(b2.model)}, bound by ${b2.label}** with KV distrusted (\`QUOTA_KV_WRITES=0\`). ` +
+        `Users at each limit, KV trusted: ${limitsLine(c)}; KV distrusted: ${limitsLine(d)}.`,
+    );
+  }
+  if (growth) {
+    const last = growth.rows.at(-1);
+    const rr = (k) => last.kinds[k]?.opsParsed?.['rows-read'];
+    const rw = (k) => last.kinds[k]?.opsParsed?.['rows-written'];
+    bullets.push(
+      `- **Storage** (packed pages; [section 3](#3-cost-growth-with-the-users-data)): at ${int(last.records)} records a check reads ${int(rr('checkD1'))} row, an idle sync ${int(rr('idleSyncD1'))}, a pull of 100 ${int(rr('syncPull100'))}; ` +
+        `a push of 10 new writes ${int(rw('push10new'))} row(s), 100 edits of old records ${int(rw('push100'))}. ` +
+        (growth.violations.length ? '**The flat-cost check FAILED, see section 3.**' : `The check, the 304, the idle sync and a pull of 100 read the same rows at ${growth.levels.map(int).join(', ')} records.`),
     );
   }
   if (floor?.ratios?.length) {
@@ -125,16 +137,21 @@ if (capacityRes) {
         '.',
     );
   }
-  const push = wasmCpu?.results?.filter((r) => ['parse_validate', 'plan_new', 'storage_rows'].some((s) => r.id === `push_1000/${s}`));
-  if (push?.length === 3) {
-    const total = push.reduce((n, r) => n + r.median_ns, 0);
+  const reqs = wasmCpu?.requests?.filter((r) => r.ms != null);
+  if (reqs?.length) {
+    const worst = reqs.reduce((m, r) => (r.ms > m.ms ? r : m));
+    const over = reqs.filter((r) => !r.within);
     bullets.push(
-      `- CPU: the pure part of a 1,000-change push (parse, plan, write parameter) takes ${time(total)} in wasm under V8, ` +
-        `${total / 1e6 <= BUDGET_MS ? 'within' : `${dec(total / 1e6 / BUDGET_MS, 1)}×`} the Free plan's 10 ms per request; ` +
-        'a 100-change push and every JWT check stay well below it.',
+      `- **CPU** (pure path of a request in wasm under V8, [section 4](#4-size-and-cpu)): ${over.length ? `**${over.length} of ${reqs.length} request kinds over the Free plan's 10 ms**` : `all ${reqs.length} request kinds within the Free plan's 10 ms`}; ` +
+        `the largest is ${cpuWhat(worst)} at ${dec(worst.ms, 2)} ms (${pct(worst.ms / BUDGET_MS, 0)} of 10 ms).`,
     );
   }
   p(...bullets);
+}
+
+function cpuWhat(t) {
+  if (t.kind === 'pull') return `a pull of ${int(t.rows)} from a head of ${int(t.head_records)}`;
+  return `a push of ${int(t.changes)} ${t.edits ? 'edits' : 'new records'} into a user of ${int(t.user_records)} records`;
 }
 
 // ---- 1. throughput --------------------------------------------------------------------
@@ -309,6 +326,8 @@ if (throughput) {
     for (const [key, label] of [
       ['checkD1', 'check from D1 (KV missed or distrusted), user with data'],
       ['notModifiedD1', '304 from D1'],
+      ['idleSyncKv', 'idle sync (POST /api/sync, current cursor), KV trusted'],
+      ['idleSyncD1', 'idle sync (POST /api/sync, current cursor), KV distrusted'],
       ['syncPull100', 'pull of 100 via POST /api/sync (limit 100)'],
     ]) {
       const o = last.kinds[key]?.opsParsed;
@@ -323,9 +342,8 @@ if (throughput) {
   p(
     '² from the cost-growth run (section 3), at its largest user.',
     '',
-    '- A push is 5 D1 statements in 2 batches whatever its size: read the sequence and the stored versions of the pushed ids, then claim the sequence, upsert the rows (one statement per type, rows as one JSON parameter) and pull, in one transaction. ' +
-      'Each new task writes 2 rows (the row and its `(user_id, rev)` index entry) plus 1 for the sequence claim.',
-    '- The combined pull of `POST /api/sync` reads about 3× the rows of the per-type pull for the same 100 records (a `UNION ALL` over the four types, each branch limited, then sorted and limited again): flat in the total, but worth knowing.',
+    '- Records are packed into per-user pages (README, "Storage: records packed into pages"): a push of a user whose records fit the head page writes 1 row whatever its size, ' +
+      'a larger user\'s push writes 1 + the bucket pages it touches (section 3 has rows per push at each size).',
   );
 }
 
@@ -374,112 +392,112 @@ if (size) {
     ),
   );
 }
-const ops = [
+const JWT_OPS = [
   ['jwt/hs256_verify', 'JWT HS256 verification'],
   ['jwt/rs256_verify', 'JWT RS256 verification (2048-bit key from a JWKS)'],
   ['jwt/es256_verify', 'JWT ES256 verification (P-256 key from a JWKS)'],
   ['jwt/verifier_from_jwks', 'verifier built from a JWKS (once per isolate, cached)'],
-  ['push_100/parse_validate', 'push of 100: body bytes → JSON → `protocol::parse_sync`'],
-  ['push_100/plan_new', 'push of 100: `plan::plan`, new records'],
-  ['push_100/plan_edits', 'push of 100: `plan::plan`, edits of stored records'],
-  ['push_100/storage_rows', 'push of 100: `sql::storage_rows` (the upsert parameter)'],
-  ['push_1000/parse_validate', 'push of 1,000: body bytes → JSON → `protocol::parse_sync`'],
-  ['push_1000/plan_new', 'push of 1,000: `plan::plan`, new records'],
-  ['push_1000/plan_edits', 'push of 1,000: `plan::plan`, edits of stored records'],
-  ['push_1000/storage_rows', 'push of 1,000: `sql::storage_rows` (the upsert parameter)'],
-  ['pull_500/build_reply', 'pull reply of 500 records (rows → `RawValue`s → `POST /api/sync` body)'],
 ];
+const STEP_LABEL = {
+  parse_validate: 'body → JSON → `parse_sync`',
+  parse_head: '`pages::parse_body` of the head',
+  current_plan: 'buckets read, `Pages::current`, `plan::plan`',
+  apply_spill: '`Pages::apply`, `spill_needed` / `spill`',
+  serialize: 'head (and spilled buckets) serialized',
+  pull_reply: '`Pages::changes` + reply serialized',
+};
 const wasmBy = Object.fromEntries((wasmCpu?.results ?? []).map((r) => [r.id, r]));
 if (Object.keys(native).length || wasmCpu) {
   p(
-    'The worker\'s hot pure paths in `crates/core`, measured by `bench/native` (a path dependency; criterion, host CPU) and the same code compiled to wasm32 and run in ' +
-      `V8 (${wasmCpu?.engine ?? 'not run'}; \`bench/wasm-cpu.mjs\`), the engine workerd runs the worker in. Both use the worker's release settings ` +
+    'The pure path of a request as the worker runs it over the packed pages, measured by `bench/native` (`crates/core` as a path dependency; ' +
+      '`fixtures::push_request` / `pull_request`, the same calls as `crates/worker` store.rs `try_push` / `pull` and handlers.rs `sync`): ' +
+      'the request body parsed and validated, the head page\'s body parsed (`pages::parse_body`), the buckets the pushed keys need parsed, `Pages::current`, `plan::plan`, `Pages::apply`, ' +
+      '`spill_needed` / `spill` when due (with its buckets), the head (and any changed bucket) serialized for the write batch, the pull of the same transaction and the reply serialized. ' +
+      `Timed as wasm32 in V8 (${wasmCpu?.engine ?? 'not run'}; \`bench/wasm-cpu.mjs\`), the engine workerd runs the worker in, and natively with criterion. Both use the worker's release settings ` +
       '(`opt-level = "z"`, fat LTO, one codegen unit). Medians; the share is of the Free plan\'s **10 ms CPU per request**. ' +
-      'Push inputs are tasks with every field set (≈325 bytes each). Not included: the JS↔wasm conversion of D1 results and request bodies, and V8\'s own JSON work in the glue.',
+      (wasmCpu?.results?.every((r) => r.clock === 'cpu')
+        ? 'The wasm times are the thread\'s CPU time (WASI\'s CPU-time clock; the wall-time medians are in `bench/results/wasm-cpu.json`), so other work on the machine inflates them far less than wall time. '
+        : 'The wasm times are wall time (this Node\'s WASI gave no CPU-time clock): on a loaded machine they overstate the CPU. ') +
+      'Users are built by pushes of 100 tasks with every field set (≈400 bytes each) through the same pure path, so their pages are what the worker makes of them. ' +
+      'Not included: the JS↔wasm copies of the request body and of the page bodies D1 returns, V8\'s JSON work in the glue, JWT verification (below) and the rest of the request pipeline.',
   );
-  const rows = ops.map(([id, label]) => {
-    const n = native[id];
-    const w = wasmBy[id];
-    return [
-      label,
-      n ? `${time(n.median)} <sub>[${time(n.lo)}–${time(n.hi)}]</sub>` : '—',
-      n ? pct(n.median / 1e6 / BUDGET_MS, 1) : '—',
-      w ? time(w.median_ns) : '—',
-      w ? pct(w.median_ns / 1e6 / BUDGET_MS, 1) : '—',
-    ];
-  });
-  for (const n of [100, 1000]) {
-    const parts = ['parse_validate', 'plan_new', 'storage_rows'].map((s) => `push_${n}/${s}`);
-    const nat = parts.every((id) => native[id]) ? parts.reduce((s, id) => s + native[id].median, 0) : null;
-    const wa = parts.every((id) => wasmBy[id]) ? parts.reduce((s, id) => s + wasmBy[id].median_ns, 0) : null;
-    rows.push([`**push of ${int(n)} new, pure path total** (parse + plan + parameter)`, `**${time(nat)}**`, `**${pct(nat / 1e6 / BUDGET_MS, 0)}**`, `**${time(wa)}**`, `**${pct(wa / 1e6 / BUDGET_MS, 0)}**`]);
-  }
-  p(table(['operation', 'native (95% CI)', 'of 10 ms', 'wasm in V8', 'of 10 ms'], rows));
-  const verdict = [100, 1000].map((n) => {
-    const parts = ['parse_validate', 'plan_new', 'storage_rows'].map((s) => wasmBy[`push_${n}/${s}`]);
-    if (!parts.every(Boolean)) return null;
-    const ms = parts.reduce((t, r) => t + r.median_ns, 0) / 1e6;
-    return `a push of ${int(n)} new tasks ${dec(ms, 2)} ms (${ms <= BUDGET_MS ? 'within' : `**${dec(ms / BUDGET_MS, 1)}× over**`} the 10 ms)`;
-  }).filter(Boolean);
-  if (verdict.length) p(`**Against the Free plan's 10 ms of CPU per request**, the pure path in wasm (parse + plan + parameter): ${verdict.join('; ')}. \`MAX_CHANGES\` is 1,000 by default.`);
-  const scale = (id) => (wasmBy[`push_1000/${id}`] && wasmBy[`push_100/${id}`] ? wasmBy[`push_1000/${id}`].median_ns / wasmBy[`push_100/${id}`].median_ns : null);
-  if (scale('plan_new')) {
+  const reqs = wasmCpu?.requests ?? [];
+  const nat = (t) => native[t.kind === 'pull' ? `pull/${t.case}` : `push/${t.case}`];
+  if (reqs.length) {
     p(
-      `Ten times the changes cost ${dec(scale('parse_validate'), 0)}× (parse), ${dec(scale('plan_new'), 0)}× (plan) and ${dec(scale('storage_rows'), 0)}× (parameter) the time in wasm: ` +
-        'more than linear. Part of it is `plan::plan` keeping the keys it wrote in a `Vec` and calling `contains` for each change (O(n²): ≈500,000 key comparisons at 1,000 changes); ' +
-        'the rest is allocation (every change becomes a `serde_json::Map` record, cloned again by `storage_rows`) and cache pressure.',
+      table(
+        ['request', 'head / buckets before', 'spill (buckets written)', 'wasm in V8', 'of 10 ms', 'native', ...Object.keys(STEP_LABEL).map((k) => `${k} (wasm)`)],
+        reqs.map((t) => [
+          cpuWhat(t),
+          `${int(t.head_records)} / ${int(t.buckets)}`,
+          t.kind === 'pull' ? '—' : t.spilled ? `yes (${int(t.buckets_written)})` : 'no',
+          `**${t.ms == null ? '—' : `${dec(t.ms, 2)} ms`}**`,
+          t.ms == null ? '—' : `${pct(t.ms / BUDGET_MS, 0)}${t.within ? '' : ' **over**'}`,
+          nat(t) ? time(nat(t).median) : '—',
+          ...Object.keys(STEP_LABEL).map((k) => (t.steps?.[k] != null ? dec(t.steps[k], 2) : '—')),
+        ]),
+      ),
+    );
+    p(`Steps (ms in wasm, each timed alone on its own input): ${Object.entries(STEP_LABEL).map(([k, v]) => `*${k}*: ${v}`).join('; ')}.`);
+    const over = reqs.filter((r) => r.ms != null && !r.within);
+    p(
+      `**Against the Free plan's 10 ms of CPU per request** (issue #11: every request up to \`MAX_CHANGES\`, 1,000 by default, within it): ` +
+        (over.length ? `**over** for ${over.map((t) => `${cpuWhat(t)} (${dec(t.ms, 2)} ms)`).join('; ')}.` : 'every request kind measured is within it.'),
     );
   }
+  const steps = Object.keys(native).filter((k) => k.includes('_steps/'));
+  if (steps.length) {
+    p('Native steps of the two largest pushes (criterion):');
+    p(table(['step', 'native (95% CI)'], steps.map((k) => [k, `${time(native[k].median)} <sub>[${time(native[k].lo)}–${time(native[k].hi)}]</sub>`])));
+  }
+  p(
+    table(
+      ['JWT', 'native (95% CI)', 'wasm in V8', 'of 10 ms'],
+      JWT_OPS.map(([id, label]) => {
+        const n = native[id];
+        const w = wasmBy[id];
+        return [label, n ? `${time(n.median)} <sub>[${time(n.lo)}–${time(n.hi)}]</sub>` : '—', w ? time(w.median_ns) : '—', w ? pct(w.median_ns / 1e6 / BUDGET_MS, 1) : '—'];
+      }),
+    ),
+  );
 }
 
 // ---- 5. capacity ----------------------------------------------------------------------
 p('## 5. Capacity model');
-if (!capacityRes) p('_Not measured in this run._');
+if (!capMixes) p('_Not measured in this run._');
 else {
-  const um = capacityRes.usageModel;
-  const mp = capacityRes.modelParams;
-  const kv = capacityRes.replays.kv;
-  const d1 = capacityRes.replays.d1;
-  const a = capacityRes.perUser.kv;
-  const b = capacityRes.perUser.d1;
   p(
-    `A day of ${int(um.users)} users replayed through the real worker (\`bench/capacity.mjs\`; every parameter is a flag, \`node bench/capacity.mjs --help\`), ` +
-      'every request\'s `X-Sync-Ops` summed, then scaled linearly per user. The usage model:',
+    'A day of a user population replayed through the real worker for each usage mix (`bench/capacity.mjs --mixes brief,two-device`; every parameter is a flag, ' +
+      '`node bench/capacity.mjs --help`), every request\'s `X-Sync-Ops` summed, then scaled per user. **A sync is one request**: a `POST /api/sync` with the device\'s cursor ' +
+      'and its pending changes (none for an idle sync), followed by more only when the reply says `has_more`; there is no separate check. Two replays per mix: *KV trusted*, the worker as configured ' +
+      '(in real time with the day compressed so KV entries expire as in the day), and *KV distrusted*, a worker with `QUOTA_KV_WRITES=0` — how the worker runs past its KV budget. ' +
+      'Costs are the worker\'s own: nothing is assumed about what a request kind costs.',
   );
+  const mixNames = Object.keys(capMixes);
+  const um = (m) => capMixes[m].usageModel;
   p(
     table(
-      ['parameter', 'value', 'flag'],
+      ['parameter', ...mixNames.map(mixLabel), 'flag'],
       [
-        ['users in the replay', int(um.users), '`--users`'],
-        ['active users', `${pct(um.activeShare, 0)} (${int(um.activeUsers)})`, '`--active-share`'],
-        ['scheduled syncs per device per day: active / inactive', `${um.activeSyncs} / ${um.inactiveSyncs}`, '`--active-syncs`, `--inactive-syncs`'],
-        ['devices per user', um.devices, '`--devices`'],
-        ['task creations per active user per day', um.creates, '`--creates`'],
-        ['editing sessions per active user per day (each debounced into one push)', um.sessions, '`--sessions`, `--debounce-s`'],
-        ['a sync', `conditional check${um.checkFirst ? ' (always first)' : ''}, then \`POST /api/sync\` when the device has changes or the check reports one`, '`--check-first`'],
-        ['when local changes are pushed', um.pushOnChange ? `${um.debounceS} s after the session` : "at the device's next scheduled sync", '`--push-on-change`'],
-        ['records per user before the day', int(um.initialRecords), '`--initial-records`'],
-        ['KV state token lifetime (`STATE_CACHE_TTL`)', `${um.stateCacheTtl} s`, '`--state-cache-ttl`'],
-        ['resulting events (syncs) per user per day', dec(um.eventsPerUser, 2), ''],
+        ['users in the replay', ...mixNames.map((m) => int(um(m).users)), '`--users`'],
+        ['active users', ...mixNames.map((m) => `${pct(um(m).activeShare, 0)} (${int(um(m).activeUsers)})`), '`--active-share`'],
+        ['scheduled syncs per device per day: active / inactive', ...mixNames.map((m) => `${um(m).activeSyncs} / ${um(m).inactiveSyncs}`), '`--active-syncs`, `--inactive-syncs`'],
+        ['devices per user', ...mixNames.map((m) => um(m).devices), '`--devices`'],
+        ['task creations per active user per day, in editing sessions', ...mixNames.map((m) => `${um(m).creates} in ${um(m).sessions}`), '`--creates`, `--sessions`'],
+        [
+          "a session's push",
+          ...mixNames.map((m) => (um(m).sessionsOnSyncs ? 'one of the scheduled syncs (distinct ones)' : um(m).pushOnChange ? `a sync of its own, ${um(m).debounceS} s after the session` : 'at the next scheduled sync')),
+          '`--sessions-on-syncs`, `--push-on-change`',
+        ],
+        ['records per user before the day', ...mixNames.map((m) => int(um(m).initialRecords)), '`--initial-records`'],
+        ['syncs (= requests, bar `has_more` pages) per user per day', ...mixNames.map((m) => dec(um(m).eventsPerUser, 2)), ''],
+        ['pushes per user per day', ...mixNames.map((m) => dec(um(m).pushesPerUser, 2)), ''],
+        ['KV state token lifetime (`STATE_CACHE_TTL`)', ...mixNames.map((m) => `${um(m).stateCacheTtl} s`), '`--state-cache-ttl`'],
       ],
-      ['l', 'l', 'l'],
+      ['l', ...mixNames.map(() => 'l'), 'l'],
     ),
   );
-  p(
-    `**Two replays.** *KV on*: the worker as configured. A KV entry lives ${um.stateCacheTtl} s, so whether a check finds one depends on time: this replay ` +
-      `ran in real time with each user's day compressed (gaps under the lifetime scaled by 60/${um.stateCacheTtl} against a worker with \`STATE_CACHE_TTL=60\`, longer gaps as 63 s, each counted from the end of the previous sync), ` +
-      `so entries expire in the replay exactly when they would in the day${um.timeFaithful ? '' : ' — **not in this run** (no waiting: quick mode), so its KV outcomes are not the day\'s'}. ` +
-      `It took ${int(kv.seconds)} s; ${int(kv.kv.hits)} of ${int(kv.checks)} checks were answered from KV (the simulated day predicts ${int(kv.kv.predictedHits)}; ${int(kv.kv.mismatches)} differ). ` +
-      `*KV off*: the same day against a worker with \`QUOTA_KV_WRITES=0\`, which never trusts KV — how the worker runs once its KV write guard (90% of 1,000 writes) has tripped.`,
-  );
-  const kinds = Object.entries(kv.kinds).filter(([k]) => k !== 'check');
-  p('What the day is made of (KV-on replay, all users):');
-  p(
-    table(
-      ['request', 'count', 'per user/day', 'D1 stmts', 'rows read', 'rows written', 'KV reads', 'KV writes'],
-      kinds.map(([name, t]) => [name, int(t.requests), dec(t.requests / kv.users, 2), int(t.d1), int(t['rows-read']), int(t['rows-written']), int(t['kv-read']), int(t['kv-write'])]),
-    ),
-  );
+  if (mixNames.some((m) => !um(m).timeFaithful)) p('> Quick run: the KV-trusted replays did not run in real time, so whether a KV entry was alive at a sync is not as in the day.');
   const res = [
     ['requests', 'requests'],
     ['rows_read', 'rows-read'],
@@ -487,117 +505,93 @@ else {
     ['kv_reads', 'kv-read'],
     ['kv_writes', 'kv-write'],
   ];
-  p('Per user and day:');
-  p(
-    table(
-      ['resource', 'KV on', 'KV off', 'active user (KV on)', 'inactive user (KV on)', 'brief (Final, 1 device)'],
-      res.map(([k, h]) => [
-        RESOURCES.find((r) => r.key === k).label,
-        dec(a[k], 2),
-        dec(b[k], 2),
-        dec(kv.active_totals[h] / Math.max(1, kv.active), 2),
-        dec(kv.inactive_totals[h] / Math.max(1, kv.users - kv.active), 2),
-        dec(BRIEF.perDay[k] / BRIEF.users, 3),
-      ]),
-    ),
-  );
-  const counted = kv.workerCounted;
-  p(
-    '**Overheads that `X-Sync-Ops` does not show.** ' +
-      `The worker counts its own use and flushes it to D1 (one upsert: ${mp.flush.rows_read} rows read, ${mp.flush.rows_written} written) every ${mp.flushRequests} requests ` +
-      `or at the first request ${mp.flushSecs} s after the last flush, per isolate. In the one-isolate replay that was ${int(kv.flushesDuringReplay)} flushes for ${int(kv.totals.requests)} requests ` +
-      `(the worker's own counters: ${int(counted.requests)} requests, ${int(counted.rows_written)} rows written against ${int(kv.totals['rows-written'])} in the headers). ` +
-      `In production the day is spread over many isolates, each flushing at least once a minute while it gets requests: the model assumes **${int(mp.isolates)} isolates** (\`--isolates\`). ` +
-      'The rate limiter reads a user\'s bucket from KV the first time an isolate sees the user; the replay\'s single warm isolate knew every user, ' +
-      `so the model adds one KV read for **${pct(mp.coldSyncShare, 0)} of syncs** (\`--cold-sync-share\`). No user was throttled, so the limiter wrote nothing to KV.`,
-  );
-  const rows = cap.rows.map((r) => [
-    r.label,
-    int(r.limit),
-    users(r.linearKv),
-    users(r.linearD1),
-    r.key === 'kv_writes' ? `never (guarded; fast path off from ${users(cap.kvFastPathUntil)})` : `**${users(r.model)}**${r.key === cap.binding ? ' ← binds first' : ''}`,
-    r.key === 'kv_writes' ? '—' : users(r.modelDegrade),
-    `${int(r.briefPerUser * BRIEF.users)} (${pct(r.briefShare)})`,
-    pct(cap.at30k[r.key] / r.limit, 0),
-  ]);
-  p('Users at which each Free-plan limit runs out:');
-  p(table(['resource', 'limit / day', 'linear, KV on', 'linear, KV off', 'model', 'reads pause (90%)', 'brief at 30,000', 'model at 30,000'], rows));
-  p(
-    '- *linear*: the limit divided by the per-user-day use of that replay, nothing added. ' +
-      '*model*: the day as the worker would live it — KV fast path until its KV writes reach the guard, D1 after — plus the usage flushes and the limiter\'s KV reads described above ' +
-      `(\`bench/lib/model.mjs\`). The worker starts refusing reads (503 \`degraded\`) at 90% of any limit but KV writes.`,
-  );
-  const b1 = cap.rows.find((r) => r.key === cap.binding);
-  const alt = (over) => capacity(a, b, { ...mp, ...over });
-  const sens = [
-    ['as above', cap],
-    ['1 isolate (a flush per 100 requests), no cold-isolate KV reads', alt({ isolates: 1, coldSyncShare: 0 })],
-    ['1,000 isolates', alt({ isolates: 1000 })],
-    ['a flush every request (worst case)', alt({ isolates: 1e7 })],
-  ];
-  p('Sensitivity of the model to its production assumptions:');
-  p(
-    table(
-      ['assumption', ...RESOURCES.filter((r) => r.key !== 'kv_writes').map((r) => r.label), 'binds first'],
-      sens.map(([name, c]) => [name, ...c.rows.filter((r) => r.key !== 'kv_writes').map((r) => users(r.model)), `${c.rows.find((r) => r.key === c.binding).label} (${users(c.rows.find((r) => r.key === c.binding).model)})`]),
-      ['l', 'r', 'r', 'r', 'r', 'l'],
-    ),
-  );
-  p(`![share of each Free-plan limit by number of users](${CHART})`);
-  p(
-    `**Against the brief.** The brief's Final table assumes 3.2 syncs per user per day, one device, and one request per sync (96,000 requests for 30,000 users). ` +
-      `Here a user makes ${dec(a.requests, 1)} requests a day: ${dec(a.syncs, 1)} syncs over ${um.devices} devices, each a check plus a \`POST /api/sync\` when there is something to push or pull. ` +
-      `Even at one request per sync and no overhead, ${um.devices} devices × 3.2 syncs cap the request quota at ${int(LIMITS.requests / (um.devices * BRIEF.syncsPerUserDay))} users. ` +
-      `Its KV numbers (77% of reads, 48% of writes at 30,000 users) assume 80% of checks hit a cache whose entries live 5 minutes while users sync hours apart; ` +
-      `in the replay ${pct(kv.kv.hits / Math.max(1, kv.checks))} of checks hit, and every miss costs a KV write. ` +
-      `Its D1 writes (9,600 a day, 0.32 a user) cannot hold either: ${pct(um.activeShare, 0)} of 30,000 users creating ${um.creates} tasks a day is ` +
-      `${int(BRIEF.users * um.activeShare * um.creates)} new records a day, over the 100,000 rows-written limit before any index entry; ` +
-      `at one row per record the limit allows ${int(LIMITS.rows_written / (um.activeShare * um.creates))} users, and at this schema's two (the row and its \`(user_id, rev)\` index entry) ` +
-      `${int(LIMITS.rows_written / (2 * um.activeShare * um.creates))}. **30,000 users on the Free plan are out of reach for this usage mix whatever the worker does**; the changes below move the limit toward those bounds.`,
-  );
-  p('### What would lift the limits');
-  const lines = [];
-  lines.push(
-    `1. **${b1.label} (binds first at ${users(b1.model)}).** ` +
-      {
-        rows_written: (() => {
-          const slow = alt({ flushSecs: 600 });
-          const sb = slow.rows.find((r) => r.key === slow.binding);
-          const at = cap.at30k;
-          return (
-            `Task writes cost 2 rows each (the row and its \`(user_id, rev)\` index entry) plus 1 per push: ${dec(a.rows_written, 1)} a user-day. ` +
-            `On top of that the usage accounting writes a row per flush, and with many isolates that is close to one row per request (at 30,000 users the model has ${int(at.flushes)} flushes against ${int(at.requests)} requests). ` +
-            `Flushing less often is a configuration change: with \`USAGE_FLUSH_SECS=600\` the model gives ${users(slow.rows.find((r) => r.key === 'rows_written').model)} users for D1 rows written ` +
-            `(${sb.key === 'rows_written' ? 'still the first limit' : `the first limit becomes ${sb.label} at ${users(sb.model)}`}). The quota guard reacts at 90% of a daily limit, so counters up to ten minutes old are current enough; ` +
-            'accounting that writes only when an isolate has something new to add, or samples, would cut it further.'
-          );
-        })(),
-        requests:
-          'Requests are one per check plus one per push or pull. A client that has local changes can skip the check (the push pulls too), and a conditional `POST /api/sync` could replace check + pull; the devices × syncs product still caps it (above).',
-        kv_reads:
-          'Every check reads the KV state token and every request on a cold isolate reads the limiter bucket: KV reads are as scarce as requests on the Free plan. Answer checks from D1 (one row read) and skip the limiter restore for users that were not throttled.',
-        rows_read: 'Rows read come from pulls and the 1-row state reads; the combined pull reads about 3× what the per-type pull reads.',
-      }[b1.key],
-  );
-  if (b1.key !== 'requests') {
-    const req = cap.rows.find((r) => r.key === 'requests');
-    lines.push(
-      `${lines.length + 1}. **Requests (${users(req.model)}).** ${dec(a.requests, 1)} a user-day: a check per sync, plus a \`POST /api/sync\` after it when there is something to push or pull. ` +
-        'That is the client\'s protocol more than the worker\'s: a device with local changes can push without checking first (the push pulls too), which the replay can show with `--check-first false`.',
+  for (const name of mixNames) {
+    const m = capMixes[name];
+    const kv = m.replays.kv;
+    const a = m.perUser.kv;
+    const b = m.perUser.d1;
+    const mp = m.modelParams;
+    p(`### ${mixLabel(name)}`);
+    p(
+      `KV-trusted replay: ${int(kv.totals.requests)} requests for ${int(kv.syncs)} syncs in ${int(kv.seconds)} s; ${int(kv.kv.idleNoD1)} of ${int(kv.kv.idle)} idle syncs were answered without D1 ` +
+        `(the simulated day's KV entries, alive ${um(name).stateCacheTtl} s after the worker last wrote one for the user, predict ${int(kv.kv.predictedHits)}; ${int(kv.kv.mismatches)} differ).`,
+    );
+    const kinds = (rep) => Object.entries(rep.kinds);
+    p(
+      table(
+        ['request (replay)', 'count', 'per user/day', 'D1 stmts', 'rows read', 'rows written', 'KV reads', 'KV writes'],
+        [
+          ...kinds(kv).map(([k, t]) => [`${k}, KV trusted`, int(t.requests), dec(t.requests / kv.users, 2), int(t.d1), int(t['rows-read']), int(t['rows-written']), int(t['kv-read']), int(t['kv-write'])]),
+          ...kinds(m.replays.d1).map(([k, t]) => [`${k}, KV distrusted`, int(t.requests), dec(t.requests / m.replays.d1.users, 2), int(t.d1), int(t['rows-read']), int(t['rows-written']), int(t['kv-read']), int(t['kv-write'])]),
+        ],
+      ),
+    );
+    p(
+      table(
+        ['per user and day', 'KV trusted', 'KV distrusted', 'active user (KV trusted)', 'inactive user (KV trusted)', 'brief (Final table)'],
+        res.map(([k, h]) => [
+          RESOURCES.find((r) => r.key === k).label,
+          dec(a[k], 2),
+          dec(b[k], 2),
+          dec(kv.active_totals[h] / Math.max(1, kv.active), 2),
+          dec(kv.inactive_totals[h] / Math.max(1, kv.users - kv.active), 2),
+          dec(BRIEF.perDay[k] / BRIEF.users, 3),
+        ]),
+      ),
+    );
+    const c = m.capacity;
+    const d = m.capacityD1;
+    const acct = c.rows.find((r) => r.key === c.binding);
+    const atBind = (cc) => {
+      const r = cc.rows.find((x) => x.key === cc.binding);
+      return Number.isFinite(r.model) ? dailyUseAt(m, cc === d, r.model) : null;
+    };
+    p('Users at which each Free-plan limit runs out (model):');
+    p(
+      table(
+        ['resource', 'limit / day', 'linear, KV trusted', 'linear, KV distrusted', 'model, KV trusted', 'model, KV distrusted', 'reads pause (90%), KV trusted'],
+        c.rows.map((r) => {
+          const r2 = d.rows.find((x) => x.key === r.key);
+          const cell = (row, cc) => (row.key === 'kv_writes' ? (Number.isFinite(row.model) ? `${users(row.model)} (guarded)` : 'never') : `**${users(row.model)}**${row.key === cc.binding ? ' ← binds first' : ''}`);
+          return [r.label, int(r.limit), users(r.linearKv), users(r.linearD1), cell(r, c), cell(r2, d), r.key === 'kv_writes' ? '—' : users(r.modelDegrade)];
+        }),
+      ),
+    );
+    const u1 = atBind(c);
+    p(
+      '- *linear*: the limit divided by the replay\'s per-user-day use, nothing added. *model* (`bench/lib/model.mjs`): with KV trusted, the KV fast path until the day\'s KV writes reach the guard ' +
+        `(${int(mp.kvGuard)} writes: from ${users(c.kvFastPathUntil)} users on), then as distrusted; plus the usage accounting's own rows and the rate limiter's KV reads on cold isolates (below).`,
+      `- **Usage accounting**: one flush costs ${mp.flush.rows_read} rows read and ${mp.flush.rows_written} written (measured: two admin usage reports in a row); each of **${int(mp.isolates)} isolates** (\`--isolates\`) flushes every ${mp.flushRequests} requests or at its first request ${mp.flushSecs} s after its last flush` +
+        (u1 ? `: at ${users(acct.model)} users that is ${int(u1.flushes)} flushes, ${int(u1.accounting_rows_written)} rows written a day (${pct(u1.accounting_rows_written / LIMITS.rows_written)} of the quota).` : '.'),
+      `- **Rate limiter**: a sync landing on an isolate that has not seen the user costs one KV read (its bucket restored); the replay's one warm isolate knew every user, so the model adds it for ${pct(mp.coldSyncShare, 0)} of syncs (\`--cold-sync-share\`).`,
     );
   }
-  lines.push(
-    `${lines.length + 1}. **KV.** Writes: the state token is written on every accepted push and refilled on every miss, and with devices syncing hours apart nearly every check misses: ` +
-      `${dec(a.kv_writes, 2)} writes a user-day, so 1,000 a day last ${users(cap.kvFastPathUntil)} users. Reads: every check reads the token, and the rate limiter reads a user's bucket ` +
-      `whenever an isolate first sees the user (about once per sync in production), so KV reads run out at ${users(cap.rows.find((r) => r.key === 'kv_reads').model)} users even with the fast path off. ` +
-      'On the Free plan KV buys nothing here: its reads are capped like requests (100,000 a day) while a D1 check costs one of 5,000,000 rows read. ' +
-      'Answer checks from D1 (or the unmetered Cache API) on Free, and keep rate-limit state in isolate memory only, or in the Workers rate-limiting binding, instead of a KV read per cold isolate.',
+  p(`![share of each Free-plan limit by number of users, both mixes](${CHART})`);
+  p(
+    'The chart: each resource\'s share of its daily limit by users, KV trusted (the worker as configured, KV fast path until the guard), ' +
+      `solid for ${mixLabel(mixNames[0])}${mixNames[1] ? `, dashed for ${mixLabel(mixNames[1])}` : ''}.`,
   );
-  lines.push(
-    `${lines.length + 1}. **CPU.** The pure part of a 1,000-change push alone exceeds the Free plan's 10 ms (section 4): cap \`MAX_CHANGES\` lower on Free (a few hundred), replace the \`Vec::contains\` in \`plan::plan\` with a set, and avoid cloning every record again in \`sql::storage_rows\`.`,
-  );
-  p(...lines);
+  const sens = [];
+  for (const name of mixNames) {
+    const m = capMixes[name];
+    const alt = (over) => capacity(m.perUser.kv, m.perUser.d1, { ...m.modelParams, ...over });
+    for (const [label, c] of [
+      ['as above', m.capacity],
+      ['1 isolate, no cold-isolate KV reads', alt({ isolates: 1, coldSyncShare: 0 })],
+      ['1,000 isolates', alt({ isolates: 1000 })],
+      ['no cold-isolate KV reads (a limiter that reads KV about once per isolate a minute)', alt({ coldSyncShare: 0 })],
+    ]) {
+      const bnd = c.rows.find((r) => r.key === c.binding);
+      sens.push([`${mixLabel(name)}: ${label}`, ...c.rows.filter((r) => r.key !== 'kv_writes').map((r) => users(r.model)), `${bnd.label} (${users(bnd.model)})`]);
+    }
+  }
+  p('Sensitivity of the model (KV trusted) to its production assumptions:');
+  p(table(['assumption', ...RESOURCES.filter((r) => r.key !== 'kv_writes').map((r) => r.label), 'binds first'], sens, ['l', 'r', 'r', 'r', 'r', 'l']));
+}
+
+function dailyUseAt(m, distrusted, n) {
+  const a = distrusted ? m.perUser.d1 : m.perUser.kv;
+  return dailyUse(n, a, m.perUser.d1, distrusted ? { ...m.modelParams, kvGuard: 0 } : m.modelParams);
 }
 
 const sdkDay = readResult('sdk-day');
@@ -612,7 +606,8 @@ p(
   'node bench/throughput.mjs --help; node bench/growth.mjs --help; node bench/capacity.mjs --help',
   'node bench/floor.mjs --quick   # edgesync beside the reference workers: the issue #11 ratios',
   'node bench/profile.mjs --kind check304   # CPU profile of the isolate (health, check304, checkD1, push10)',
-  'node bench/capacity.mjs --from-results --isolates 300 --cold-sync-share 0.5   # re-run only the model',
+  'node bench/capacity.mjs --mixes brief --quick   # one usage mix (presets: brief, two-device), no real-time waiting',
+  'node bench/capacity.mjs --from-results --isolates 300 --cold-sync-share 0   # re-run only the model',
   '```',
   '',
   '| file | what |',
@@ -622,7 +617,7 @@ p(
   '| `bench/profile.mjs` | section 1: CPU profile of the isolate through the V8 inspector (DevTools `Profiler`) |',
   '| `bench/throughput.mjs`, `bench/lib/load.mjs` | sections 1–2: fixed-concurrency keep-alive load per request kind |',
   '| `bench/growth.mjs` | section 3: costs at 100 … 100,000 records; the flatness check |',
-  '| `bench/size.mjs`, `bench/native/` (criterion), `bench/wasm-cpu.mjs` | section 4 |',
+  '| `bench/size.mjs`, `bench/native/` (criterion: `benches/hot_paths.rs`; wasm: `examples/wasm_cpu.rs`, inputs and the pure path in `src/fixtures.rs`), `bench/wasm-cpu.mjs` | section 4 |',
   '| `bench/capacity.mjs`, `bench/lib/model.mjs` | section 5: the replayed day and the model |',
   '| `bench/sdk-day.mjs`, `bench/lib/sdk-section.mjs` | section 5: the same day driven by the client SDK\'s own scheduler |',
   '| `bench/report.mjs`, `bench/chart.mjs` | this file and `' + CHART + '` |',
@@ -631,14 +626,17 @@ p(
 
 fs.writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), md.join('\n').replace(/\n{3,}/g, '\n\n'));
 log('wrote BENCHMARKS.md');
-if (capacityRes) {
-  const um = capacityRes.usageModel;
+if (capMixes) {
+  const names = Object.keys(capMixes);
   const svg = capacityChart({
-    series: capacityRes.series,
-    rows: capacityRes.capacity.rows,
-    binding: capacityRes.capacity.binding,
-    kvFastPathUntil: capacityRes.capacity.kvFastPathUntil,
-    subtitle: `model from a replayed day of ${um.users} users (${pct(um.activeShare, 0)} active, ${um.devices} devices, ${um.activeSyncs}/${um.inactiveSyncs} syncs per device), ${capacityRes.modelParams.isolates} isolates${opt.quick ? ' — QUICK RUN' : ''}`,
+    mixes: names.map((n) => ({
+      label: mixLabel(n),
+      series: capMixes[n].series,
+      rows: capMixes[n].capacity.rows,
+      binding: capMixes[n].capacity.binding,
+      kvFastPathUntil: capMixes[n].capacity.kvFastPathUntil,
+    })),
+    subtitle: `model from replayed days (${names.map((n) => `${mixLabel(n)}: ${capMixes[n].usageModel.users} users, ${capMixes[n].usageModel.devices} device(s)`).join('; ')}), one request per sync, ${capacityRes.modelParams.isolates} isolates, KV trusted${opt.quick ? ' — QUICK RUN' : ''}`,
   });
   fs.writeFileSync(path.join(ROOT, CHART), svg);
   log(`wrote ${CHART}`);

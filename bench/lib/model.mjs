@@ -82,6 +82,9 @@ export function dailyUse(users, a, b, p) {
     users,
     kvShare: f,
     flushes,
+    // the usage accounting's own D1 rows (its flushes), included in the totals below
+    accounting_rows_written: flushes * p.flush.rows_written,
+    accounting_rows_read: flushes * p.flush.rows_read,
     requests,
     d1: mix('d1') + flushes * p.flush.d1,
     rows_read: mix('rows_read') + flushes * p.flush.rows_read,

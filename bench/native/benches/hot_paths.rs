@@ -5,16 +5,15 @@
 //!   BENCH_QUICK=1 cargo bench --manifest-path bench/native/Cargo.toml   (shorter sampling)
 //!
 //! Results: target/criterion/<group>/<name>/new/estimates.json (nanoseconds).
-//! examples/wasm_cpu.rs times the same operations compiled to wasm, in V8.
+//! examples/wasm_cpu.rs times the same operations compiled to wasm, in V8 (the number that
+//! counts against the 10 ms: the worker runs as wasm).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use edgesync_bench::auth::Verifier;
-use edgesync_bench::fixtures::{self, SECRET, SEQ};
-use edgesync_bench::protocol::{self, Limits};
-use edgesync_bench::{entities, plan, sql};
+use edgesync_bench::fixtures::{self, SECRET};
+use edgesync_bench::protocol;
 use serde_json::Value;
 
 fn bench(c: &mut Criterion) {
@@ -34,49 +33,72 @@ fn bench(c: &mut Criterion) {
         g.finish();
     }
 
-    // A push: the body bytes parsed and validated (app.rs read_json + protocol::parse_sync),
-    // planned against the stored records (plan::plan), and the upsert's JSON parameter built
-    // (sql::storage_rows). Every output is dropped inside the timing, as in the worker.
-    let limits = Limits { max_changes: 1_000 };
-    let tasks = entities::entity("tasks").unwrap();
-    for n in [100usize, 1_000] {
-        let body = fixtures::push_body(n);
-        assert!(body.len() < 1_048_576, "push body of {} bytes is over the 1 MiB limit", body.len());
-        let req = protocol::parse_sync(&serde_json::from_slice::<Value>(&body).unwrap(), limits).unwrap();
-        assert_eq!(req.changes.len(), n);
-        let fresh = plan::plan(&req.changes, HashMap::new(), SEQ, now);
-        assert_eq!(fresh.revs.len(), n, "every change is new");
-        let stored = fixtures::stored_for_edits(n);
-        let edited = plan::plan(&req.changes, stored.clone(), SEQ, now);
-        assert_eq!(edited.revs.len(), n, "every change is an edit (not a replay)");
-
-        let mut g = c.benchmark_group(format!("push_{n}"));
+    // The pure path of a push over the packed pages, whole (fixtures::push_request), for
+    // every case; its steps for the largest push into a full head.
+    let users: Vec<(usize, fixtures::User)> = [100usize, 500, 5_000].map(|h| (h, fixtures::user(h))).into();
+    let user = |h: usize| &users.iter().find(|(n, _)| *n == h).unwrap().1;
+    {
+        let mut g = c.benchmark_group("push");
+        for case in fixtures::push_cases() {
+            let u = user(case.user_records);
+            let body = case.body(u);
+            assert!(body.len() < 1_048_576, "push body of {} bytes is over the 1 MiB limit", body.len());
+            let w = fixtures::push_request(u, &body, now);
+            assert_eq!(w.applied, case.changes, "{}: every change applied", case.id);
+            g.bench_function(case.id.as_str(), |b| b.iter(|| fixtures::push_request(u, black_box(&body), now)));
+        }
+        g.finish();
+    }
+    for case in
+        fixtures::push_cases().into_iter().filter(|c| c.id == "push_1000_new_h500" || c.id == "push_100_new_h5000")
+    {
+        let u = user(case.user_records);
+        let body = case.body(u);
+        let s = fixtures::stages(u, &body, now);
+        let mut g = c.benchmark_group(format!("{}_steps", case.id));
         g.bench_function("parse_validate", |b| {
             b.iter(|| {
-                let v: Value = serde_json::from_slice(black_box(&body)).unwrap();
-                protocol::parse_sync(&v, limits).unwrap()
+                protocol::parse_sync(&serde_json::from_slice::<Value>(black_box(&body)).unwrap(), fixtures::LIMITS)
             })
         });
-        g.bench_function("plan_new", |b| b.iter(|| plan::plan(black_box(&req.changes), HashMap::new(), SEQ, now)));
-        g.bench_function("plan_edits", |b| {
+        g.bench_function("parse_head", |b| b.iter(|| fixtures::step_parse_head(black_box(u))));
+        g.bench_function("current_plan", |b| {
             b.iter_batched(
-                || stored.clone(),
-                |s| drop(black_box(plan::plan(black_box(&req.changes), s, SEQ, now))),
+                || s.parsed.clone(),
+                |mut p| fixtures::step_plan(u, &mut p, &s.req.changes, now),
                 BatchSize::LargeInput,
             )
         });
-        g.bench_function("storage_rows", |b| b.iter(|| sql::storage_rows(tasks, black_box(&fresh.writes[0].1))));
+        g.bench_function("apply_spill", |b| {
+            b.iter_batched(
+                || s.planned.clone(),
+                |mut p| {
+                    fixtures::step_apply(u, &mut p, &s.plan, &s.prior);
+                    p
+                },
+                BatchSize::LargeInput,
+            )
+        });
+        g.bench_function("serialize", |b| b.iter(|| fixtures::step_serialize(black_box(&s.applied))));
+        g.bench_function("pull_reply", |b| {
+            b.iter_batched(
+                || s.applied.clone(),
+                |mut p| fixtures::step_reply(u, &mut p, &s.req, &s.plan, now),
+                BatchSize::LargeInput,
+            )
+        });
         g.finish();
     }
 
-    // A 500-record pull response (POST /api/sync's reply) from D1 rows.
-    let rows = fixtures::pull_rows(500);
-    let reply = fixtures::pull_reply(&rows, SEQ, now);
-    let parsed: Value = serde_json::from_str(&reply).unwrap();
-    assert_eq!(parsed["updates"].as_array().map(Vec::len), Some(500));
+    // A pull of 100 from a head of 500 (POST /api/sync without changes).
     {
-        let mut g = c.benchmark_group("pull_500");
-        g.bench_function("build_reply", |b| b.iter(|| fixtures::pull_reply(black_box(&rows), SEQ, now)));
+        let u = user(500);
+        let since = u.head_revs[u.head_revs.len() - 101];
+        let body = fixtures::pull_body(since, 100);
+        let (_, rows) = fixtures::pull_request(u, &body, now);
+        assert_eq!(rows, 100);
+        let mut g = c.benchmark_group("pull");
+        g.bench_function("pull_100_h500", |b| b.iter(|| fixtures::pull_request(u, black_box(&body), now)));
         g.finish();
     }
 }

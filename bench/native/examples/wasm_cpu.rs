@@ -2,21 +2,65 @@
 //! bench/wasm-cpu.mjs in Node's V8, the JavaScript/wasm engine workerd uses, so the CPU
 //! time of the worker's own code is measured in the engine that runs it (the worker is
 //! built with the same opt-level, LTO and codegen-units; see Cargo.toml).
-//! Prints one JSON object per operation: {"id", "median_ns", "min_ns", "samples"}.
+//! Times are the thread's CPU time (WASI's CPU-time clock; wall time where it is missing),
+//! so other load on the machine does not inflate them; the wall-time median is printed too.
+//! Prints one JSON object per operation: {"id", "median_ns", "min_ns", "samples", ...};
+//! a push's whole pure path is `<case>/total`, its steps `<case>/<step>`, and each case
+//! also prints {"case": …} describing it.
 //! Argument: "quick" for shorter sampling.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use edgesync_bench::auth::Verifier;
-use edgesync_bench::fixtures::{self, SECRET, SEQ};
-use edgesync_bench::protocol::{self, Limits};
-use edgesync_bench::{entities, plan, sql};
+use edgesync_bench::fixtures::{self, SECRET};
+use edgesync_bench::protocol;
 use serde_json::Value;
 
-/// Median and minimum time per call of `routine` over samples of `k` calls each; inputs
-/// come from `setup` outside the timing, outputs are dropped inside it.
+/// CPU time of this thread in nanoseconds, from WASI's `clock_time_get` with the thread
+/// (else process) CPU-time clock, which Node's WASI implements with the OS's per-thread
+/// clock: unlike wall time it does not grow when other processes share the cores. None
+/// off wasm or when neither clock is available (then wall time is used).
+fn cpu_ns() -> Option<u64> {
+    #[cfg(target_os = "wasi")]
+    {
+        #[link(wasm_import_module = "wasi_snapshot_preview1")]
+        extern "C" {
+            fn clock_time_get(id: u32, precision: u64, time: *mut u64) -> u16;
+        }
+        for clock in [3u32, 2] {
+            let mut t = 0u64;
+            // SAFETY: `t` is a valid, writable u64 for the duration of the call.
+            if unsafe { clock_time_get(clock, 1, &mut t) } == 0 && t > 0 {
+                return Some(t);
+            }
+        }
+        None
+    }
+    #[cfg(not(target_os = "wasi"))]
+    None
+}
+
+/// The clock samples are timed with: "cpu" when [`cpu_ns`] works, else "wall".
+fn clock_name() -> &'static str {
+    if cpu_ns().is_some() {
+        "cpu"
+    } else {
+        "wall"
+    }
+}
+
+/// Nanoseconds now on the samples' clock (CPU time when available).
+fn stamp() -> u64 {
+    cpu_ns().unwrap_or_else(|| {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    })
+}
+
+/// Median and minimum CPU time per call of `routine` over samples of `k` calls each (and
+/// the wall-time median beside it); inputs come from `setup` outside the timing, outputs
+/// are dropped inside it.
 fn measure<I, O>(id: &str, budget: Duration, mut setup: impl FnMut() -> I, mut routine: impl FnMut(I) -> O) {
     let t0 = Instant::now();
     drop(black_box(routine(setup())));
@@ -28,26 +72,30 @@ fn measure<I, O>(id: &str, budget: Duration, mut setup: impl FnMut() -> I, mut r
         drop(black_box(routine(setup())));
     }
     let mut per_call = Vec::new();
+    let mut wall = Vec::new();
     let end = Instant::now() + budget;
     while per_call.len() < 10 || (Instant::now() < end && per_call.len() < 500) {
         let inputs: Vec<I> = (0..k).map(|_| setup()).collect();
-        let start = Instant::now();
+        let (w0, c0) = (Instant::now(), stamp());
         for input in inputs {
             drop(black_box(routine(input)));
         }
-        per_call.push(start.elapsed().as_nanos() as f64 / k as f64);
+        per_call.push(stamp().saturating_sub(c0) as f64 / k as f64);
+        wall.push(w0.elapsed().as_nanos() as f64 / k as f64);
     }
     per_call.sort_by(f64::total_cmp);
+    wall.sort_by(f64::total_cmp);
     let median = per_call[per_call.len() / 2];
     println!(
         "{}",
-        serde_json::json!({"id": id, "median_ns": median, "min_ns": per_call[0], "samples": per_call.len(), "per_sample": k})
+        serde_json::json!({"id": id, "median_ns": median, "min_ns": per_call[0], "wall_median_ns": wall[wall.len() / 2],
+            "clock": clock_name(), "samples": per_call.len(), "per_sample": k})
     );
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
-    let budget = Duration::from_millis(if quick { 400 } else { 1_500 });
+    let budget = Duration::from_millis(if quick { 300 } else { 1_500 });
     let now = fixtures::now_ms();
 
     let t = fixtures::tokens(now);
@@ -61,43 +109,64 @@ fn main() {
         |_| Verifier::with_jwks(Some(SECRET), Some(black_box(&t.jwks)), None, None),
     );
 
-    let limits = Limits { max_changes: 1_000 };
-    let tasks = entities::entity("tasks").unwrap();
-    for n in [100usize, 1_000] {
-        let body = fixtures::push_body(n);
-        let req = protocol::parse_sync(&serde_json::from_slice::<Value>(&body).unwrap(), limits).unwrap();
-        let fresh = plan::plan(&req.changes, HashMap::new(), SEQ, now);
-        let stored = fixtures::stored_for_edits(n);
-        assert_eq!(plan::plan(&req.changes, stored.clone(), SEQ, now).revs.len(), n);
+    let users: Vec<(usize, fixtures::User)> = [100usize, 500, 5_000].map(|h| (h, fixtures::user(h))).into();
+    let user = |h: usize| &users.iter().find(|(n, _)| *n == h).unwrap().1;
+    for case in fixtures::push_cases() {
+        let u = user(case.user_records);
+        let body = case.body(u);
+        let w = fixtures::push_request(u, &body, now);
+        assert_eq!(w.applied, case.changes, "{}: every change applied", case.id);
+        println!(
+            "{}",
+            serde_json::json!({"case": case.id, "kind": "push", "changes": case.changes, "edits": case.edits,
+                "user_records": case.user_records, "head_records": u.records_in_head(), "buckets": u.head.buckets,
+                "body_bytes": body.len(), "head_bytes": u.head_body.len(), "spilled": w.spilled, "buckets_written": w.dirty,
+                "head_bytes_after": w.head_body.len(), "reply_bytes": w.reply.len()})
+        );
+        measure(&format!("{}/total", case.id), budget, || (), |_| fixtures::push_request(u, black_box(&body), now));
+        let s = fixtures::stages(u, &body, now);
+        let id = |step: &str| format!("{}/{step}", case.id);
         measure(
-            &format!("push_{n}/parse_validate"),
+            &id("parse_validate"),
             budget,
             || (),
-            |_| {
-                let v: Value = serde_json::from_slice(black_box(&body)).unwrap();
-                protocol::parse_sync(&v, limits).unwrap()
+            |_| protocol::parse_sync(&serde_json::from_slice::<Value>(black_box(&body)).unwrap(), fixtures::LIMITS),
+        );
+        measure(&id("parse_head"), budget, || (), |_| fixtures::step_parse_head(black_box(u)));
+        measure(
+            &id("current_plan"),
+            budget,
+            || s.parsed.clone(),
+            |mut p| fixtures::step_plan(u, &mut p, &s.req.changes, now),
+        );
+        measure(
+            &id("apply_spill"),
+            budget,
+            || s.planned.clone(),
+            |mut p| {
+                fixtures::step_apply(u, &mut p, &s.plan, &s.prior);
+                p
             },
         );
+        measure(&id("serialize"), budget, || (), |_| fixtures::step_serialize(black_box(&s.applied)));
         measure(
-            &format!("push_{n}/plan_new"),
+            &id("pull_reply"),
             budget,
-            || (),
-            |_| plan::plan(black_box(&req.changes), HashMap::new(), SEQ, now),
-        );
-        measure(
-            &format!("push_{n}/plan_edits"),
-            budget,
-            || stored.clone(),
-            |s| plan::plan(black_box(&req.changes), s, SEQ, now),
-        );
-        measure(
-            &format!("push_{n}/storage_rows"),
-            budget,
-            || (),
-            |_| sql::storage_rows(tasks, black_box(&fresh.writes[0].1)),
+            || s.applied.clone(),
+            |mut p| fixtures::step_reply(u, &mut p, &s.req, &s.plan, now),
         );
     }
 
-    let rows = fixtures::pull_rows(500);
-    measure("pull_500/build_reply", budget, || (), |_| fixtures::pull_reply(black_box(&rows), SEQ, now));
+    let u = user(500);
+    let since = u.head_revs[u.head_revs.len() - 101];
+    let body = fixtures::pull_body(since, 100);
+    let (reply, rows) = fixtures::pull_request(u, &body, now);
+    assert_eq!(rows, 100);
+    println!(
+        "{}",
+        serde_json::json!({"case": "pull_100_h500", "kind": "pull", "changes": 0, "rows": rows, "user_records": 500,
+            "head_records": u.records_in_head(), "buckets": u.head.buckets, "head_bytes": u.head_body.len(), "reply_bytes": reply.len()})
+    );
+    measure("pull_100_h500/total", budget, || (), |_| fixtures::pull_request(u, black_box(&body), now));
+    measure("pull_100_h500/parse_head", budget, || (), |_| fixtures::step_parse_head(black_box(u)));
 }

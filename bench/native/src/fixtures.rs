@@ -1,6 +1,10 @@
 //! Inputs and operations shared by the criterion benchmarks (benches/hot_paths.rs, native)
 //! and the wasm CPU probe (examples/wasm_cpu.rs, the same code compiled to wasm and run in
-//! V8, the engine workerd uses). Each operation is what the worker does on a hot path.
+//! V8, the engine workerd uses). Each operation is what the worker does on a hot path:
+//! [`push_request`] and [`pull_request`] are the whole pure path of a `POST /api/sync`
+//! over the packed pages (crates/worker store.rs `try_push` / `pull`, handlers.rs `sync`),
+//! from the request body and the page bodies D1 returns to the page bodies written back
+//! and the reply body; the `step_*` functions are its parts, timed one by one.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -8,13 +12,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jwt_compact::alg::{Es256, Hs256, Hs256Key, ModulusBits, Rsa, RsaPrivateKey, StrongKey};
 use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::{AlgorithmExt, Claims, Header};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use edgesync_core::auth::Verifier;
 use edgesync_core::entities;
-use edgesync_core::envelope::{Record, Stored};
-use edgesync_core::plan::Key;
-use edgesync_core::reply::{Page, PullRow, PulledRow, SyncReply};
+use edgesync_core::pages::{self, Head, Pages};
+use edgesync_core::parse::{self as protocol, Limits};
+use edgesync_core::plan::{self, Key};
+use edgesync_core::reply::{Page, SyncReply};
 
 pub const SECRET: &str = "edgesync-bench-secret-0123456789abcdef";
 pub const SUB: &str = "user-0123456789abcdef";
@@ -68,12 +73,16 @@ pub fn tokens(now: i64) -> Tokens {
     Tokens { verifier, jwks, hs256, rs256, es256 }
 }
 
-/// A task as a client pushes it, with every field of the contract's task type.
-pub fn task_change(i: usize) -> Value {
+/// `MAX_CHANGES`' default (wrangler.toml, crates/core config.rs).
+pub const LIMITS: Limits = Limits { max_changes: 1_000 };
+
+/// A task as a client pushes it, with every field of the contract's task type; `tag`
+/// goes into the title, so the same `i` with another tag is an edit.
+pub fn task_change(i: usize, tag: &str) -> Value {
     json!({
         "type": "tasks",
         "id": format!("task-{i:06}"),
-        "title": format!("Call the plumber about the kitchen sink #{i}"),
+        "title": format!("Call the plumber about the kitchen sink #{i} {tag}"),
         "description": "Ask about Tuesday afternoon; the tap drips and the drain is slow. Bring the invoice.",
         "completed": i % 3 == 0,
         "pinned": i % 7 == 0,
@@ -85,69 +94,236 @@ pub fn task_change(i: usize) -> Value {
     })
 }
 
-/// The body of a `POST /api/sync` pushing `n` such tasks.
-pub fn push_body(n: usize) -> Vec<u8> {
-    let changes: Vec<Value> = (0..n).map(task_change).collect();
-    serde_json::to_vec(&json!({"cursor": SEQ, "changes": changes})).unwrap()
+/// The body of a `POST /api/sync` pushing the tasks `ids` (tagged `tag`) from `cursor`.
+pub fn push_body(ids: std::ops::Range<usize>, tag: &str, cursor: i64) -> Vec<u8> {
+    let changes: Vec<Value> = ids.map(|i| task_change(i, tag)).collect();
+    serde_json::to_vec(&json!({"cursor": cursor, "changes": changes})).unwrap()
 }
 
-/// A stored task as the worker reads it back (SQLite's `json_object` of the row), at an
-/// older version and with another title than `task_change(i)`, so pushing that is an edit.
-pub fn stored_record(i: usize, with_type: bool) -> Record {
-    let mut r = Map::new();
-    if with_type {
-        r.insert("type".into(), "tasks".into());
+/// A user's pages as D1 holds them: the head's columns (its `entries` empty), the head's
+/// body, and each bucket's body by 0-based index (what store.rs reads and parses).
+#[derive(Clone)]
+pub struct User {
+    pub head: Head,
+    pub head_body: String,
+    pub buckets: HashMap<u32, String>,
+    /// Revs of the head's entries, ascending.
+    pub head_revs: Vec<i64>,
+}
+
+impl User {
+    pub fn records_in_head(&self) -> usize {
+        self.head_revs.len()
     }
-    let rev = SEQ - 10_000 + i as i64;
-    r.insert("id".into(), format!("task-{i:06}").into());
-    r.insert("version".into(), 3.into());
-    r.insert("rev".into(), rev.into());
-    r.insert("created_at".into(), (rev - 86_400_000).into());
-    r.insert("updated_at".into(), rev.into());
-    r.insert("deleted_at".into(), Value::Null);
-    r.insert("device_id".into(), "laptop-2".into());
-    let c = task_change(i);
-    for k in ["title", "description", "completed", "pinned", "priority", "due_date", "list_id", "sort_order"] {
-        r.insert(k.into(), c[k].clone());
+}
+
+/// One push through the pure path as the store does it, on pages held in memory (every
+/// bucket of the user already read).
+fn push_into(p: &mut Pages, changes: &[protocol::Change], now: i64) {
+    let keys: Vec<Key> = changes.iter().map(|c| (c.entity.name, c.id.as_str().to_owned())).collect();
+    let cur = p.current(keys).unwrap();
+    let plan = plan::plan(changes, cur.stored, p.head.seq, now);
+    p.apply(&plan, &cur.prior).unwrap();
+    if let Some(s) = p.spill_needed() {
+        for b in s.reads() {
+            p.buckets.entry(b).or_default();
+        }
+        p.spill(&s).unwrap();
     }
-    r.insert("title".into(), format!("Call the plumber #{i}").into());
-    r
 }
 
-/// The stored records a push of `n` edits reads first (crates/worker store.rs `stored`).
-pub fn stored_for_edits(n: usize) -> HashMap<Key, Stored> {
-    (0..n).map(|i| (("tasks", format!("task-{i:06}")), Stored::decode(stored_record(i, false)).unwrap())).collect()
+/// A user holding `total` tasks (`task-000000` …, tagged "old"), written in pushes of 100
+/// through the worker's own pure path (so the head and buckets are what the worker would
+/// have made of them), at `SEQ` and after.
+pub fn user(total: usize) -> User {
+    let mut p = Pages::default();
+    let mut now = SEQ - 10_000_000;
+    for start in (0..total).step_by(100) {
+        let end = (start + 100).min(total);
+        let changes: Vec<protocol::Change> =
+            (start..end).map(|i| protocol::parse_change(&task_change(i, "old"), "c", None).unwrap()).collect();
+        now += 60_000;
+        push_into(&mut p, &changes, now);
+    }
+    let head_body = serde_json::to_string(&p.head.entries).unwrap();
+    let buckets = p.buckets.iter().map(|(b, e)| (*b, serde_json::to_string(e).unwrap())).collect();
+    let mut head_revs: Vec<i64> = p.head.entries.iter().map(|e| e.rev).collect();
+    head_revs.sort_unstable();
+    let mut head = p.head.clone();
+    head.entries = Vec::new();
+    User { head, head_body, buckets, head_revs }
 }
 
-/// The rows of a pull as `D1Result::results` gives them to store.rs `pull_rows`.
-pub fn pull_rows(n: usize) -> Vec<Map<String, Value>> {
-    (0..n)
-        .map(|i| {
-            let rec = stored_record(i, true);
-            let mut row = Map::new();
-            row.insert("type".into(), "tasks".into());
-            row.insert("rev".into(), rec["rev"].clone());
-            row.insert("deleted".into(), 0.into());
-            row.insert("id".into(), rec["id"].clone());
-            row.insert("rec".into(), Value::String(Value::Object(rec).to_string()));
-            row
-        })
-        .collect()
+/// store.rs `head`: the head row's body decoded into pages.
+pub fn step_parse_head(u: &User) -> Pages {
+    let mut head = u.head.clone();
+    head.entries = pages::parse_body(&u.head_body).unwrap();
+    Pages::new(head)
 }
 
-/// What the worker does with a pull's rows: each row decoded as store.rs does
-/// (`PulledRow` → `PullRow`, the record's JSON text validated into a `RawValue`, never
-/// re-parsed), the page cut, and the reply serialized into the response body. The same
-/// types as the worker's, from edgesync-core.
-pub fn pull_reply(rows: &[Map<String, Value>], seq: i64, now: i64) -> String {
-    let pulled: Vec<PullRow> = rows
-        .iter()
-        .map(|r| {
-            let row: PulledRow = serde_json::from_value(Value::Object(r.clone())).unwrap();
-            PullRow::decode(row, None).unwrap()
-        })
-        .collect();
-    let limit = pulled.len() as i64;
-    let page = Page::cut(pulled, limit, seq);
-    serde_json::to_string(&SyncReply::new(&[], &[], &page, now)).unwrap()
+/// store.rs `read`: buckets wanted, parsed from their bodies (a bucket past the head's
+/// count does not exist yet and reads empty, as there).
+pub fn step_read(u: &User, p: &mut Pages, wanted: Vec<u32>) {
+    for b in wanted {
+        if p.buckets.contains_key(&b) {
+            continue;
+        }
+        match u.buckets.get(&b).filter(|_| b < p.head.buckets) {
+            Some(body) => p.add_bucket(pages::page_of(b), pages::parse_body(body).unwrap()),
+            None => {
+                p.buckets.insert(b, Vec::new());
+            }
+        }
+    }
+}
+
+/// What a push writes and answers: the head's body and directory, the changed buckets'
+/// parameter (when the push spilled), and the reply body.
+pub struct Written {
+    pub head_body: String,
+    pub dir: String,
+    pub buckets: Option<String>,
+    pub reply: String,
+    pub dirty: usize,
+    pub applied: usize,
+    pub spilled: bool,
+}
+
+/// store.rs `write_stmts`: the head's body and directory, and the dirty buckets.
+pub fn step_serialize(p: &Pages) -> (String, String, Option<String>, usize) {
+    let head_body = serde_json::to_string(&p.head.entries).unwrap();
+    let dir = serde_json::to_string(&p.head.dir).unwrap();
+    let dirty = p.dirty();
+    let n = dirty.len();
+    let buckets = (!dirty.is_empty()).then(|| {
+        let rows: Vec<(u32, i64, &[pages::Entry])> = dirty.iter().map(|d| (d.page, d.rev, d.entries)).collect();
+        serde_json::to_string(&rows).unwrap()
+    });
+    (head_body, dir, buckets, n)
+}
+
+/// The whole pure path of a `POST /api/sync` with changes (handlers.rs `sync`, store.rs
+/// `try_push`, one attempt): the body parsed and validated, the head parsed, the buckets
+/// the pushed keys need read, the stored records found, the plan, applied to the head, a
+/// spill when due, the pages serialized for the write batch, the pull of the same
+/// transaction (the push's own revs left out) and the reply serialized.
+pub fn push_request(u: &User, body: &[u8], now: i64) -> Written {
+    let v: Value = serde_json::from_slice(body).unwrap();
+    let req = protocol::parse_sync(&v, LIMITS).unwrap();
+    let mut p = step_parse_head(u);
+    let (plan, prior) = step_plan(u, &mut p, &req.changes, now);
+    let spilled = step_apply(u, &mut p, &plan, &prior);
+    let (head_body, dir, buckets, dirty) = step_serialize(&p);
+    let reply = step_reply(u, &mut p, &req, &plan, now);
+    Written { head_body, dir, buckets, reply, dirty, applied: plan.applied.len(), spilled }
+}
+
+/// The body of a pull (`POST /api/sync` without changes) of `limit` from `cursor`.
+pub fn pull_body(cursor: i64, limit: i64) -> Vec<u8> {
+    serde_json::to_vec(&json!({"cursor": cursor, "limit": limit})).unwrap()
+}
+
+/// The whole pure path of a pull (handlers.rs `sync` without changes, store.rs `pull`):
+/// the body parsed, the head parsed, the buckets changed since the cursor read,
+/// `Pages::changes`, the page cut and the reply serialized. Returns the reply and its rows.
+pub fn pull_request(u: &User, body: &[u8], now: i64) -> (String, usize) {
+    let v: Value = serde_json::from_slice(body).unwrap();
+    let req = protocol::parse_sync(&v, LIMITS).unwrap();
+    let mut p = step_parse_head(u);
+    let wanted = p.buckets_after(req.cursor);
+    step_read(u, &mut p, wanted);
+    let state_seq = p.head.seq;
+    let page = Page::cut(p.changes(req.cursor, None, &[], req.limit).unwrap(), req.limit, state_seq);
+    let rows = page.rows.len();
+    (serde_json::to_string(&SyncReply::new(&[], &[], &page, now)).unwrap(), rows)
+}
+
+/// The pushes measured: (label, changes, records the user holds, new or edits). New tasks
+/// take ids after the user's; edits re-title the user's first records. "records" is the
+/// head for users up to `pages::HEAD_MAX`; the 5,000-record user has buckets too.
+pub struct PushCase {
+    pub id: String,
+    pub changes: usize,
+    pub user_records: usize,
+    pub edits: bool,
+}
+
+pub fn push_cases() -> Vec<PushCase> {
+    let mut v = Vec::new();
+    for h in [100usize, 500, 5_000] {
+        for n in [10usize, 100, 1_000] {
+            v.push(PushCase { id: format!("push_{n}_new_h{h}"), changes: n, user_records: h, edits: false });
+            if n <= h {
+                v.push(PushCase { id: format!("push_{n}_edit_h{h}"), changes: n, user_records: h, edits: true });
+            }
+        }
+    }
+    v
+}
+
+impl PushCase {
+    pub fn body(&self, u: &User) -> Vec<u8> {
+        let ids = if self.edits { 0..self.changes } else { self.user_records..self.user_records + self.changes };
+        push_body(ids, "new", u.head.seq)
+    }
+}
+
+/// A push's pure path cut into its steps, each step's input prepared by the steps before
+/// it (so a step can be timed alone, its input cloned outside the timing).
+pub struct Stages {
+    pub req: protocol::SyncRequest,
+    /// After `step_parse_head`.
+    pub parsed: Pages,
+    /// After the key's buckets were read and `Pages::current` (before `apply`).
+    pub planned: Pages,
+    pub plan: plan::Plan,
+    pub prior: HashMap<Key, (i64, bool)>,
+    /// After `apply` and the spill.
+    pub applied: Pages,
+}
+
+pub fn stages(u: &User, body: &[u8], now: i64) -> Stages {
+    let req = protocol::parse_sync(&serde_json::from_slice::<Value>(body).unwrap(), LIMITS).unwrap();
+    let parsed = step_parse_head(u);
+    let mut planned = parsed.clone();
+    let (plan, prior) = step_plan(u, &mut planned, &req.changes, now);
+    let mut applied = planned.clone();
+    step_apply(u, &mut applied, &plan, &prior);
+    Stages { req, parsed, planned, plan, prior, applied }
+}
+
+/// The stored records of the pushed keys (their buckets read first) and the plan.
+pub fn step_plan(
+    u: &User,
+    p: &mut Pages,
+    changes: &[protocol::Change],
+    now: i64,
+) -> (plan::Plan, HashMap<Key, (i64, bool)>) {
+    let keys: Vec<Key> = changes.iter().map(|c| (c.entity.name, c.id.as_str().to_owned())).collect();
+    let wanted = p.buckets_for(keys.iter().map(|(t, id)| (*t, id.as_str())));
+    step_read(u, p, wanted);
+    let current = p.current(keys).unwrap();
+    let seq = p.head.seq;
+    (plan::plan(changes, current.stored, seq, now), current.prior)
+}
+
+/// `Pages::apply`, then `spill_needed` and, when due, the spill's bucket reads and `spill`.
+pub fn step_apply(u: &User, p: &mut Pages, plan: &plan::Plan, prior: &HashMap<Key, (i64, bool)>) -> bool {
+    p.apply(plan, prior).unwrap();
+    match p.spill_needed() {
+        Some(s) => {
+            step_read(u, p, s.reads());
+            p.spill(&s).unwrap();
+            true
+        }
+        None => false,
+    }
+}
+
+/// The pull in the push's transaction (its own revs left out) and the reply body.
+pub fn step_reply(u: &User, p: &mut Pages, req: &protocol::SyncRequest, plan: &plan::Plan, now: i64) -> String {
+    let wanted = p.buckets_after(req.cursor);
+    step_read(u, p, wanted);
+    let page = Page::cut(p.changes(req.cursor, None, &plan.revs, req.limit).unwrap(), req.limit, plan.seq);
+    serde_json::to_string(&SyncReply::new(&plan.applied, &plan.conflicts, &page, now)).unwrap()
 }

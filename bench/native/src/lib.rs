@@ -3,8 +3,8 @@
 
 pub use edgesync_core::parse as protocol;
 pub use edgesync_core::{
-    auth, config, cors, endpoints, entities, envelope, error, etag, openapi, ops, plan, quota, sql,
+    auth, config, cors, endpoints, entities, envelope, error, etag, openapi, ops, pages, plan, quota, sql,
 };
 
-/// Benchmark inputs and the reply-building path of the edge glue (bench-only).
+/// Benchmark inputs and the pure path of a sync request over the packed pages (bench-only).
 pub mod fixtures;
