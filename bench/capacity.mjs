@@ -68,8 +68,8 @@ const DEFAULTS = {
     concurrency: 8,
     isolates: 100,
     coldSyncShare: 1,
-    flushRequests: 100,
-    flushSecs: 600, // the worker's default (wrangler.toml USAGE_FLUSH_SECS)
+    flushRequests: 5000, // the worker's default cap (wrangler.toml USAGE_FLUSH_REQUESTS)
+    flushSecs: 14400, // the worker's default cap (wrangler.toml USAGE_FLUSH_SECS)
     degradeAt: 0.9,
     fromResults: false,
     readyFile: '',

@@ -79,7 +79,7 @@ const md = [];
 const p = (...lines) => md.push(...lines, '');
 
 // ---- header ---------------------------------------------------------------------------
-const WORKER_PATHS = ['crates', 'src', 'Cargo.toml', 'Cargo.lock', 'schema.sql', 'wrangler.toml'];
+const WORKER_PATHS = ['crates', 'src', 'Cargo.toml', 'Cargo.lock', 'schema.sql', 'wrangler.toml', 'collections.json'];
 const head = git(['rev-parse', '--short', 'HEAD']);
 // The worker measured is the last commit that changed it (HEAD may be a benchmark-only commit).
 const workerCommit = git(['log', '-1', '--format=%h', '--', ...WORKER_PATHS]);

@@ -28,8 +28,8 @@ pub mod sql;
 // The collections declaration's parser and validator: build.rs runs it; compiled here only
 // for its unit tests.
 #[cfg(test)]
-mod declaration;
-#[cfg(test)]
 mod accounting_sim;
+#[cfg(test)]
+mod declaration;
 #[cfg(test)]
 mod proptests;

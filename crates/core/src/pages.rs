@@ -156,6 +156,8 @@ pub struct Spill {
     pub targets: Vec<u32>,
     /// The bucket count the spill addresses with (at least 1).
     pub n: u32,
+    /// Only entries older than this rev move.
+    pub before: i64,
     /// Buckets split after the spill, in order (each adds bucket `n`, `n + 1`, …).
     pub splits: Vec<u32>,
 }
@@ -303,36 +305,44 @@ impl Pages {
         if len <= HEAD_MAX && bytes <= HEAD_MAX_BYTES {
             return None;
         }
-        let n = self.head.buckets.max(1);
-        // Per bucket: the oldest rev among the head's entries for it, their count and bytes.
-        let mut groups: HashMap<u32, (i64, usize, usize)> = HashMap::new();
-        for e in &self.head.entries {
-            let g = groups.entry(bucket_of(e.entity, &e.id, n)).or_insert((i64::MAX, 0, 0));
-            g.0 = g.0.min(e.rev);
-            g.1 += 1;
-            g.2 += e.bytes();
-        }
-        let mut order: Vec<(u32, (i64, usize, usize))> = groups.into_iter().collect();
-        order.sort_unstable_by_key(|(b, (oldest, _, _))| (*oldest, *b));
-        let (mut left, mut left_bytes, mut targets, mut moved) = (len, bytes, Vec::new(), 0u64);
-        let capped = len <= 2 * HEAD_MAX && bytes <= 2 * HEAD_MAX_BYTES;
-        for (b, (_, count, size)) in order {
-            let done = left <= HEAD_KEEP && left_bytes <= HEAD_MAX_BYTES / 2;
-            if done || (capped && targets.len() == SPILL_BUCKETS) {
+        // The first spill creates enough buckets for its entries to fall in several groups
+        // (with one bucket, every entry would be in it and the whole head would move).
+        let first = (len as u64).div_ceil(BUCKET_LOAD).max(2);
+        let n = if self.head.buckets == 0 { u32::try_from(first).unwrap_or(2) } else { self.head.buckets };
+        // Only the oldest entries move: those before `before`, the rev from which the
+        // head is back within HEAD_KEEP entries and half its byte bound. The newest stay,
+        // so a pull from a recent cursor still reads the head alone.
+        let mut by_age: Vec<&Entry> = self.head.entries.iter().collect();
+        by_age.sort_unstable_by_key(|e| e.rev);
+        let (mut left, mut left_bytes, mut before) = (len, bytes, i64::MIN);
+        for e in &by_age {
+            if left <= HEAD_KEEP && left_bytes <= HEAD_MAX_BYTES / 2 {
                 break;
             }
-            targets.push(b);
-            left -= count;
-            left_bytes -= size;
-            moved += count as u64;
+            before = e.rev.saturating_add(1);
+            left -= 1;
+            left_bytes -= e.bytes();
         }
+        // Per bucket: the oldest rev among the head's old entries for it, and their count.
+        let mut groups: HashMap<u32, (i64, usize)> = HashMap::new();
+        for e in by_age.iter().take_while(|e| e.rev < before) {
+            let g = groups.entry(bucket_of(e.entity, &e.id, n)).or_insert((i64::MAX, 0));
+            g.0 = g.0.min(e.rev);
+            g.1 += 1;
+        }
+        let mut order: Vec<(u32, (i64, usize))> = groups.into_iter().collect();
+        order.sort_unstable_by_key(|(b, (oldest, _))| (*oldest, *b));
+        let capped = len <= 2 * HEAD_MAX && bytes <= 2 * HEAD_MAX_BYTES;
+        let take = if capped { SPILL_BUCKETS } else { usize::MAX };
+        let targets: Vec<u32> = order.iter().take(take).map(|(b, _)| *b).collect();
+        let moved: u64 = order.iter().take(take).map(|(_, (_, c))| *c as u64).sum();
         let mut splits = Vec::new();
         let (mut buckets, count) = (n, self.head.count + moved);
         while splits.len() < MAX_SPLITS && count > BUCKET_LOAD * u64::from(buckets) {
             splits.push(buckets - (1u32 << (31 - buckets.leading_zeros())));
             buckets += 1;
         }
-        Some(Spill { targets, n, splits })
+        Some(Spill { targets, n, before, splits })
     }
 
     /// Moves the head's entries of the spill's targets into their buckets, then splits.
@@ -341,13 +351,17 @@ impl Pages {
     pub fn spill(&mut self, spill: &Spill) -> Result<(), ApiError> {
         let n = spill.n;
         if self.head.buckets < n {
+            // New buckets start empty (no row until one is written).
+            for b in self.head.buckets..n {
+                self.buckets.entry(b).or_default();
+            }
             self.head.buckets = n;
             self.head.dir.resize(n as usize, 0);
         }
         let targets: HashSet<u32> = spill.targets.iter().copied().collect();
         let (moving, staying): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut self.head.entries)
             .into_iter()
-            .partition(|e| targets.contains(&bucket_of(e.entity, &e.id, n)));
+            .partition(|e| e.rev < spill.before && targets.contains(&bucket_of(e.entity, &e.id, n)));
         self.head.entries = staying;
         self.index = self.head.entries.iter().enumerate().map(|(i, e)| (e.key(), i)).collect();
         for e in moving {
@@ -684,6 +698,19 @@ mod tests {
         let largest = p.buckets.values().map(Vec::len).max().unwrap_or(0) as u64;
         assert!(largest <= 3 * BUCKET_LOAD, "largest bucket {largest} of {}", p.head.buckets);
         assert_eq!(p.live("tasks", "", 100_000).0.len(), 8_000);
+    }
+
+    #[test]
+    fn the_first_spill_keeps_the_most_recent_records_in_the_head() {
+        let mut p = Pages::default();
+        let changes: Vec<_> = (0..500).map(|i| json!({"id": format!("t{i}"), "title": "x"})).collect();
+        push(&mut p, &changes, 1_000);
+        assert_eq!(p.head.buckets, 0);
+        push(&mut p, &(0..10).map(|i| json!({"id": format!("n{i}"), "title": "x"})).collect::<Vec<_>>(), 2_000);
+        assert!(p.head.buckets >= 2);
+        let kept = p.head.entries.len();
+        assert!((100..=HEAD_KEEP).contains(&kept), "the head keeps part of its records: {kept}");
+        assert!(p.dirty().len() < p.head.buckets as usize + 1);
     }
 
     #[test]
