@@ -179,6 +179,7 @@ export async function startWorker({
   extraArgs = [],
   persistDir: givenDir,
   keepDir = givenDir !== undefined,
+  portRetries = 3,
 } = {}) {
   const t0 = Date.now();
   if (!fs.existsSync(path.join(ROOT, 'build', 'worker', 'shim.mjs'))) {
@@ -273,6 +274,12 @@ export async function startWorker({
   let lastErr = 'no answer';
   for (;;) {
     if (exited) {
+      // The ports were free when picked, but something (another server's workerd picking
+      // its own loopback ports) can take one before wrangler binds it: pick new ones.
+      if (/Address already in use/.test(output) && portRetries > 0) {
+        await stop({ keepDir: true });
+        return startWorker({ vars, timeoutMs, extraArgs, persistDir, keepDir, portRetries: portRetries - 1 });
+      }
       await stop();
       throw new Error(`wrangler dev exited (${exited.code ?? exited.signal}) before the worker was ready:\n${tail()}`);
     }
