@@ -28,19 +28,26 @@ export async function launchBrowser({ timeoutMs = 60_000 } = {}) {
   if (!fs.existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium package (apt-get install -y chromium)`);
   }
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgesync-chromium-'));
   let context;
-  try {
-    // launchPersistentContext passes --user-data-dir=<userDataDir> itself.
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      timeout: timeoutMs,
-    });
-  } catch (e) {
-    fs.rmSync(userDataDir, { recursive: true, force: true });
-    throw e;
+  let userDataDir;
+  // Chromium occasionally dies while starting on this machine (SIGSEGV before the first
+  // page, "Target page, context or browser has been closed"): a launch is tried 3 times.
+  for (let attempt = 1; ; attempt++) {
+    userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgesync-chromium-'));
+    try {
+      // launchPersistentContext passes --user-data-dir=<userDataDir> itself.
+      context = await chromium.launchPersistentContext(userDataDir, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: CHROMIUM_ARGS,
+        timeout: timeoutMs,
+      });
+      break;
+    } catch (e) {
+      fs.rmSync(userDataDir, { recursive: true, force: true });
+      if (attempt >= 3 || !/has been closed|SIGSEGV|exitCode=/.test(String(e?.message))) throw e;
+      console.error(`[browser] Chromium died while starting (attempt ${attempt}); launching again`);
+    }
   }
   return {
     context,
