@@ -114,6 +114,11 @@ describe('a user with several pages (5,000 records)', () => {
     const recent = await c.sync({ cursor: e.body.cursor });
     assert.equal(ok(recent).updates.length, 40, show(recent));
     assert.ok(expectOps(recent)['rows-read'] <= 1 + 2 * 8, show(recent));
+
+    // a push of 1,000 new records spills into many buckets: their writes are split so no
+    // parameter passes D1's 2 MB value limit (it was one parameter: SQLITE_TOOBIG, a 500)
+    const many = await pushOk(c, Array.from({ length: 1000 }, (_, i) => task(`bulk${i}`, { title: `bulk task ${i} with a longer title`, description: 'd'.repeat(200) })), cursor);
+    assert.ok(many.ops['rows-written'] >= 2, show(many.res));
   });
 
   test('two devices editing records on different pages converge, nothing acknowledged lost', async () => {

@@ -26,6 +26,9 @@ use crate::io::{self, num, text};
 /// short random pause that grows with each attempt (so racing devices spread out).
 const PUSH_ATTEMPTS: u32 = 8;
 
+/// Largest JSON parameter a bucket write sends (D1 refuses values over 2 MB).
+const MAX_PARAM_BYTES: usize = 1_000_000;
+
 async fn backoff(attempt: u32) {
     if attempt > 0 {
         let ms = (js_sys::Math::random() * f64::from(10 << attempt.min(5))) as u64;
@@ -270,10 +273,23 @@ impl<'a> Store<'a> {
                 prev,
             ],
         )?];
-        let dirty = p.dirty();
-        if !dirty.is_empty() {
-            let rows: Vec<(u32, i64, &[pages::Entry])> = dirty.iter().map(|d| (d.page, d.rev, d.entries)).collect();
-            stmts.push(self.stmt(sql::WRITE_BUCKETS, &[text(&serde_json::to_string(&rows)?), text(&id)])?);
+        // D1 refuses a value over 2 MB (SQLITE_TOOBIG): the changed buckets go in as many
+        // statements as keep each parameter under MAX_PARAM_BYTES (same batch, same
+        // transaction).
+        let mut chunk = String::new();
+        for d in p.dirty() {
+            let row = serde_json::to_string(&(d.page, d.rev, d.entries))?;
+            if !chunk.is_empty() && chunk.len() + row.len() + 2 > MAX_PARAM_BYTES {
+                chunk.push(']');
+                stmts.push(self.stmt(sql::WRITE_BUCKETS, &[text(&chunk), text(&id)])?);
+                chunk.clear();
+            }
+            chunk.push(if chunk.is_empty() { '[' } else { ',' });
+            chunk.push_str(&row);
+        }
+        if !chunk.is_empty() {
+            chunk.push(']');
+            stmts.push(self.stmt(sql::WRITE_BUCKETS, &[text(&chunk), text(&id)])?);
         }
         Ok(stmts)
     }
