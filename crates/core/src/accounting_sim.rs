@@ -39,6 +39,21 @@ enum Mix {
 }
 
 /// What one request costs in the mode its isolate acts on.
+/// Request times (ms into the day, sorted) of a diurnal day: peak at 18:00 UTC, trough at
+/// 06:00, 3:1. Both policies replay the same traffic from the same seed.
+fn diurnal(r: &mut Rng, requests: usize) -> Vec<i64> {
+    let mut times: Vec<i64> = Vec::with_capacity(requests);
+    while times.len() < requests {
+        let t = r.f();
+        let w = 1.0 + 0.5 * (2.0 * std::f64::consts::PI * (t - 0.5)).sin();
+        if r.f() * 1.5 < w {
+            times.push((t * DAY_MS as f64) as i64);
+        }
+    }
+    times.sort_unstable();
+    times
+}
+
 fn cost(mix: Mix, r: &mut Rng, mode: Mode, kv_ok: bool) -> Usage {
     let base = Usage { requests: 1, ..Usage::default() };
     let push = match mix {
@@ -116,17 +131,9 @@ fn one_day(
     let isolates = ledgers.len();
     let q = Quotas::default();
     let mut r = Rng(seed);
-    // traffic: a diurnal day (peak at 18:00 UTC, trough at 06:00, 3:1), isolates of
-    // unequal share (Zipf, s = 0.5: the busiest gets about 5 %)
-    let mut times: Vec<i64> = Vec::with_capacity(requests);
-    while times.len() < requests {
-        let t = r.f();
-        let w = 1.0 + 0.5 * (2.0 * std::f64::consts::PI * (t - 0.5)).sin();
-        if r.f() * 1.5 < w {
-            times.push((t * DAY_MS as f64) as i64);
-        }
-    }
-    times.sort_unstable();
+    // traffic: a diurnal day, isolates of unequal share (Zipf, s = 0.5: the busiest gets
+    // about 5 %)
+    let times = diurnal(&mut r, requests);
     let weights: Vec<f64> = (0..isolates).map(|i| 1.0 / ((i + 1) as f64).sqrt()).collect();
     let total_w: f64 = weights.iter().sum();
     let pick = |x: f64| {
@@ -288,15 +295,7 @@ const SEEDS: [u64; 5] = [1, 2, 3, 4, 5];
 /// worst under-estimate of requests past 80 %, as a share of the limit.
 fn former_policy(isolates: usize, requests: usize, seed: u64) -> (u64, f64) {
     let mut r = Rng(seed);
-    let mut times: Vec<i64> = Vec::with_capacity(requests);
-    while times.len() < requests {
-        let t = r.f();
-        let w = 1.0 + 0.5 * (2.0 * std::f64::consts::PI * (t - 0.5)).sin();
-        if r.f() * 1.5 < w {
-            times.push((t * DAY_MS as f64) as i64);
-        }
-    }
-    times.sort_unstable();
+    let times = diurnal(&mut r, requests);
     let w: Vec<f64> = (0..isolates).map(|i| 1.0 / ((i + 1) as f64).sqrt()).collect();
     let total: f64 = w.iter().sum();
     // per isolate: (pending, totals seen, last flush)

@@ -179,8 +179,14 @@ pub fn page_of(i: u32) -> u32 {
 
 impl Pages {
     pub fn new(head: Head) -> Pages {
-        let index = head.entries.iter().enumerate().map(|(i, e)| (e.key(), i)).collect();
-        Pages { head, buckets: HashMap::new(), dirty: HashSet::new(), index }
+        let mut p = Pages { head, buckets: HashMap::new(), dirty: HashSet::new(), index: HashMap::new() };
+        p.reindex();
+        p
+    }
+
+    /// Rebuilds the key → head position index after the head's entries were replaced.
+    fn reindex(&mut self) {
+        self.index = self.head.entries.iter().enumerate().map(|(i, e)| (e.key(), i)).collect();
     }
 
     /// Adds a bucket read from D1 (`page` >= 1).
@@ -363,7 +369,7 @@ impl Pages {
             .into_iter()
             .partition(|e| e.rev < spill.before && targets.contains(&bucket_of(e.entity, &e.id, n)));
         self.head.entries = staying;
-        self.index = self.head.entries.iter().enumerate().map(|(i, e)| (e.key(), i)).collect();
+        self.reindex();
         for e in moving {
             let b = bucket_of(e.entity, &e.id, n);
             let bucket = self.buckets.entry(b).or_default();
@@ -504,7 +510,7 @@ impl Pages {
             return Ok(0);
         }
         self.head.entries.retain(|e| !doomed.contains(&e.key()));
-        self.index = self.head.entries.iter().enumerate().map(|(i, e)| (e.key(), i)).collect();
+        self.reindex();
         let index = &self.index;
         for (b, entries) in &mut self.buckets {
             let before = entries.len();
