@@ -24,6 +24,18 @@ CREATE TABLE IF NOT EXISTS pages (
   PRIMARY KEY (user_id, page)
 ) WITHOUT ROWID;
 
+-- Buckets of users (crates/core/src/shards.rs) that are leaving this database or have
+-- left it (`npm run reshard`): while `moving`, their users' writes here are refused;
+-- once `moved`, every read and write here is sent on to `target`. Empty with one database.
+-- Every read and write of a user looks its bucket up here: WITHOUT ROWID, because D1
+-- counts a lookup that finds nothing in a rowid table as a row read, and nothing here.
+CREATE TABLE IF NOT EXISTS shard_fences (
+  bucket INTEGER PRIMARY KEY,
+  state  TEXT NOT NULL,   -- 'moving' | 'moved'
+  target TEXT NOT NULL,   -- the binding the bucket goes to
+  since  INTEGER NOT NULL -- ms
+) WITHOUT ROWID;
+
 -- Every user's current records, for operators in the D1 console, e.g.
 --   SELECT type, id, record FROM records WHERE user_id = 'alice' AND NOT deleted;
 -- (a record in the head supersedes its older copy in a bucket).

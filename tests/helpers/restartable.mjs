@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_VARS, ROOT, applySchema, baseEnv, freePort, testConfig } from './server.mjs';
+import { DATABASES, DEFAULT_VARS, ROOT, applySchema, baseEnv, freePort, shardVars, testConfig } from './server.mjs';
 
 const WRANGLER = path.join(ROOT, 'node_modules', '.bin', 'wrangler');
 const TMP = path.join(ROOT, '.tmp');
@@ -55,7 +55,7 @@ export async function startRestartableWorker({ vars = {}, timeoutMs = 60_000 } =
     throw e;
   });
   hookExit();
-  const allVars = { ...DEFAULT_VARS, ...vars };
+  const allVars = { ...DEFAULT_VARS, ...shardVars(DATABASES), ...vars };
   let child = null;
   let exited = null;
   let output = '';

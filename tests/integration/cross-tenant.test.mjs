@@ -186,6 +186,11 @@ describe('user B naming user A\'s ids reaches nothing of A, on every route', () 
     // The admin route does not take B's JWT; the public routes carry no user data.
     const adm = await B.get('/api/admin/usage');
     assert.equal(adm.status, 401, show(adm));
+    // Nor the reshard route: B can neither see where A's pages are nor move them.
+    for (const step of [{ step: 'locate', user: v.sub }, { step: 'begin', user: v.sub, to: 'DB_1' }]) {
+      const r = await B.post('/api/admin/reshard', step);
+      assert.equal(r.status, 401, show(r));
+    }
     ok(await B.get('/api/health'));
     ok(await B.get('/api/openapi.json'));
     // The development sign-in (DEV_MODE, on in tests) signs a token for the name asked

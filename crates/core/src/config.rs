@@ -34,6 +34,10 @@ pub struct Config {
     /// `DEV_MODE = "1"`: development-only behaviour is on (the clock offset below, the dev
     /// sign-in route). Never set in `wrangler.toml`, so a deployment cannot have it by accident.
     pub dev_mode: bool,
+    /// `SHARD_MAP`: which D1 binding holds each bucket of users (`crate::shards`). A
+    /// malformed map is kept as its error: user requests then fail (500) rather than
+    /// look for users in the wrong database.
+    pub shard_map: Result<crate::shards::ShardMap, String>,
     /// Test-only (`DEV_MODE` only): shifts the worker's clock, e.g. to simulate the next UTC day.
     pub clock_offset_ms: i64,
 }
@@ -91,6 +95,7 @@ impl Config {
             },
             log_sample_rate: float("LOG_SAMPLE_RATE", 1.0).min(1.0),
             dev_mode: text("DEV_MODE").as_deref() == Some("1"),
+            shard_map: crate::shards::ShardMap::parse(text("SHARD_MAP").as_deref()),
             // A stray offset must not shift revs and quota days in production.
             clock_offset_ms: match text("DEV_MODE").as_deref() {
                 Some("1") => text("DEV_CLOCK_OFFSET_MS").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0),
@@ -156,5 +161,13 @@ mod tests {
         assert_eq!(offset(""), 0, "a stray offset is ignored outside DEV_MODE");
         assert_eq!(offset("true"), 0);
         assert!(!Config::from_lookup(|_| None).dev_mode);
+    }
+
+    #[test]
+    fn shard_map_default_and_errors() {
+        assert_eq!(Config::from_lookup(|_| None).shard_map, Ok(crate::shards::ShardMap::default()));
+        let c = Config::from_lookup(|k| (k == "SHARD_MAP").then(|| "DB,DB_1".to_string()));
+        assert_eq!(c.shard_map.map(|m| m.bindings().len()), Ok(2));
+        assert!(Config::from_lookup(|k| (k == "SHARD_MAP").then(|| "DB:0-3".to_string())).shard_map.is_err());
     }
 }

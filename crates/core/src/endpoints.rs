@@ -16,6 +16,7 @@ pub enum Handler {
     Changes,
     Delta,
     AdminUsage,
+    AdminReshard,
     OpenApi,
     DevLogin,
 }
@@ -75,6 +76,7 @@ pub enum Body {
     FullUpload,
     DeltaPush,
     DevLogin,
+    Reshard,
 }
 
 #[derive(Debug, PartialEq)]
@@ -198,6 +200,10 @@ pub static ENDPOINTS: &[Endpoint] = &[
     endpoint("GET", "/api/admin/usage", Handler::AdminUsage, Auth::Admin)
         .says("Today's usage against each quota")
         .doc(None, "usage report", "UsageReport"),
+    endpoint("POST", "/api/admin/reshard", Handler::AdminReshard, Auth::Admin)
+        .takes(Access::Meta, Body::Reshard)
+        .says("One step of moving a bucket of users to another D1 database (npm run reshard)")
+        .doc(Some("ReshardRequest"), "what the step did", "ReshardReply"),
     endpoint("GET", "/api/openapi.json", Handler::OpenApi, Auth::Public).says("This document").doc(
         None,
         "OpenAPI 3.1",
@@ -284,6 +290,7 @@ mod tests {
         assert_eq!(handler("GET", "/api/sync/tasks/changes"), Some((Handler::Changes, Some("tasks".into()))));
         assert_eq!(handler("POST", "/api/sync/tasks/delta"), Some((Handler::Delta, Some("tasks".into()))));
         assert_eq!(handler("GET", "/api/admin/usage"), Some((Handler::AdminUsage, None)));
+        assert_eq!(handler("POST", "/api/admin/reshard"), Some((Handler::AdminReshard, None)));
         assert_eq!(handler("POST", "/api/dev/login"), Some((Handler::DevLogin, None)));
     }
 

@@ -23,6 +23,7 @@ pub mod plan;
 pub mod quota;
 pub mod ratelimit;
 pub mod reply;
+pub mod shards;
 pub mod sql;
 
 // The collections declaration's parser and validator: build.rs runs it; compiled here only

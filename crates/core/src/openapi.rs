@@ -291,6 +291,13 @@ pub fn document(max_changes: usize, dev: bool) -> Value {
         "Id": {"type": "string", "pattern": ID_PATTERN},
         "DevLoginRequest": {"type": "object", "additionalProperties": false, "required": ["user"], "properties": {"user": {"type": "string", "minLength": 1, "maxLength": UserId::MAX_LEN}}},
         "UsageReport": {"type": "object"},
+        "ReshardRequest": {"type": "object", "additionalProperties": false, "required": ["step"], "properties": {
+            "step": {"type": "string", "enum": ["locate", "begin", "copy", "switch", "clean"]},
+            "bucket": {"type": "integer", "minimum": 0, "maximum": crate::shards::BUCKETS - 1},
+            "user": {"type": "string", "minLength": 1, "maxLength": UserId::MAX_LEN},
+            "to": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"}, "from": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"},
+            "after": {"type": ["string", "null"]}, "limit": {"type": "integer", "minimum": 1, "maximum": 100}}},
+        "ReshardReply": {"type": "object"},
         "OpenApiDocument": {"type": "object"},
         "DevLogin": {"type": "object", "properties": {"token": {"type": "string"}, "user": {"type": "string"}, "expires_at": {"type": "integer"}}},
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "error", "timestamp"], "properties": {

@@ -476,6 +476,7 @@ pub enum Call {
     Health,
     OpenApi,
     AdminUsage,
+    AdminReshard(Reshard),
     DevLogin(UserId),
     Check,
     Sync(SyncRequest),
@@ -500,6 +501,7 @@ pub fn call(
         Handler::Health => Call::Health,
         Handler::OpenApi => Call::OpenApi,
         Handler::AdminUsage => Call::AdminUsage,
+        Handler::AdminReshard => Call::AdminReshard(parse_reshard(body()?)?),
         Handler::DevLogin => Call::DevLogin(parse_dev_login(body()?)?),
         Handler::Check => Call::Check,
         Handler::Sync => Call::Sync(parse_sync(body()?, limits)?),
@@ -520,10 +522,120 @@ pub fn parse_dev_login(body: &Value) -> Result<UserId, ApiError> {
         .ok_or_else(|| ApiError::field("user", format!("must be a string of 1-{} characters", UserId::MAX_LEN)))
 }
 
+/// One step of moving a bucket of users to another database (`POST /api/admin/reshard`,
+/// driven by `npm run reshard`; README "More than one database").
+#[derive(Debug, PartialEq, Clone, Copy)]
+pub enum ReshardStep {
+    /// Where a user's bucket is configured, is, and which databases hold its pages.
+    Locate,
+    /// Fence the bucket `moving` in its database: its users' writes are refused there.
+    Begin,
+    /// Copy up to `limit` of the bucket's users (by id, after `after`) to `to`.
+    Copy,
+    /// The bucket lives in `to` now: its old database forwards there.
+    Switch,
+    /// Remove the bucket's users (up to `limit` scanned after `after`) from `from`, which it left.
+    Clean,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Reshard {
+    pub step: ReshardStep,
+    pub bucket: u32,
+    /// The target binding (every step but `locate` and `clean`).
+    pub to: Option<String>,
+    /// The binding the bucket left (`clean`).
+    pub from: Option<String>,
+    pub after: String,
+    pub limit: i64,
+    /// The user `locate` was asked about (its bucket is `bucket`).
+    pub user: Option<UserId>,
+}
+
+/// `POST /api/admin/reshard`: `{"step", "bucket" | "user", "to", "from", "after", "limit"}`.
+pub fn parse_reshard(body: &Value) -> Result<Reshard, ApiError> {
+    let obj = object(body, "body")?;
+    check_keys(obj, "", &["step", "bucket", "user", "to", "from", "after", "limit"])?;
+    let step = match obj.get("step").and_then(Value::as_str) {
+        Some("locate") => ReshardStep::Locate,
+        Some("begin") => ReshardStep::Begin,
+        Some("copy") => ReshardStep::Copy,
+        Some("switch") => ReshardStep::Switch,
+        Some("clean") => ReshardStep::Clean,
+        _ => return Err(ApiError::field("step", "must be one of locate, begin, copy, switch, clean")),
+    };
+    let user = match obj.get("user") {
+        None => None,
+        Some(u) => {
+            Some(u.as_str().and_then(UserId::parse).ok_or_else(|| ApiError::field("user", "must be a user id"))?)
+        }
+    };
+    let bucket = match (obj.get("bucket"), &user) {
+        (Some(b), None) => {
+            b.as_u64().filter(|&b| b < u64::from(crate::shards::BUCKETS)).map(|b| b as u32).ok_or_else(|| {
+                ApiError::field("bucket", format!("must be an integer 0-{}", crate::shards::BUCKETS - 1))
+            })?
+        }
+        (None, Some(u)) => crate::shards::bucket(u.as_str()),
+        _ => return Err(ApiError::field("bucket", "give a bucket or a user (not both)")),
+    };
+    let binding = |k: &str| -> Result<Option<String>, ApiError> {
+        match obj.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_str()
+                .filter(|s| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+                .map(|s| Some(s.to_string()))
+                .ok_or_else(|| ApiError::field(k, "must be a D1 binding name")),
+        }
+    };
+    let (to, from) = (binding("to")?, binding("from")?);
+    let needs_to = matches!(step, ReshardStep::Begin | ReshardStep::Copy | ReshardStep::Switch);
+    if needs_to && to.is_none() {
+        return Err(ApiError::field("to", "is required for this step"));
+    }
+    if step == ReshardStep::Clean && from.is_none() {
+        return Err(ApiError::field("from", "is required for this step"));
+    }
+    let after = match obj.get("after") {
+        None | Some(Value::Null) => String::new(),
+        Some(v) => v.as_str().map(str::to_string).ok_or_else(|| ApiError::field("after", "must be a user id"))?,
+    };
+    let limit = match obj.get("limit") {
+        None => 20,
+        Some(v) => {
+            v.as_i64().filter(|n| (1..=100).contains(n)).ok_or_else(|| ApiError::field("limit", "must be 1-100"))?
+        }
+    };
+    Ok(Reshard { step, bucket, to, from, after, limit, user })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn reshard_steps_parse_and_refuse() {
+        let r = parse_reshard(&json!({"step": "copy", "bucket": 7, "to": "DB_1", "after": "bob", "limit": 5})).unwrap();
+        assert_eq!(
+            (r.step, r.bucket, r.to.as_deref(), r.after.as_str(), r.limit),
+            (ReshardStep::Copy, 7, Some("DB_1"), "bob", 5)
+        );
+        let r = parse_reshard(&json!({"step": "locate", "user": "alice"})).unwrap();
+        assert_eq!((r.bucket, r.limit), (crate::shards::bucket("alice"), 20));
+        for (bad, field) in [
+            (json!({"step": "copy", "bucket": 7}), "to"),
+            (json!({"step": "clean", "bucket": 7}), "from"),
+            (json!({"step": "go", "bucket": 7}), "step"),
+            (json!({"step": "begin", "bucket": 256, "to": "DB"}), "bucket"),
+            (json!({"step": "begin", "bucket": 1, "user": "a", "to": "DB"}), "bucket"),
+            (json!({"step": "begin", "bucket": 1, "to": "DB-1"}), "to"),
+            (json!({"step": "copy", "bucket": 1, "to": "DB", "limit": 0}), "limit"),
+        ] {
+            assert_eq!(err_field(parse_reshard(&bad)), field, "{bad}");
+        }
+    }
 
     const LIMITS: Limits = Limits { max_changes: 1000 };
 

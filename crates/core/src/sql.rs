@@ -1,28 +1,59 @@
 //! SQL text of the packed storage ([`crate::pages`]). One table, `pages`, keyed by
 //! (user_id, page); no collection has a table or a column of its own. Every value is a
 //! bound parameter and every statement is scoped by `user_id = ?1`. Writes are guarded
-//! by the head's `push_id`: a write applies only over the state it was planned on.
+//! by the head's `push_id`: a write applies only over the state it was planned on, and by
+//! the bucket's fence: never in a database the user's bucket is leaving or has left.
 
-/// The head's state without its records (the check: one row, nothing decoded). ?1 user.
-pub const STATE: &str = "SELECT rev AS seq, horizon AS purge_horizon FROM pages WHERE user_id = ?1 AND page = 0";
+/// A read of the user's pages with the fence of the user's bucket: `fenced!(columns,
+/// where, nulls)` selects the pages, plus one more row, of nulls but for `fence` and
+/// `target`, when the bucket has a fence in this database (an index lookup that finds
+/// nothing reads no row, so the common case costs what the plain read costs).
+macro_rules! fenced {
+    ($columns:literal, $where:literal, $nulls:literal) => {
+        concat!(
+            "SELECT ",
+            $columns,
+            ", NULL AS fence, NULL AS target FROM pages WHERE user_id = ?1",
+            $where,
+            " UNION ALL SELECT ",
+            $nulls,
+            ", state, target FROM shard_fences WHERE bucket = ?2"
+        )
+    };
+}
 
-/// The head. ?1 user.
-pub const HEAD: &str =
-    "SELECT rev, horizon, push_id, buckets, count, dir, body FROM pages WHERE user_id = ?1 AND page = 0";
+// Reads: every read of a user starts with one of these, so a moved bucket is noticed by
+// the statement that reads. ?1 user, ?2 the user's bucket.
 
-/// Buckets by page number. ?1 user, ?2 JSON array of page numbers.
+/// The head's state without its records (the check: one row, nothing decoded).
+pub const STATE: &str = fenced!("rev AS seq, horizon AS purge_horizon", " AND page = 0", "NULL, NULL");
+
+/// The head.
+pub const HEAD: &str = fenced!(
+    "rev, horizon, push_id, buckets, count, dir, body",
+    " AND page = 0",
+    "NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+);
+
+/// Buckets by page number. ?1 user, ?2 JSON array of page numbers. (Read after the head,
+/// in the same request: a moved bucket's pages are removed only well after its fence.)
 pub const BUCKETS: &str =
     "SELECT page, body FROM pages WHERE user_id = ?1 AND page IN (SELECT value FROM json_each(?2))";
 
-/// Every page of the user, head included. ?1 user.
-pub const ALL: &str = "SELECT page, rev, horizon, push_id, buckets, count, dir, body FROM pages WHERE user_id = ?1";
+/// Every page of the user, head included.
+pub const ALL: &str = fenced!(
+    "page, rev, horizon, push_id, buckets, count, dir, body",
+    "",
+    "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+);
 
 /// Writes the head if it is still the one the write was planned on (`push_id` ?9, NULL
 /// for a user without a head) and stamps the write's own id (?4). RETURNING yields a
 /// row only when it applied: this is the push's claim on the sequence. ?1 user, ?2 seq,
-/// ?3 horizon, ?5 buckets, ?6 count, ?7 dir (JSON), ?8 body (JSON).
+/// ?3 horizon, ?5 buckets, ?6 count, ?7 dir (JSON), ?8 body (JSON), ?10 the user's bucket:
+/// nothing is written while the bucket has a fence here (it is moving or has moved).
 pub const WRITE_HEAD: &str = "INSERT INTO pages (user_id, page, rev, horizon, push_id, buckets, count, dir, body) \
-     VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+     SELECT ?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT EXISTS (SELECT 1 FROM shard_fences WHERE bucket = ?10) \
      ON CONFLICT (user_id, page) DO UPDATE SET rev = excluded.rev, horizon = excluded.horizon, \
      push_id = excluded.push_id, buckets = excluded.buckets, count = excluded.count, dir = excluded.dir, \
      body = excluded.body WHERE pages.push_id IS ?9 RETURNING rev";
@@ -39,6 +70,32 @@ pub const WRITE_BUCKETS: &str = "INSERT INTO pages (user_id, page, rev, body) \
 pub const PURGE_CANDIDATES: &str = "SELECT DISTINCT p.user_id AS user_id FROM pages AS p, json_each(p.body) AS j \
      WHERE j.value->>4 = 1 AND j.value->5->>'deleted_at' < ?1 LIMIT ?2";
 
+// Moving a bucket between databases (`crate::shards`, the admin reshard route). Not
+// scoped by one user: they are the operator's, like the purge's candidates.
+
+/// The fence of bucket ?1 here.
+pub const FENCE_GET: &str = "SELECT state, target, since FROM shard_fences WHERE bucket = ?1";
+
+/// Sets bucket ?1's fence: ?2 `moving` or `moved`, ?3 the target binding, ?4 ms.
+pub const FENCE_SET: &str = "INSERT INTO shard_fences (bucket, state, target, since) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (bucket) DO UPDATE SET state = excluded.state, target = excluded.target, since = excluded.since";
+
+/// Removes bucket ?1's fence (the bucket lives here again).
+pub const FENCE_CLEAR: &str = "DELETE FROM shard_fences WHERE bucket = ?1";
+
+/// Users with a head here after ?1 (by id), at most ?2: the reshard walks them and keeps
+/// those of its bucket.
+pub const USERS_AFTER: &str = "SELECT user_id FROM pages WHERE page = 0 AND user_id > ?1 ORDER BY user_id LIMIT ?2";
+
+/// Every column of one user's pages, to copy them to another database. ?1 user.
+pub const COPY_READ: &str = "SELECT * FROM pages WHERE user_id = ?1";
+
+/// Removes one user's pages (before a copy arrives, and from the database it left). ?1 user.
+pub const USER_DELETE: &str = "DELETE FROM pages WHERE user_id = ?1";
+
+/// Pages rows of one user here. ?1 user.
+pub const USER_PAGES: &str = "SELECT count(*) AS pages FROM pages WHERE user_id = ?1";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,7 +105,10 @@ mod tests {
         for sql in [STATE, HEAD, BUCKETS, ALL, WRITE_BUCKETS] {
             assert!(sql.contains("user_id = ?1"), "{sql}");
         }
-        assert!(WRITE_HEAD.contains("VALUES (?1, 0,"));
+        for sql in [STATE, HEAD, ALL] {
+            assert!(sql.ends_with(", state, target FROM shard_fences WHERE bucket = ?2"), "fenced: {sql}");
+        }
+        assert!(WRITE_HEAD.contains("SELECT ?1, 0,") && WRITE_HEAD.contains("shard_fences WHERE bucket = ?10"));
         assert!(WRITE_HEAD.contains("WHERE pages.push_id IS ?9 RETURNING"), "the optimistic claim");
     }
 }

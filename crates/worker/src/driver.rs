@@ -142,15 +142,18 @@ async fn run(
             return reply;
         }
     }
+    // `DB` holds the day's usage (the admin routes); a user's pages are in the database
+    // of the user's bucket.
     let db = match endpoint.auth {
-        Auth::User | Auth::Admin => Some(pass.env.d1("DB")?),
-        Auth::Public | Auth::Dev => None,
+        Auth::Admin => Some(pass.env.d1("DB")?),
+        Auth::User | Auth::Public | Auth::Dev => None,
     };
     let cx = Cx {
         isolate: pass.isolate,
-        store: match (&user, &db) {
-            (Some(u), Some(db)) => Some(user_store(pass, db, u, pass.ops)),
-            _ => None,
+        env: pass.env,
+        store: match &user {
+            Some(u) => Some(user_store(pass, u, pass.ops)?),
+            None => None,
         },
         now: pass.now,
         if_none_match,
@@ -166,20 +169,20 @@ async fn run(
 /// batch is sent; see `state_cache`) while the KV write budget allows. Under `DEV_MODE`,
 /// `X-Edgesync-Stall-Ahead: <ms>` holds the commit back that long after the write-ahead
 /// (tests/integration/crash-safety.test.mjs kills the worker in that window).
-fn user_store<'s>(pass: &Pass<'_>, db: &'s worker::D1Database, user: &UserId, ops: &'s Ops) -> Store<'s> {
-    let store = Store::new(db, user.clone(), ops);
+fn user_store<'s>(pass: &Pass<'s>, user: &UserId, ops: &'s Ops) -> Result<Store<'s>, ApiError> {
+    let store = Store::new(pass.isolate.router(pass.env), user.clone(), ops)?;
     let config = &pass.isolate.config;
     if !config.quotas.kv_writes_ok(&pass.today) {
-        return store;
+        return Ok(store);
     }
-    let Ok(kv) = pass.env.kv("CACHE") else { return store };
+    let Ok(kv) = pass.env.kv("CACHE") else { return Ok(store) };
     let stall = match config.dev_mode {
         true => header(&pass.req, "X-Edgesync-Stall-Ahead").and_then(|v| v.trim().parse::<u64>().ok()),
         false => None,
     }
     .map(|ms| ms.min(120_000));
     let (user, day, ttl) = (user.as_str().to_string(), quota::day(pass.now), config.state_cache_ttl);
-    store.with_ahead(Box::new(move |seq| {
+    Ok(store.with_ahead(Box::new(move |seq| {
         let (kv, user) = (kv.clone(), user.clone());
         Box::pin(async move {
             state_cache::put(kv, user, seq, day, ttl, ops).await;
@@ -187,7 +190,7 @@ fn user_store<'s>(pass: &Pass<'_>, db: &'s worker::D1Database, user: &UserId, op
                 worker::Delay::from(std::time::Duration::from_millis(ms)).await;
             }
         })
-    }))
+    })))
 }
 
 /// Stage: who is calling. User endpoints need a valid JWT (checked against the real

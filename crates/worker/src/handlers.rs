@@ -19,6 +19,7 @@ use crate::store::Store;
 /// What a handler needs besides its input. `store` is there for user endpoints only.
 pub struct Cx<'a> {
     pub isolate: &'a Isolate,
+    pub env: &'a worker::Env,
     pub store: Option<Store<'a>>,
     pub now: i64,
     pub if_none_match: Option<String>,
@@ -43,6 +44,10 @@ pub async fn dispatch(cx: &Cx<'_>, call: Call) -> Result<Reply, ApiError> {
         Call::Health => health(cx),
         Call::OpenApi => Ok(Reply::raw_json(cx.isolate.openapi().to_string())),
         Call::AdminUsage => admin_usage(cx).await,
+        Call::AdminReshard(r) => {
+            admin(cx)?;
+            crate::reshard::step(cx.isolate.router(cx.env), cx.ops, cx.now, r).await
+        }
         Call::DevLogin(user) => dev_login(cx, &user),
         Call::Check => check(cx).await,
         Call::Sync(req) => sync(cx, req).await,
@@ -157,14 +162,20 @@ async fn delta(cx: &Cx<'_>, _e: &'static Entity, req: DeltaPush) -> Result<Reply
     )
 }
 
-/// `GET /api/admin/usage`: flushes this isolate's counts, then reports the day's totals.
-async fn admin_usage(cx: &Cx<'_>) -> Result<Reply, ApiError> {
-    let config = &cx.isolate.config;
-    let Some(want) = config.admin_token.as_deref() else { return Err(ApiError::NotFound) };
+/// Admin routes need `Authorization: Bearer <ADMIN_TOKEN>`, and do not exist without one.
+fn admin(cx: &Cx<'_>) -> Result<(), ApiError> {
+    let Some(want) = cx.isolate.config.admin_token.as_deref() else { return Err(ApiError::NotFound) };
     let given = auth::bearer(cx.authorization.as_deref()).unwrap_or_default();
     if !auth::constant_time_eq(given.as_bytes(), want.as_bytes()) {
         return Err(ApiError::Unauthorized { detail: "admin token required".into(), token_given: !given.is_empty() });
     }
+    Ok(())
+}
+
+/// `GET /api/admin/usage`: flushes this isolate's counts, then reports the day's totals.
+async fn admin_usage(cx: &Cx<'_>) -> Result<Reply, ApiError> {
+    admin(cx)?;
+    let config = &cx.isolate.config;
     let db = cx.db.ok_or_else(|| ApiError::Internal("no D1".into()))?;
     let totals =
         crate::usage::flush(&cx.isolate.usage, db, cx.now, &config.quotas, &config.usage, Some(cx.ops)).await?;

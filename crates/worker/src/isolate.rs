@@ -3,7 +3,8 @@
 //! verifier (parsing a JWKS's keys per request would cost CPU for nothing) and the
 //! tokens it has verified, the
 //! serialized OpenAPI document, the rate-limit buckets (and its view of the shared set of
-//! throttled users), and the usage counters not yet flushed. Nothing about the KV state
+//! throttled users), the usage counters not yet flushed, and the forwarding addresses
+//! of moved buckets. Nothing about the KV state
 //! token: it is trusted in every isolate alike (see `state_cache`).
 
 use std::cell::{OnceCell, RefCell};
@@ -26,6 +27,8 @@ pub struct Isolate {
     openapi: OnceCell<String>,
     pub buckets: RefCell<limiter::Buckets>,
     pub usage: RefCell<edgesync_core::accounting::Ledger>,
+    /// Forwarding addresses of moved buckets met in fences (`shards`).
+    pub learned: crate::shards::Learned,
 }
 
 thread_local! {
@@ -59,7 +62,13 @@ impl Isolate {
             openapi: OnceCell::new(),
             buckets: RefCell::default(),
             usage: RefCell::default(),
+            learned: RefCell::default(),
         }
+    }
+
+    /// Where users' pages are (`SHARD_MAP` and the fences met so far).
+    pub fn router<'a>(&'a self, env: &'a Env) -> crate::shards::Router<'a> {
+        crate::shards::Router::new(env, &self.config.shard_map, &self.learned)
     }
 
     /// `GET /api/openapi.json`, serialized on first use.

@@ -13,6 +13,8 @@ mod io;
 mod isolate;
 mod limiter;
 mod purge;
+mod reshard;
+mod shards;
 mod state_cache;
 mod store;
 mod usage;
@@ -29,15 +31,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     console_error_panic_hook::set_once();
-    let config = &isolate::Isolate::get(&env).config;
+    let isolate = isolate::Isolate::get(&env);
+    let config = &isolate.config;
     let now = io::now_ms() + config.clock_offset_ms;
     let retention_ms =
         i64::try_from(config.tombstone_retention_days).unwrap_or(i64::MAX).saturating_mul(edgesync_core::quota::DAY_MS);
     let cutoff = now.saturating_sub(retention_ms);
-    let result = match env.d1("DB") {
-        Ok(db) => purge::run(&db, cutoff).await,
-        Err(e) => Err(e.into()),
-    };
+    let result = purge::run(isolate.router(&env), cutoff).await;
     match result {
         Ok(n) => worker::console_log!("{}", serde_json::json!({"cron": "purge", "removed": n, "cutoff": cutoff})),
         Err(e) => worker::console_error!("purge failed: {e:?}"),

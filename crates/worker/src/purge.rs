@@ -2,7 +2,8 @@
 //! with tombstones older than the retention (one statement over the pages' JSON); each
 //! user's pages are then rewritten without them, and the user's purge horizon raised to
 //! the newest rev removed, so a delta pull from before it gets 410 instead of silently
-//! missing deletions. Bounded per run: [`USERS`] users per round, [`ROUNDS`] rounds.
+//! missing deletions. Bounded per run: [`USERS`] users per round, [`ROUNDS`] rounds, per
+//! database.
 
 use serde::Deserialize;
 use worker::D1Database;
@@ -13,6 +14,7 @@ use edgesync_core::ops::Ops;
 use edgesync_core::sql;
 
 use crate::io::{self, num};
+use crate::shards::Router;
 use crate::store::Store;
 
 const USERS: i64 = 100;
@@ -23,8 +25,19 @@ struct Candidate {
     user_id: String,
 }
 
-/// Purges tombstones deleted before `cutoff_ms`; returns how many were removed.
-pub async fn run(db: &D1Database, cutoff_ms: i64) -> Result<u64, ApiError> {
+/// Purges tombstones deleted before `cutoff_ms` in every database; returns how many were
+/// removed.
+pub async fn run(router: Router<'_>, cutoff_ms: i64) -> Result<u64, ApiError> {
+    let mut removed = 0;
+    for (_, db) in router.all()? {
+        removed += run_in(router, &db, cutoff_ms).await?;
+    }
+    Ok(removed)
+}
+
+/// The purge of the users one database finds (a user found in a database its bucket has
+/// left is purged where the bucket went: the store follows the fence).
+async fn run_in(router: Router<'_>, db: &D1Database, cutoff_ms: i64) -> Result<u64, ApiError> {
     let ops = Ops::default();
     let mut removed = 0;
     for _ in 0..ROUNDS {
@@ -34,7 +47,12 @@ pub async fn run(db: &D1Database, cutoff_ms: i64) -> Result<u64, ApiError> {
         let n = users.len();
         for c in users {
             let Some(user) = UserId::parse(&c.user_id) else { continue };
-            removed += Store::new(db, user, &ops).purge(cutoff_ms, io::now_ms()).await? as u64;
+            // A user whose bucket is being moved is purged on a later day.
+            match Store::new(router, user, &ops)?.purge(cutoff_ms, io::now_ms()).await {
+                Ok(n) => removed += n as u64,
+                Err(ApiError::Busy) => {}
+                Err(e) => return Err(e),
+            }
         }
         if (n as i64) < USERS {
             break;

@@ -3,7 +3,9 @@
 //! to the user id this store was made for. Rows are decoded into typed structs and fail
 //! loudly; costs go to the request's `Ops`.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
+use std::rc::Rc;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -18,9 +20,11 @@ use edgesync_core::pages::{self, Head, Pages};
 use edgesync_core::parse::{Change, Op};
 use edgesync_core::plan::{self, Key, Plan};
 use edgesync_core::reply::{lenient_int, Page};
+use edgesync_core::shards::{self, Fence, Hop};
 use edgesync_core::sql;
 
 use crate::io::{self, num, text};
+use crate::shards::Router;
 
 /// A push whose claim on the sequence lost a race is re-planned this many times, after a
 /// short random pause that grows with each attempt (so racing devices spread out).
@@ -41,37 +45,60 @@ async fn backoff(attempt: u32) {
 pub type Ahead<'a> = Box<dyn Fn(i64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>> + 'a>;
 
 pub struct Store<'a> {
-    db: &'a D1Database,
+    /// The database the user's pages are in: the configured one, until a fence says
+    /// they moved ([`Store::arrived`]).
+    db: RefCell<Rc<D1Database>>,
+    router: Router<'a>,
+    /// The user's bucket ([`shards::bucket`]).
+    bucket: u32,
     user: UserId,
     ops: &'a Ops,
     ahead: Option<Ahead<'a>>,
 }
 
 /// The user's sequence (its state) and tombstone purge horizon.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct State {
-    #[serde(deserialize_with = "lenient_int")]
     pub seq: i64,
-    #[serde(rename = "purge_horizon", deserialize_with = "lenient_int")]
     pub horizon: i64,
 }
 
-/// A page row as `sql::HEAD` / `sql::ALL` select it (`page` only in `ALL`).
+/// A row of `sql::STATE`: the head's state, or the bucket's fence.
+#[derive(Deserialize)]
+struct StateRow {
+    fence: Option<String>,
+    target: Option<String>,
+    #[serde(default, deserialize_with = "opt_int")]
+    seq: Option<i64>,
+    #[serde(default, deserialize_with = "opt_int")]
+    purge_horizon: Option<i64>,
+}
+
+/// A row of `sql::HEAD` / `sql::ALL` (`page` only in `ALL`): a page, or (every page
+/// column null) the bucket's fence.
 #[derive(Deserialize)]
 struct PageRow {
-    #[serde(default, deserialize_with = "lenient_u32")]
-    page: u32,
-    #[serde(deserialize_with = "lenient_int")]
-    rev: i64,
-    #[serde(deserialize_with = "lenient_int")]
-    horizon: i64,
+    fence: Option<String>,
+    target: Option<String>,
+    #[serde(default, deserialize_with = "opt_int")]
+    page: Option<i64>,
+    #[serde(default, deserialize_with = "opt_int")]
+    rev: Option<i64>,
+    #[serde(default, deserialize_with = "opt_int")]
+    horizon: Option<i64>,
     push_id: Option<String>,
-    #[serde(deserialize_with = "lenient_u32")]
-    buckets: u32,
-    #[serde(deserialize_with = "lenient_int")]
-    count: i64,
-    dir: String,
-    body: String,
+    #[serde(default, deserialize_with = "opt_int")]
+    buckets: Option<i64>,
+    #[serde(default, deserialize_with = "opt_int")]
+    count: Option<i64>,
+    dir: Option<String>,
+    body: Option<String>,
+}
+
+fn opt_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Int(#[serde(deserialize_with = "lenient_int")] i64);
+    Ok(Option::<Int>::deserialize(d)?.map(|Int(n)| n))
 }
 
 /// A bucket row as `sql::BUCKETS` selects it.
@@ -87,15 +114,22 @@ fn lenient_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> 
     u32::try_from(n).map_err(|_| serde::de::Error::custom(format!("not a page number: {n}")))
 }
 
+fn page_number(n: Option<i64>) -> Result<u32, ApiError> {
+    let n = n.unwrap_or(0);
+    u32::try_from(n).map_err(|_| ApiError::Internal(format!("not a page number: {n}")))
+}
+
+/// The head of a row; a row without one (no pages here) is an empty head.
 fn head_of(row: PageRow) -> Result<Head, ApiError> {
+    let Some(seq) = row.rev else { return Ok(Head::default()) };
     Ok(Head {
-        seq: row.rev,
-        horizon: row.horizon,
+        seq,
+        horizon: row.horizon.unwrap_or(0),
         push_id: row.push_id,
-        buckets: row.buckets,
-        count: u64::try_from(row.count).unwrap_or(0),
-        dir: serde_json::from_str(&row.dir)?,
-        entries: pages::parse_body(&row.body)?,
+        buckets: page_number(row.buckets)?,
+        count: u64::try_from(row.count.unwrap_or(0)).unwrap_or(0),
+        dir: serde_json::from_str(row.dir.as_deref().unwrap_or("[]"))?,
+        entries: pages::parse_body(row.body.as_deref().unwrap_or("[]"))?,
     })
 }
 
@@ -134,8 +168,54 @@ fn absorb(p: &mut Pages, wanted: &[u32], res: &D1Result) -> Result<(), ApiError>
 }
 
 impl<'a> Store<'a> {
-    pub fn new(db: &'a D1Database, user: UserId, ops: &'a Ops) -> Self {
-        Store { db, user, ops, ahead: None }
+    /// The store of `user`, in the database the router says holds the user's bucket.
+    pub fn new(router: Router<'a>, user: UserId, ops: &'a Ops) -> Result<Self, ApiError> {
+        let bucket = shards::bucket(user.as_str());
+        let (_, db) = router.home(bucket)?;
+        Ok(Store { db: RefCell::new(db), router, bucket, user, ops, ahead: None })
+    }
+
+    fn db(&self) -> Rc<D1Database> {
+        self.db.borrow().clone()
+    }
+
+    fn bucket_param(&self) -> JsValue {
+        num(i64::from(self.bucket))
+    }
+
+    /// Whether a read that met `fence` may use what it read here (`write`: for a write).
+    /// A moved bucket switches this store to its new database (the caller reads again
+    /// there); a bucket being moved refuses writes (`busy`, retried by the client).
+    fn arrived(&self, (state, target): (Option<&str>, Option<&str>), write: bool) -> Result<bool, ApiError> {
+        let fence = Fence::from_row(state, target)?;
+        match shards::hop(&fence, write)? {
+            Hop::Here => Ok(true),
+            Hop::Follow(to) => {
+                *self.db.borrow_mut() = self.router.follow(self.bucket, to)?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Runs a fenced read (`sql::STATE` / `HEAD` / `ALL`) until it is answered by the
+    /// database the user's pages are in, and returns its page rows (the fence row, if
+    /// any, taken out); `busy` past [`shards::MAX_HOPS`].
+    async fn fenced<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        write: bool,
+        fence: impl Fn(&T) -> (Option<&str>, Option<&str>),
+    ) -> Result<Vec<T>, ApiError> {
+        for _ in 0..shards::MAX_HOPS {
+            let res = self.batch(vec![self.stmt(sql, &[self.bucket_param()])?]).await?;
+            let (fences, rows): (Vec<T>, Vec<T>) =
+                io::rows::<T>(&res[0])?.into_iter().partition(|r| fence(r).0.is_some());
+            let at = fences.first().map_or((None, None), &fence);
+            if self.arrived(at, write)? {
+                return Ok(rows);
+            }
+        }
+        Err(ApiError::Busy)
     }
 
     /// Runs `f(seq)` before every write batch that would commit the sequence `seq`.
@@ -155,11 +235,11 @@ impl<'a> Store<'a> {
         let mut all = Vec::with_capacity(params.len() + 1);
         all.push(text(self.user.as_str()));
         all.extend_from_slice(params);
-        Ok(self.db.prepare(sql).bind(&all)?)
+        Ok(self.db().prepare(sql).bind(&all)?)
     }
 
     async fn batch(&self, statements: Vec<D1PreparedStatement>) -> Result<Vec<D1Result>, ApiError> {
-        io::batch(self.db, self.ops, statements).await
+        io::batch(&self.db(), self.ops, statements).await
     }
 
     fn buckets_stmt(&self, wanted: &[u32]) -> Result<D1PreparedStatement, ApiError> {
@@ -167,10 +247,10 @@ impl<'a> Store<'a> {
         self.stmt(sql::BUCKETS, &[text(&serde_json::to_string(&pages)?)])
     }
 
-    /// The head (a user who never wrote has an empty one).
-    async fn head(&self) -> Result<Pages, ApiError> {
-        let res = self.batch(vec![self.stmt(sql::HEAD, &[])?]).await?;
-        let head = match io::rows::<PageRow>(&res[0])?.into_iter().next() {
+    /// The head (a user who never wrote has an empty one), for a read or a `write`.
+    async fn head(&self, write: bool) -> Result<Pages, ApiError> {
+        let rows = self.fenced::<PageRow>(sql::HEAD, write, |r| (r.fence.as_deref(), r.target.as_deref())).await?;
+        let head = match rows.into_iter().next() {
             Some(row) => head_of(row)?,
             None => Head::default(),
         };
@@ -192,17 +272,16 @@ impl<'a> Store<'a> {
         absorb(p, &wanted, &res[0])
     }
 
-    /// Every page of the user in one statement.
-    async fn all(&self) -> Result<Pages, ApiError> {
-        let res = self.batch(vec![self.stmt(sql::ALL, &[])?]).await?;
-        let mut rows = io::rows::<PageRow>(&res[0])?;
-        let head = match rows.iter().position(|r| r.page == 0) {
+    /// Every page of the user in one statement, for a read or a `write`.
+    async fn all(&self, write: bool) -> Result<Pages, ApiError> {
+        let mut rows = self.fenced::<PageRow>(sql::ALL, write, |r| (r.fence.as_deref(), r.target.as_deref())).await?;
+        let head = match rows.iter().position(|r| r.page == Some(0)) {
             Some(i) => head_of(rows.swap_remove(i))?,
             None => Head::default(),
         };
         let mut p = Pages::new(head);
         for row in rows {
-            p.add_bucket(row.page, pages::parse_body(&row.body)?);
+            p.add_bucket(page_number(row.page)?, pages::parse_body(row.body.as_deref().unwrap_or("[]"))?);
         }
         let every = p.all_buckets();
         for b in every {
@@ -213,13 +292,15 @@ impl<'a> Store<'a> {
 
     /// The check: the head's state, one row, no records decoded.
     pub async fn state(&self) -> Result<State, ApiError> {
-        let res = self.batch(vec![self.stmt(sql::STATE, &[])?]).await?;
-        Ok(io::rows::<State>(&res[0])?.into_iter().next().unwrap_or_default())
+        let rows = self.fenced::<StateRow>(sql::STATE, false, |r| (r.fence.as_deref(), r.target.as_deref())).await?;
+        Ok(rows
+            .first()
+            .map_or(State::default(), |r| State { seq: r.seq.unwrap_or(0), horizon: r.purge_horizon.unwrap_or(0) }))
     }
 
     /// Changes after `since` of one type or all: the head, then the buckets changed since.
     async fn pull(&self, since: i64, entity: Option<&'static str>, limit: i64) -> Result<(State, Page), ApiError> {
-        let mut p = self.head().await?;
+        let mut p = self.head(false).await?;
         let state = state_of(&p);
         check_horizon(since, state)?;
         let wanted = p.buckets_after(since);
@@ -244,7 +325,7 @@ impl<'a> Store<'a> {
         after: Option<&RecordId>,
         limit: i64,
     ) -> Result<(State, Vec<Box<RawValue>>, bool), ApiError> {
-        let p = self.all().await?;
+        let p = self.all(false).await?;
         let (records, has_more) = p.live(e.name, after.map_or("", RecordId::as_str), limit);
         Ok((state_of(&p), records, has_more))
     }
@@ -271,6 +352,7 @@ impl<'a> Store<'a> {
                 text(&serde_json::to_string(&h.dir)?),
                 text(&serde_json::to_string(&h.entries)?),
                 prev,
+                self.bucket_param(),
             ],
         )?];
         // D1 refuses a value over 2 MB (SQLITE_TOOBIG): the changed buckets go in as many
@@ -343,7 +425,7 @@ impl<'a> Store<'a> {
         now: i64,
         pull: Option<(i64, i64)>,
     ) -> Result<Option<(Plan, Option<Page>)>, ApiError> {
-        let mut p = self.head().await?;
+        let mut p = self.head(true).await?;
         let state = state_of(&p);
         if let Some((since, _)) = pull {
             check_horizon(since, state)?;
@@ -413,7 +495,7 @@ impl<'a> Store<'a> {
         cursor: i64,
         now: i64,
     ) -> Result<Option<(Plan, usize)>, ApiError> {
-        let mut p = self.all().await?;
+        let mut p = self.all(true).await?;
         let state = state_of(&p);
         if p.max_rev(e.name) > cursor {
             return Err(ApiError::SyncConflict { server_cursor: state.seq, client_cursor: cursor });
@@ -459,7 +541,7 @@ impl<'a> Store<'a> {
     /// raises the purge horizon. Returns how many records it removed.
     pub async fn purge(&self, cutoff: i64, now: i64) -> Result<usize, ApiError> {
         self.optimistic(async || {
-            let mut p = self.all().await?;
+            let mut p = self.all(true).await?;
             let read_push_id = p.head.push_id.clone();
             let removed = p.purge(cutoff)?;
             if removed == 0 {

@@ -1,0 +1,70 @@
+//! Which D1 database a user's pages are in ([`edgesync_core::shards`]): the configured
+//! `SHARD_MAP`, plus the forwarding addresses this isolate has met in fences (a moved
+//! bucket's old database says where it went; remembered so the next request goes
+//! straight there). Usage accounting is not sharded: it always lives in `DB`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use worker::{D1Database, Env};
+
+use edgesync_core::error::ApiError;
+use edgesync_core::shards::ShardMap;
+
+/// Buckets whose fence this isolate has followed, and where to.
+pub type Learned = RefCell<HashMap<u32, String>>;
+
+#[derive(Clone, Copy)]
+pub struct Router<'a> {
+    env: &'a Env,
+    map: &'a Result<ShardMap, String>,
+    learned: &'a Learned,
+}
+
+impl<'a> Router<'a> {
+    pub fn new(env: &'a Env, map: &'a Result<ShardMap, String>, learned: &'a Learned) -> Self {
+        Router { env, map, learned }
+    }
+
+    fn map(&self) -> Result<&'a ShardMap, ApiError> {
+        self.map.as_ref().map_err(|e| ApiError::Internal(e.clone()))
+    }
+
+    /// A database by binding name.
+    pub fn open(&self, binding: &str) -> Result<Rc<D1Database>, ApiError> {
+        self.env.d1(binding).map(Rc::new).map_err(|e| ApiError::Internal(format!("D1 binding {binding}: {e}")))
+    }
+
+    /// The database a bucket's users are looked for first.
+    pub fn home(&self, bucket: u32) -> Result<(String, Rc<D1Database>), ApiError> {
+        let binding = match self.learned.borrow().get(&bucket) {
+            Some(b) => b.clone(),
+            None => self.map()?.binding(bucket).to_string(),
+        };
+        let db = self.open(&binding)?;
+        Ok((binding, db))
+    }
+
+    /// Follows a fence's forwarding address, and remembers it (or forgets it when it
+    /// points back where the configuration says).
+    pub fn follow(&self, bucket: u32, to: &str) -> Result<Rc<D1Database>, ApiError> {
+        let db = self.open(to)?;
+        let mut learned = self.learned.borrow_mut();
+        if self.map()?.binding(bucket) == to {
+            learned.remove(&bucket);
+        } else {
+            learned.insert(bucket, to.to_string());
+        }
+        Ok(db)
+    }
+
+    /// Every configured database, by binding (the purge visits each).
+    pub fn all(&self) -> Result<Vec<(String, Rc<D1Database>)>, ApiError> {
+        self.map()?.bindings().iter().map(|b| Ok((b.clone(), self.open(b)?))).collect()
+    }
+
+    pub fn shard_map(&self) -> Result<&'a ShardMap, ApiError> {
+        self.map()
+    }
+}
