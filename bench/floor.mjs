@@ -30,7 +30,7 @@ import { load } from './lib/load.mjs';
 import { buildFloor, cpuOf, edgesyncWithColdUsers, startEdgesync, startFloor, startSeed } from './lib/workers.mjs';
 
 const opt = flags(
-  { rounds: 5, durationS: 3, warmupS: 0.5, concurrency: 8, tasks: 200, coldPerRound: 1_200, kinds: 'health,check304,checkD1', quick: false, buildOnly: false },
+  { rounds: 5, durationS: 3, warmupS: 0.5, concurrency: 8, tasks: 200, coldPerRound: 1_200, kinds: 'health,check304,checkD1', assets: false, quick: false, buildOnly: false },
   {
     rounds: 'rounds per kind (each runs every worker once, order rotated)',
     durationS: 'measured seconds per worker per round',
@@ -39,6 +39,7 @@ const opt = flags(
     tasks: "tasks of the checkD1 user (seed's scan; edgesync's cloned users)",
     coldPerRound: 'edgesync checkD1: never-seen users per round (a run ends early when they run out)',
     kinds: 'comma list of health, check304, checkD1',
+    assets: "edgesync with wrangler.toml's [assets] (wrangler dev's asset router in front, ~1 ms of workerd CPU per request here; the reference workers have none)",
     quick: 'short runs for iterating: 3 rounds of 1.5 s',
     buildOnly: 'only build the floor reference worker (scripts/bench.sh does it with the build)',
   },
@@ -73,7 +74,7 @@ const servers = {};
 const startAll = await Promise.allSettled([
   startFloor({ log }).then((s) => (servers.floor = s)),
   startSeed().then((s) => (servers.seed = s)),
-  (needCold ? edgesyncWithColdUsers(coldN, opt.tasks, coldPrefix, log) : startEdgesync()).then((s) => (servers.edgesync = s)),
+  (needCold ? edgesyncWithColdUsers(coldN, opt.tasks, coldPrefix, log, { assets: opt.assets }) : startEdgesync({ assets: opt.assets })).then((s) => (servers.edgesync = s)),
 ]);
 const stopAll = () => Promise.all(Object.values(servers).map((s) => s.stop()));
 const failedStart = startAll.find((r) => r.status === 'rejected');

@@ -30,7 +30,7 @@ const { cpuOf, edgesyncWithColdUsers, startEdgesync, startFloor, startSeed } = a
 
 const KINDS = ['health', 'check304', 'checkD1', 'push10'];
 const opt = flags(
-  { kind: 'check304', worker: 'edgesync', seconds: 5, warmupS: 1, concurrency: 8, top: 15, intervalUs: 100, coldUsers: 6_000, out: '', quick: false },
+  { kind: 'check304', worker: 'edgesync', seconds: 5, warmupS: 1, concurrency: 8, top: 15, intervalUs: 100, coldUsers: 6_000, out: '', assets: false, quick: false },
   {
     kind: KINDS.join('|'),
     worker: 'edgesync, or a reference worker for comparison: floor (health, check304), seed (health, check304, checkD1)',
@@ -41,6 +41,7 @@ const opt = flags(
     intervalUs: 'sampling interval (µs)',
     coldUsers: 'checkD1: never-seen users (one per request; the run ends early when they run out)',
     out: 'profile file (default bench/results/profile-<kind>.cpuprofile)',
+    assets: "edgesync with wrangler.toml's [assets] (the asset router in front: its CPU counts in the workerd figure, not in the isolate's profile)",
     quick: '2 s of load',
   },
 );
@@ -162,10 +163,10 @@ let coldTokens = [];
 if (opt.worker === 'floor') srv = await startFloor({ log });
 else if (opt.worker === 'seed') srv = await startSeed();
 else if (opt.kind === 'checkD1') {
-  srv = await edgesyncWithColdUsers(opt.coldUsers + 1, 200, 'cold-', log);
+  srv = await edgesyncWithColdUsers(opt.coldUsers + 1, 200, 'cold-', log, { assets: opt.assets });
   coldTokens = await Promise.all(Array.from({ length: opt.coldUsers + 1 }, (_, i) => token(`cold-${i}`)));
 } else {
-  srv = await startEdgesync();
+  srv = await startEdgesync({ assets: opt.assets });
 }
 log(`${opt.worker} on ${srv.url}, inspector on ${srv.inspectorPort}`);
 let session;
