@@ -216,13 +216,20 @@ export async function startEdgesync({ vars = {}, persistDir, keepDir, mainDir, a
     throw new Error('build/worker/shim.mjs is missing: run `bash scripts/build.sh` first');
   }
   let config = testConfig();
-  if (!assets) {
-    config = withoutBuild(path.join(ROOT, 'wrangler.toml'), path.join(ROOT, 'bench', '.wrangler-bench-noassets.toml'), (line) =>
-      /^\s*main\s*=/.test(line) ? `main = ${JSON.stringify(path.join(mainDir ?? path.join(ROOT, 'build'), 'worker', 'shim.mjs'))}` : line, ['build', 'assets']);
-  }
-  if (mainDir) {
-    config = withoutBuild(path.join(ROOT, 'wrangler.toml'), path.join(ROOT, 'bench', '.wrangler-bench.toml'), (line) =>
-      /^\s*main\s*=/.test(line) ? `main = ${JSON.stringify(path.join(mainDir, 'worker', 'shim.mjs'))}` : line,
+  if (mainDir || !assets) {
+    // Written in bench/ (git-ignored), one file per variant: a running wrangler dev reloads
+    // when its config file changes. Relative paths made absolute.
+    const main = path.join(mainDir ?? path.join(ROOT, 'build'), 'worker', 'shim.mjs');
+    const variant = createHash('sha256').update(`${main}\0${assets}`).digest('hex').slice(0, 8);
+    config = withoutBuild(
+      path.join(ROOT, 'wrangler.toml'),
+      path.join(ROOT, 'bench', `.wrangler-bench-${variant}.toml`),
+      (line) => {
+        if (/^\s*main\s*=/.test(line)) return `main = ${JSON.stringify(main)}`;
+        const m = /^(\s*directory\s*=\s*)"([^"]*)"/.exec(line);
+        return m ? `${m[1]}${JSON.stringify(path.join(ROOT, m[2]))}` : line;
+      },
+      assets ? ['build'] : ['build', 'assets'],
     );
   }
   let dir = persistDir;
