@@ -17,7 +17,10 @@ import { createClient, DEFAULT_SCHEDULE, memoryStorage, virtualClock } from '../
 import { startWorker } from '../tests/helpers/server.mjs';
 import { token } from '../tests/helpers/client.mjs';
 import { parseOps } from '../tests/helpers/client.mjs';
-import { flags, log, rng, writeResult } from './lib/common.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { RESULTS, flags, log, rng, writeResult } from './lib/common.mjs';
 
 const opt = flags(
   { users: 100, activeShare: 0.6, devices: 2, creates: 7, sessions: 3, editGapS: 2, initialRecords: 100, seed: 1 },
@@ -39,6 +42,7 @@ const R = rng(opt.seed);
 const srv = await startWorker();
 const clock = virtualClock(T0 - 8 * DAY);
 let measuring = false;
+const errorSamples = [];
 const acc = { requests: 0, pushes: 0, pulls: 0, d1: 0, 'rows-read': 0, 'rows-written': 0, 'kv-read': 0, 'kv-write': 0, errors: 0 };
 const per = { active: { requests: 0, users: 0 }, inactive: { requests: 0, users: 0 } };
 
@@ -51,7 +55,12 @@ function counted(user) {
       const body = init?.body ? JSON.parse(init.body) : null;
       if (body?.changes?.length) acc.pushes++;
       else acc.pulls++;
-      if (res.status !== 200) acc.errors++;
+      if (res.status !== 200) {
+        acc.errors++;
+        // what went wrong, for the log (the body read from a clone: the SDK reads its own)
+        const text = await res.clone().text().catch((e) => `(unreadable: ${e})`);
+        errorSamples.push(`${init?.method ?? 'GET'} ${new URL(url).pathname} → ${res.status} ${text.slice(0, 300)}`);
+      }
       const ops = parseOps(res.headers.get('x-sync-ops'));
       for (const k of ['d1', 'rows-read', 'rows-written', 'kv-read', 'kv-write']) acc[k] += ops[k] ?? 0;
     }
@@ -138,6 +147,7 @@ try {
     usageModel: { ...opt, schedule: DEFAULT_SCHEDULE },
     requests: acc.requests,
     errors: acc.errors,
+    error_samples: errorSamples.slice(0, 10),
     seconds: Number(seconds.toFixed(1)),
     perUserDay: {
       requests: acc.requests / n,
@@ -159,7 +169,13 @@ try {
   console.log(`per user-day: D1 rows read ${f(result.perUserDay.rows_read)}, rows written ${f(result.perUserDay.rows_written)}, KV reads ${f(result.perUserDay.kv_reads)}, KV writes ${f(result.perUserDay.kv_writes)}; ${acc.errors} non-200 answers`);
   console.log(`linear: the request quota holds ${result.usersAtRequestLimit.toLocaleString('en-US')} users, D1 rows written ${result.usersAtRowsWrittenLimit.toLocaleString('en-US')} (before usage-flush and rate-limiter overheads, see BENCHMARKS.md §5)`);
   log(`[sdk-day] wrote ${writeResult('sdk-day', result)} (${result.seconds} s)`);
-  if (acc.errors) process.exitCode = 1;
+  if (acc.errors) {
+    for (const e of errorSamples.slice(0, 10)) log(`[sdk-day] non-200: ${e}`);
+    fs.writeFileSync(path.join(RESULTS, 'sdk-day-worker.log'), srv.logs());
+    const lines = srv.logs().split('\n').filter((l) => /error|panic|restart|reload|exceeded|✘|change|updat/i.test(l));
+    for (const l of lines.slice(-40)) log(`[sdk-day] worker log: ${l.slice(0, 400)}`);
+    process.exitCode = 1;
+  }
 } finally {
   for (const c of clients) c.client.close();
   await srv.stop();

@@ -34,10 +34,16 @@ case "${EDGESYNC_PANIC:-unwind}" in
     # RUSTFLAGS=-Cpanic=unwind would override it, but the profile should agree with the
     # std being built.
     export CARGO_PROFILE_RELEASE_PANIC=unwind
-    exec worker-build --release --panic-unwind --out-dir "$out" crates/worker ;;
+    worker-build --release --panic-unwind --out-dir "$out" crates/worker ;;
   abort)
-    exec worker-build --release --out-dir "$out" crates/worker ;;
+    worker-build --release --out-dir "$out" crates/worker ;;
   *)
     echo "[build] EDGESYNC_PANIC must be unwind or abort, not '${EDGESYNC_PANIC}'" >&2
     exit 2 ;;
 esac
+# The wasm's function names (wasm-opt --debuginfo keeps them; ~12% of the gzipped wasm)
+# go to wasm-names.json beside it, for bench/profile.mjs; EDGESYNC_WASM_NAMES=1 keeps them
+# in the module (e.g. for named frames in a panic's stack in the logs).
+if [ "${EDGESYNC_WASM_NAMES:-}" != 1 ]; then
+  node scripts/wasm-names.mjs "$out/index_bg.wasm" "$out/wasm-names.json"
+fi

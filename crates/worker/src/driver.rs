@@ -8,7 +8,9 @@
 //! `edgesync_core` (endpoints, pipeline, parse, auth, ratelimit, quota), which is where
 //! the decisions are unit-tested.
 
-use worker::{Context, Env, Request, Response};
+use std::cell::OnceCell;
+
+use worker::{web_sys, Context, Env, KvStore};
 
 use edgesync_core::accounting::Due;
 use edgesync_core::endpoints::{resolve, Access, Auth, Endpoint, Match};
@@ -25,7 +27,7 @@ use edgesync_core::{auth, cors};
 
 use crate::crypto;
 use crate::handlers::{self, Cx};
-use crate::http::{self, finish, header, Caching};
+use crate::http::{self, finish, Caching, In, H};
 use crate::io::{jitter, now_ms};
 use crate::isolate::Isolate;
 use crate::limiter::{self, Persist};
@@ -46,8 +48,10 @@ struct Trace {
 
 /// The request in flight, as the stages see it.
 struct Pass<'a> {
-    req: Request,
+    req: In,
     env: &'a Env,
+    /// The `CACHE` binding, looked up on first use (each lookup is six JS property reads).
+    kv: OnceCell<Option<KvStore>>,
     isolate: &'a Isolate,
     /// The worker's clock (shifted in development by `DEV_CLOCK_OFFSET_MS`).
     now: i64,
@@ -60,18 +64,30 @@ struct Pass<'a> {
     trace: Trace,
 }
 
-pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     let wall = now_ms();
     let isolate = Isolate::get(&env);
     let ops = Ops::default();
-    // The raw method: workers-rs reads methods it does not know (QUERY, PROPFIND…) as GET.
-    let method = req.inner().method();
-    let origin = header(&req, "Origin");
+    // The raw method (workers-rs reads methods it does not know, QUERY, PROPFIND…, as GET),
+    // the URL and the headers the stages read, in one JS call.
+    let req = In::new(req);
+    let method = req.method.clone();
+    let origin = req.header(H::Origin).map(str::to_string);
     let now = wall + isolate.config.clock_offset_ms;
     let today = usage::today(&isolate.usage, &env, now, &isolate.config.usage).await;
-    let mut pass = Pass { req, env: &env, isolate: &isolate, now, wall, today, ops: &ops, trace: Trace::default() };
+    let mut pass = Pass {
+        req,
+        env: &env,
+        kv: OnceCell::new(),
+        isolate: &isolate,
+        now,
+        wall,
+        today,
+        ops: &ops,
+        trace: Trace::default(),
+    };
 
-    if isolate.config.dev_mode && header(&pass.req, "X-Edgesync-Panic").is_some() {
+    if isolate.config.dev_mode && pass.req.header(H::Panic).is_some() {
         // Development only: proves that a panic costs only its own request (the worker is
         // built with recoverable panics; tests/integration/panic.test.mjs).
         panic!("X-Edgesync-Panic requested (DEV_MODE)");
@@ -82,7 +98,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Resp
         r.headers = cors::preflight_headers(isolate.config.cors_origins.as_deref(), origin.as_deref());
         (r, Caching::NoStore, "OPTIONS")
     } else {
-        match route(&method, &pass.req.path(), &isolate) {
+        match route(&method, pass.req.path(), &isolate) {
             Ok((endpoint, entity)) => {
                 let caching = if endpoint.auth == Auth::User { Caching::PerUser } else { Caching::NoStore };
                 let reply = run(&mut pass, endpoint, entity).await.unwrap_or_else(|e| error_reply(&e, pass.now));
@@ -102,6 +118,13 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> worker::Result<Resp
     }
     count_usage(&pass, &isolate, &ctx);
     finish(reply, caching, &ops, total)
+}
+
+impl Pass<'_> {
+    /// The `CACHE` KV binding, looked up once per request.
+    fn cache(&self) -> Option<&KvStore> {
+        self.kv.get_or_init(|| self.env.kv("CACHE").ok()).as_ref()
+    }
 }
 
 /// Stage: the endpoint and, for per-type paths, the collection. An unknown type is a 404
@@ -134,8 +157,9 @@ async fn run(
         rate_limit(pass, user).await?;
     }
     let query = query(pass, endpoint)?;
-    pipeline::gate(endpoint.access, mode, pass.now, jitter())?;
-    let if_none_match = header(&pass.req, "If-None-Match");
+    // The jitter (a JS call) only matters to a pause, which only a degraded mode makes.
+    pipeline::gate(endpoint.access, mode, pass.now, if mode == quota::Mode::Normal { 0 } else { jitter() })?;
+    let if_none_match = pass.req.header(H::IfNoneMatch).map(str::to_string);
     let call = body(pass, endpoint, entity, query).await?;
     if let Some(user) = &user {
         if let Some(reply) = fast_path(pass, endpoint, &call, user, if_none_match.as_deref(), mode).await {
@@ -160,7 +184,7 @@ async fn run(
         mode,
         db: db.as_ref(),
         ops: pass.ops,
-        authorization: header(&pass.req, "Authorization"),
+        authorization: pass.req.header(H::Authorization).map(str::to_string),
     };
     handlers::dispatch(&cx, call).await
 }
@@ -175,9 +199,9 @@ fn user_store<'s>(pass: &Pass<'s>, user: &UserId, ops: &'s Ops) -> Result<Store<
     if !config.quotas.kv_writes_ok(&pass.today) {
         return Ok(store);
     }
-    let Ok(kv) = pass.env.kv("CACHE") else { return Ok(store) };
+    let Some(kv) = pass.cache().cloned() else { return Ok(store) };
     let stall = match config.dev_mode {
-        true => header(&pass.req, "X-Edgesync-Stall-Ahead").and_then(|v| v.trim().parse::<u64>().ok()),
+        true => pass.req.header(H::StallAhead).and_then(|v| v.trim().parse::<u64>().ok()),
         false => None,
     }
     .map(|ms| ms.min(120_000));
@@ -199,8 +223,7 @@ async fn authenticate(pass: &mut Pass<'_>, endpoint: &Endpoint) -> Result<Option
     if endpoint.auth != Auth::User {
         return Ok(None);
     }
-    let authorization = header(&pass.req, "Authorization");
-    let token = auth::bearer(authorization.as_deref())
+    let token = auth::bearer(pass.req.header(H::Authorization))
         .ok_or_else(|| ApiError::Unauthorized { detail: "missing bearer token".into(), token_given: false })?;
     let isolate = pass.isolate;
     let cached = isolate.tokens.borrow_mut().lookup(token, pass.wall);
@@ -220,11 +243,11 @@ async fn authenticate(pass: &mut Pass<'_>, endpoint: &Endpoint) -> Result<Option
 /// Stage: the user's token bucket. Every authenticated response says where it stands.
 async fn rate_limit(pass: &mut Pass<'_>, user: &UserId) -> Result<(), ApiError> {
     let config = &pass.isolate.config;
-    let kv = pass.env.kv("CACHE")?;
+    let kv = pass.cache().ok_or_else(|| ApiError::Internal("no KV binding CACHE".into()))?;
     let (read_ok, write_ok) =
         (config.quotas.kv_reads_ok(&pass.today), pipeline::limiter_writes_ok(&config.quotas, &pass.today));
     let (verdict, persist) =
-        limiter::take(&pass.isolate.buckets, &kv, user, config.rate, pass.now, read_ok, write_ok, pass.ops).await;
+        limiter::take(&pass.isolate.buckets, kv, user, config.rate, pass.now, read_ok, write_ok, pass.ops).await;
     pass.trace.persist = persist;
     pass.trace.headers.push(("RateLimit-Policy", config.rate.policy_header()));
     pass.trace.headers.push(("RateLimit", ratelimit_header(&verdict)));
@@ -242,9 +265,7 @@ fn query(pass: &Pass<'_>, endpoint: &Endpoint) -> Result<Query, ApiError> {
     }
     // The query string of the raw URL, decoded as `URLSearchParams` does; no URL parse
     // (and none of its IDNA tables) for a string the path already came from.
-    let url = pass.req.inner().url();
-    let query = url.split_once('?').map_or("", |(_, q)| q.split('#').next().unwrap_or_default());
-    let pairs: Vec<_> = form_urlencoded::parse(query.as_bytes()).collect();
+    let pairs: Vec<_> = form_urlencoded::parse(pass.req.query().as_bytes()).collect();
     parse::parse_query(endpoint.query, pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
 }
 
@@ -261,11 +282,10 @@ async fn fast_path(
 ) -> Option<Result<Reply, ApiError>> {
     let kv_ok = pass.isolate.config.quotas.kv_trusted(&pass.today);
     let held = pipeline::kv_question(endpoint, call, if_none_match, mode, kv_ok)?;
-    let kv = match pass.env.kv("CACHE") {
-        Ok(kv) => kv,
-        Err(e) => return Some(Err(e.into())),
+    let Some(kv) = pass.cache() else {
+        return Some(Err(ApiError::Internal("no KV binding CACHE".into())));
     };
-    let cached = state_cache::get(&kv, user.as_str(), quota::day(pass.now), pass.ops).await;
+    let cached = state_cache::get(kv, user.as_str(), quota::day(pass.now), pass.ops).await;
     pass.trace.kv_consulted = true;
     let answer = pipeline::answer_from_kv(held, cached, pass.now);
     pass.trace.kv_hit = answer.is_some();
@@ -282,15 +302,15 @@ async fn body(
     let config = &pass.isolate.config;
     let body = match endpoint.body {
         edgesync_core::endpoints::Body::None => None,
-        _ => Some(http::read_json(&mut pass.req, config.max_body_bytes).await?),
+        _ => Some(http::read_json(&pass.req, config.max_body_bytes).await?),
     };
     parse::call(endpoint, entity, query, body.as_ref(), Limits { max_changes: config.max_changes })
 }
 
 /// Deferred writes: counted now (they are this request's cost), done after the response.
 fn defer_writes(pass: &mut Pass<'_>, ctx: &Context) {
-    let Ok(kv) = pass.env.kv("CACHE") else { return };
-    if let Some(p) = pass.trace.persist.take() {
+    let Some(p) = pass.trace.persist.take() else { return };
+    if let Some(kv) = pass.cache().cloned() {
         pass.ops.kv(0, 1, 0.0);
         ctx.wait_until(limiter::persist(kv, p));
     }

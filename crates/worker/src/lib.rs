@@ -19,10 +19,12 @@ mod state_cache;
 mod store;
 mod usage;
 
-use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
+use worker::{event, web_sys, Context, Env, ScheduleContext, ScheduledEvent};
 
+/// The runtime's own request and response types: `worker::Request` would read
+/// `request.cf` (built by the runtime on access) for nothing; see `http`.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     console_error_panic_hook::set_once();
     driver::handle(req, env, ctx).await
 }
