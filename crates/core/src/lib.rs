@@ -8,6 +8,7 @@
 pub mod accounting;
 pub mod auth;
 pub mod config;
+pub mod codec;
 pub mod cors;
 pub mod endpoints;
 pub mod entities;

@@ -164,6 +164,12 @@ fn param(p: Param) -> Value {
             "page size",
         ),
         Param::After => query(p.name(), false, reference("Id"), "last id of the previous page"),
+        Param::User => query(
+            p.name(),
+            true,
+            json!({"type": "string", "minLength": 1, "maxLength": 128}),
+            "the user id (a token's `sub`)",
+        ),
     }
 }
 
@@ -291,6 +297,7 @@ pub fn document(max_changes: usize, dev: bool) -> Value {
         "Id": {"type": "string", "pattern": ID_PATTERN},
         "DevLoginRequest": {"type": "object", "additionalProperties": false, "required": ["user"], "properties": {"user": {"type": "string", "minLength": 1, "maxLength": UserId::MAX_LEN}}},
         "UsageReport": {"type": "object"},
+        "RecordsExport": {"type": "object"},
         "OpenApiDocument": {"type": "object"},
         "DevLogin": {"type": "object", "properties": {"token": {"type": "string"}, "user": {"type": "string"}, "expires_at": {"type": "integer"}}},
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "error", "timestamp"], "properties": {

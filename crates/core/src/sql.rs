@@ -7,37 +7,42 @@
 pub const STATE: &str = "SELECT rev AS seq, horizon AS purge_horizon FROM pages WHERE user_id = ?1 AND page = 0";
 
 /// The head. ?1 user.
+/// Bodies are BLOBs ([`crate::codec`]) and are selected as `hex(body)`: D1 hands a BLOB to
+/// the worker as an array of numbers, a JS value per byte; hex crosses as one string.
 pub const HEAD: &str =
-    "SELECT rev, horizon, push_id, buckets, count, dir, body FROM pages WHERE user_id = ?1 AND page = 0";
+    "SELECT rev, horizon, push_id, buckets, count, dir, hex(body) AS body FROM pages WHERE user_id = ?1 AND page = 0";
 
 /// Buckets by page number. ?1 user, ?2 JSON array of page numbers.
 pub const BUCKETS: &str =
-    "SELECT page, body FROM pages WHERE user_id = ?1 AND page IN (SELECT value FROM json_each(?2))";
+    "SELECT page, hex(body) AS body FROM pages WHERE user_id = ?1 AND page IN (SELECT value FROM json_each(?2))";
 
 /// Every page of the user, head included. ?1 user.
-pub const ALL: &str = "SELECT page, rev, horizon, push_id, buckets, count, dir, body FROM pages WHERE user_id = ?1";
+pub const ALL: &str =
+    "SELECT page, rev, horizon, push_id, buckets, count, dir, hex(body) AS body FROM pages WHERE user_id = ?1";
 
 /// Writes the head if it is still the one the write was planned on (`push_id` ?9, NULL
 /// for a user without a head) and stamps the write's own id (?4). RETURNING yields a
 /// row only when it applied: this is the push's claim on the sequence. ?1 user, ?2 seq,
-/// ?3 horizon, ?5 buckets, ?6 count, ?7 dir (JSON), ?8 body (JSON).
-pub const WRITE_HEAD: &str = "INSERT INTO pages (user_id, page, rev, horizon, push_id, buckets, count, dir, body) \
-     VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+/// ?3 horizon, ?5 buckets, ?6 count, ?7 dir (JSON), ?8 body (BLOB, [`crate::codec`]),
+/// ?10 tomb (the earliest `deleted_at` of a tombstone in the body, or NULL).
+pub const WRITE_HEAD: &str = "INSERT INTO pages (user_id, page, rev, horizon, push_id, buckets, count, dir, tomb, body) \
+     VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8) \
      ON CONFLICT (user_id, page) DO UPDATE SET rev = excluded.rev, horizon = excluded.horizon, \
      push_id = excluded.push_id, buckets = excluded.buckets, count = excluded.count, dir = excluded.dir, \
-     body = excluded.body WHERE pages.push_id IS ?9 RETURNING rev";
+     tomb = excluded.tomb, body = excluded.body WHERE pages.push_id IS ?9 RETURNING rev";
 
-/// Writes buckets (?2: a JSON array of `[page, rev, body]`) if the head carries this
-/// write's id (?3), i.e. only after [`WRITE_HEAD`] applied in the same batch. ?1 user.
-pub const WRITE_BUCKETS: &str = "INSERT INTO pages (user_id, page, rev, body) \
-     SELECT ?1, j.value->>0, j.value->>1, j.value->2 FROM json_each(?2) AS j \
-     WHERE EXISTS (SELECT 1 FROM pages WHERE user_id = ?1 AND page = 0 AND push_id = ?3) \
-     ON CONFLICT (user_id, page) DO UPDATE SET rev = excluded.rev, body = excluded.body";
+/// Writes one bucket (page ?2, newest rev ?3, tomb ?4, body ?5 as a BLOB) if the head
+/// carries this write's id (?6), i.e. only after [`WRITE_HEAD`] applied in the same batch.
+/// A BLOB cannot travel inside JSON, so each changed bucket is a statement of its own
+/// (all in the write's one batch). ?1 user.
+pub const WRITE_BUCKET: &str = "INSERT INTO pages (user_id, page, rev, tomb, body) \
+     SELECT ?1, ?2, ?3, ?4, ?5 \
+     WHERE EXISTS (SELECT 1 FROM pages WHERE user_id = ?1 AND page = 0 AND push_id = ?6) \
+     ON CONFLICT (user_id, page) DO UPDATE SET rev = excluded.rev, tomb = excluded.tomb, body = excluded.body";
 
-/// Users with a tombstone deleted before ?1 (the daily purge), at most ?2. Reads every
-/// page once a day; D1 does the JSON work, the worker only the users it finds.
-pub const PURGE_CANDIDATES: &str = "SELECT DISTINCT p.user_id AS user_id FROM pages AS p, json_each(p.body) AS j \
-     WHERE j.value->>4 = 1 AND j.value->5->>'deleted_at' < ?1 LIMIT ?2";
+/// Users with a tombstone deleted before ?1 (the daily purge), at most ?2: every write
+/// keeps each page's `tomb` (its earliest tombstone's `deleted_at`), so no body is read.
+pub const PURGE_CANDIDATES: &str = "SELECT DISTINCT user_id FROM pages WHERE tomb < ?1 LIMIT ?2";
 
 #[cfg(test)]
 mod tests {
@@ -45,7 +50,7 @@ mod tests {
 
     #[test]
     fn every_user_statement_is_scoped_by_user() {
-        for sql in [STATE, HEAD, BUCKETS, ALL, WRITE_BUCKETS] {
+        for sql in [STATE, HEAD, BUCKETS, ALL, WRITE_BUCKET] {
             assert!(sql.contains("user_id = ?1"), "{sql}");
         }
         assert!(WRITE_HEAD.contains("VALUES (?1, 0,"));

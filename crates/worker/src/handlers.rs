@@ -43,6 +43,7 @@ pub async fn dispatch(cx: &Cx<'_>, call: Call) -> Result<Reply, ApiError> {
         Call::Health => health(cx),
         Call::OpenApi => Ok(Reply::raw_json(cx.isolate.openapi().to_string())),
         Call::AdminUsage => admin_usage(cx).await,
+        Call::AdminRecords(user) => admin_records(cx, user).await,
         Call::DevLogin(user) => dev_login(cx, &user),
         Call::Check => check(cx).await,
         Call::Sync(req) => sync(cx, req).await,
@@ -157,14 +158,41 @@ async fn delta(cx: &Cx<'_>, _e: &'static Entity, req: DeltaPush) -> Result<Reply
     )
 }
 
-/// `GET /api/admin/usage`: flushes this isolate's counts, then reports the day's totals.
-async fn admin_usage(cx: &Cx<'_>) -> Result<Reply, ApiError> {
-    let config = &cx.isolate.config;
-    let Some(want) = config.admin_token.as_deref() else { return Err(ApiError::NotFound) };
+/// The admin endpoints' check: 404 without an `ADMIN_TOKEN`, 401 without it in the request.
+fn admin(cx: &Cx<'_>) -> Result<(), ApiError> {
+    let Some(want) = cx.isolate.config.admin_token.as_deref() else { return Err(ApiError::NotFound) };
     let given = auth::bearer(cx.authorization.as_deref()).unwrap_or_default();
     if !auth::constant_time_eq(given.as_bytes(), want.as_bytes()) {
         return Err(ApiError::Unauthorized { detail: "admin token required".into(), token_given: !given.is_empty() });
     }
+    Ok(())
+}
+
+/// `GET /api/admin/records?user=`: the user's current records (the head's copy over a
+/// bucket's), tombstones included and flagged, by type and id. Page bodies are deflated,
+/// so this (and `npm run export`) is how operators read them.
+async fn admin_records(cx: &Cx<'_>, user: edgesync_core::envelope::UserId) -> Result<Reply, ApiError> {
+    admin(cx)?;
+    let db = cx.db.ok_or_else(|| ApiError::Internal("no D1".into()))?;
+    let (state, pages) = Store::new(db, user.clone(), cx.ops).export().await?;
+    let records = pages.export();
+    Reply::json(
+        200,
+        &serde_json::json!({
+            "user": user.as_str(),
+            "cursor": state.seq,
+            "purge_horizon": state.horizon,
+            "count": records.len(),
+            "records": records,
+            "timestamp": cx.now,
+        }),
+    )
+}
+
+/// `GET /api/admin/usage`: flushes this isolate's counts, then reports the day's totals.
+async fn admin_usage(cx: &Cx<'_>) -> Result<Reply, ApiError> {
+    admin(cx)?;
+    let config = &cx.isolate.config;
     let db = cx.db.ok_or_else(|| ApiError::Internal("no D1".into()))?;
     let totals =
         crate::usage::flush(&cx.isolate.usage, db, cx.now, &config.quotas, &config.usage, Some(cx.ops)).await?;

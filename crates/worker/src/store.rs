@@ -12,6 +12,7 @@ use worker::{D1Database, D1PreparedStatement, D1Result};
 
 use edgesync_core::entities::Entity;
 use edgesync_core::envelope::{RecordId, UserId};
+use edgesync_core::codec;
 use edgesync_core::error::ApiError;
 use edgesync_core::ops::Ops;
 use edgesync_core::pages::{self, Head, Pages};
@@ -20,13 +21,15 @@ use edgesync_core::plan::{self, Key, Plan};
 use edgesync_core::reply::{lenient_int, Page};
 use edgesync_core::sql;
 
-use crate::io::{self, num, text};
+use crate::io::{self, blob, num, num_or_null, text};
 
 /// A push whose claim on the sequence lost a race is re-planned this many times, after a
 /// short random pause that grows with each attempt (so racing devices spread out).
 const PUSH_ATTEMPTS: u32 = 8;
 
-/// Largest JSON parameter a bucket write sends (D1 refuses values over 2 MB).
+/// Largest page body a write sends (D1 refuses values over 2 MB). Each page is a
+/// parameter of its own and a deflated page is far smaller (its JSON is bounded by
+/// `pages::HEAD_MAX_BYTES` and the bucket load), so this only guards against a bug.
 const MAX_PARAM_BYTES: usize = 1_000_000;
 
 async fn backoff(attempt: u32) {
@@ -71,6 +74,7 @@ struct PageRow {
     #[serde(deserialize_with = "lenient_int")]
     count: i64,
     dir: String,
+    /// `hex(body)`.
     body: String,
 }
 
@@ -79,6 +83,7 @@ struct PageRow {
 struct BucketRow {
     #[serde(deserialize_with = "lenient_u32")]
     page: u32,
+    /// `hex(body)`.
     body: String,
 }
 
@@ -95,7 +100,7 @@ fn head_of(row: PageRow) -> Result<Head, ApiError> {
         buckets: row.buckets,
         count: u64::try_from(row.count).unwrap_or(0),
         dir: serde_json::from_str(&row.dir)?,
-        entries: pages::parse_body(&row.body)?,
+        entries: codec::decode_hex(&row.body)?,
     })
 }
 
@@ -125,7 +130,7 @@ fn keys(changes: &[Change]) -> Vec<Key> {
 /// Bucket reads add what they found; a bucket not in D1 yet (never written) reads empty.
 fn absorb(p: &mut Pages, wanted: &[u32], res: &D1Result) -> Result<(), ApiError> {
     for row in io::rows::<BucketRow>(res)? {
-        p.add_bucket(row.page, pages::parse_body(&row.body)?);
+        p.add_bucket(row.page, codec::decode_hex(&row.body)?);
     }
     for &b in wanted {
         p.buckets.entry(b).or_default();
@@ -202,7 +207,7 @@ impl<'a> Store<'a> {
         };
         let mut p = Pages::new(head);
         for row in rows {
-            p.add_bucket(row.page, pages::parse_body(&row.body)?);
+            p.add_bucket(row.page, codec::decode_hex(&row.body)?);
         }
         let every = p.all_buckets();
         for b in every {
@@ -249,6 +254,12 @@ impl<'a> Store<'a> {
         Ok((state_of(&p), records, has_more))
     }
 
+    /// Every page of the user, decoded (the admin export).
+    pub async fn export(&self) -> Result<(State, Pages), ApiError> {
+        let p = self.all().await?;
+        Ok((state_of(&p), p))
+    }
+
     /// The write batch of changed pages: the head first (the claim, guarded by the
     /// `push_id` it was read with), then the changed buckets.
     fn write_stmts(
@@ -260,6 +271,13 @@ impl<'a> Store<'a> {
         let id = push_id(now);
         let h = &p.head;
         let prev = read_push_id.map_or(JsValue::NULL, text);
+        let body = |page: u32, entries: &[pages::Entry]| -> Result<Vec<u8>, ApiError> {
+            let body = codec::encode(entries)?;
+            if body.len() > MAX_PARAM_BYTES {
+                return Err(ApiError::Internal(format!("page {page} is {} bytes deflated", body.len())));
+            }
+            Ok(body)
+        };
         let mut stmts = vec![self.stmt(
             sql::WRITE_HEAD,
             &[
@@ -269,27 +287,24 @@ impl<'a> Store<'a> {
                 num(i64::from(h.buckets)),
                 num(i64::try_from(h.count).unwrap_or(i64::MAX)),
                 text(&serde_json::to_string(&h.dir)?),
-                text(&serde_json::to_string(&h.entries)?),
+                blob(&body(0, &h.entries)?),
                 prev,
+                num_or_null(codec::tomb(&h.entries)?),
             ],
         )?];
-        // D1 refuses a value over 2 MB (SQLITE_TOOBIG): the changed buckets go in as many
-        // statements as keep each parameter under MAX_PARAM_BYTES (same batch, same
-        // transaction).
-        let mut chunk = String::new();
+        // Each changed bucket in a statement of its own (a BLOB cannot travel in a JSON
+        // parameter), in the same batch, so the same transaction.
         for d in p.dirty() {
-            let row = serde_json::to_string(&(d.page, d.rev, d.entries))?;
-            if !chunk.is_empty() && chunk.len() + row.len() + 2 > MAX_PARAM_BYTES {
-                chunk.push(']');
-                stmts.push(self.stmt(sql::WRITE_BUCKETS, &[text(&chunk), text(&id)])?);
-                chunk.clear();
-            }
-            chunk.push(if chunk.is_empty() { '[' } else { ',' });
-            chunk.push_str(&row);
-        }
-        if !chunk.is_empty() {
-            chunk.push(']');
-            stmts.push(self.stmt(sql::WRITE_BUCKETS, &[text(&chunk), text(&id)])?);
+            stmts.push(self.stmt(
+                sql::WRITE_BUCKET,
+                &[
+                    num(i64::from(d.page)),
+                    num(d.rev),
+                    num_or_null(codec::tomb(d.entries)?),
+                    blob(&body(d.page, d.entries)?),
+                    text(&id),
+                ],
+            )?);
         }
         Ok(stmts)
     }
