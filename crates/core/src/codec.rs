@@ -116,7 +116,8 @@ mod tests {
 
     #[test]
     fn bodies_round_trip_and_shrink() {
-        let entries: Vec<Entry> = (0..300).map(|i| entry(&format!("t{i}"), (i % 10 == 0).then_some(1_000 + i))).collect();
+        let entries: Vec<Entry> =
+            (0..300).map(|i| entry(&format!("t{i}"), (i % 10 == 0).then_some(1_000 + i))).collect();
         let body = encode(&entries).unwrap();
         let json = serde_json::to_string(&entries).unwrap();
         assert_eq!(body[0], DEFLATE);

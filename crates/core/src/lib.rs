@@ -7,8 +7,8 @@
 
 pub mod accounting;
 pub mod auth;
-pub mod config;
 pub mod codec;
+pub mod config;
 pub mod cors;
 pub mod endpoints;
 pub mod entities;

@@ -455,9 +455,10 @@ pub fn parse_query<'a>(
             }
             Param::After => q.after = Some(id(&Value::from(v), "after")?),
             Param::User => {
-                q.user = Some(UserId::parse(v).ok_or_else(|| {
-                    ApiError::field("user", format!("must be 1 to {} characters", UserId::MAX_LEN))
-                })?)
+                q.user =
+                    Some(UserId::parse(v).ok_or_else(|| {
+                        ApiError::field("user", format!("must be 1 to {} characters", UserId::MAX_LEN))
+                    })?)
             }
         }
     }
@@ -510,9 +511,7 @@ pub fn call(
         Handler::Health => Call::Health,
         Handler::OpenApi => Call::OpenApi,
         Handler::AdminUsage => Call::AdminUsage,
-        Handler::AdminRecords => {
-            Call::AdminRecords(query.user.ok_or_else(|| ApiError::field("user", "is required"))?)
-        }
+        Handler::AdminRecords => Call::AdminRecords(query.user.ok_or_else(|| ApiError::field("user", "is required"))?),
         Handler::DevLogin => Call::DevLogin(parse_dev_login(body()?)?),
         Handler::Check => Call::Check,
         Handler::Sync => Call::Sync(parse_sync(body()?, limits)?),

@@ -25,7 +25,8 @@ pub const ALL: &str =
 /// row only when it applied: this is the push's claim on the sequence. ?1 user, ?2 seq,
 /// ?3 horizon, ?5 buckets, ?6 count, ?7 dir (JSON), ?8 body (BLOB, [`crate::codec`]),
 /// ?10 tomb (the earliest `deleted_at` of a tombstone in the body, or NULL).
-pub const WRITE_HEAD: &str = "INSERT INTO pages (user_id, page, rev, horizon, push_id, buckets, count, dir, tomb, body) \
+pub const WRITE_HEAD: &str =
+    "INSERT INTO pages (user_id, page, rev, horizon, push_id, buckets, count, dir, tomb, body) \
      VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8) \
      ON CONFLICT (user_id, page) DO UPDATE SET rev = excluded.rev, horizon = excluded.horizon, \
      push_id = excluded.push_id, buckets = excluded.buckets, count = excluded.count, dir = excluded.dir, \

@@ -10,9 +10,9 @@ use serde_json::value::RawValue;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result};
 
+use edgesync_core::codec;
 use edgesync_core::entities::Entity;
 use edgesync_core::envelope::{RecordId, UserId};
-use edgesync_core::codec;
 use edgesync_core::error::ApiError;
 use edgesync_core::ops::Ops;
 use edgesync_core::pages::{self, Head, Pages};
