@@ -632,6 +632,7 @@ else {
   const rows = [];
   for (const c of codec) {
     rows.push([`Rust \`miniz_oxide\` level ${c.level}, wasm in V8 (\`codec/*\`, bench/native)`, c.codec, int(c.json_bytes), int(c.deflated_bytes), c.deflate_ms == null ? '—' : `${dec(c.deflate_ms, 3)} ms`, c.inflate_ms == null ? '—' : `${dec(c.inflate_ms, 3)} ms (+ hex ${dec(c.from_hex_ms, 3)} ms)`]);
+    if (c.deflate6_ms != null) rows.push([`(the same at level 6)`, c.codec, int(c.json_bytes), int(c.deflated_bytes_level6), `${dec(c.deflate6_ms, 3)} ms`, '—']);
   }
   for (const [what, c] of Object.entries(nat)) {
     rows.push([`native \`CompressionStream('deflate-raw')\` (${storage.engine})`, `${what} of the ${int(storage.levels.at(-1).perUser)}-record user`, int(c.json_bytes), int(c.deflated_bytes), `${dec(c.deflate.cpu_us / 1000, 3)} ms`, `${dec(c.inflate.cpu_us / 1000, 3)} ms`]);

@@ -169,13 +169,20 @@ fn main() {
         let packed = edgesync_core::codec::deflate(json.as_bytes());
         println!(
             "{}",
-            serde_json::json!({"codec": id, "json_bytes": json.len(), "deflated_bytes": packed.len(), "level": edgesync_core::codec::LEVEL})
+            serde_json::json!({"codec": id, "json_bytes": json.len(), "deflated_bytes": packed.len(), "level": edgesync_core::codec::LEVEL,
+                "deflated_bytes_level6": miniz_oxide::deflate::compress_to_vec(json.as_bytes(), 6).len()})
         );
         measure(
             &format!("codec/deflate_{id}"),
             budget,
             || (),
             |_| edgesync_core::codec::deflate(black_box(json.as_bytes())),
+        );
+        measure(
+            &format!("codec/deflate6_{id}"),
+            budget,
+            || (),
+            |_| miniz_oxide::deflate::compress_to_vec(black_box(json.as_bytes()), 6),
         );
         measure(
             &format!("codec/inflate_{id}"),

@@ -32,14 +32,31 @@ pub const WRITE_HEAD: &str =
      push_id = excluded.push_id, buckets = excluded.buckets, count = excluded.count, dir = excluded.dir, \
      tomb = excluded.tomb, body = excluded.body WHERE pages.push_id IS ?9 RETURNING rev";
 
-/// Writes one bucket (page ?2, newest rev ?3, tomb ?4, body ?5 as a BLOB) if the head
-/// carries this write's id (?6), i.e. only after [`WRITE_HEAD`] applied in the same batch.
-/// A BLOB cannot travel inside JSON, so each changed bucket is a statement of its own
-/// (all in the write's one batch). ?1 user.
-pub const WRITE_BUCKET: &str = "INSERT INTO pages (user_id, page, rev, tomb, body) \
-     SELECT ?1, ?2, ?3, ?4, ?5 \
-     WHERE EXISTS (SELECT 1 FROM pages WHERE user_id = ?1 AND page = 0 AND push_id = ?6) \
-     ON CONFLICT (user_id, page) DO UPDATE SET rev = excluded.rev, tomb = excluded.tomb, body = excluded.body";
+/// Parameters one bucket takes in [`write_buckets`]: page, newest rev, tomb, body.
+pub const BUCKET_PARAMS: usize = 4;
+/// Buckets one [`write_buckets`] statement writes at most (D1 binds 100 parameters).
+pub const BUCKETS_PER_WRITE: usize = (100 - 2) / BUCKET_PARAMS;
+
+/// Writes `n` buckets (1..=[`BUCKETS_PER_WRITE`]) if the head carries this write's id
+/// (?2), i.e. only after [`WRITE_HEAD`] applied in the same batch. ?1 user; bucket `k`
+/// (0-based) is `?(3 + 4k)` page, `?(4 + 4k)` newest rev, `?(5 + 4k)` tomb, `?(6 + 4k)`
+/// body. A BLOB cannot travel inside a JSON parameter, so each body is a parameter of its
+/// own, in rows of a `VALUES` list.
+pub fn write_buckets(n: usize) -> String {
+    let rows: Vec<String> = (0..n.clamp(1, BUCKETS_PER_WRITE))
+        .map(|k| {
+            let p = 3 + BUCKET_PARAMS * k;
+            format!("(?{p}, ?{}, ?{}, ?{})", p + 1, p + 2, p + 3)
+        })
+        .collect();
+    format!(
+        "INSERT INTO pages (user_id, page, rev, tomb, body) \
+         SELECT ?1, v.column1, v.column2, v.column3, v.column4 FROM (VALUES {}) AS v \
+         WHERE EXISTS (SELECT 1 FROM pages WHERE user_id = ?1 AND page = 0 AND push_id = ?2) \
+         ON CONFLICT (user_id, page) DO UPDATE SET rev = excluded.rev, tomb = excluded.tomb, body = excluded.body",
+        rows.join(", ")
+    )
+}
 
 /// Users with a tombstone deleted before ?1 (the daily purge), at most ?2: every write
 /// keeps each page's `tomb` (its earliest tombstone's `deleted_at`), so no body is read.
@@ -51,9 +68,13 @@ mod tests {
 
     #[test]
     fn every_user_statement_is_scoped_by_user() {
-        for sql in [STATE, HEAD, BUCKETS, ALL, WRITE_BUCKET] {
+        for sql in [STATE, HEAD, BUCKETS, ALL, &write_buckets(1), &write_buckets(BUCKETS_PER_WRITE)] {
             assert!(sql.contains("user_id = ?1"), "{sql}");
         }
+        let most = write_buckets(BUCKETS_PER_WRITE + 5);
+        assert!(most.contains(&format!("?{})", 2 + BUCKET_PARAMS * BUCKETS_PER_WRITE)), "{most}");
+        assert!(2 + BUCKET_PARAMS * BUCKETS_PER_WRITE <= 100, "D1 binds at most 100 parameters");
+        assert!(write_buckets(0).contains("(VALUES (?3, ?4, ?5, ?6)) AS v"));
         assert!(WRITE_HEAD.contains("VALUES (?1, 0,"));
         assert!(WRITE_HEAD.contains("WHERE pages.push_id IS ?9 RETURNING"), "the optimistic claim");
     }

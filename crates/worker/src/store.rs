@@ -27,9 +27,10 @@ use crate::io::{self, blob, num, num_or_null, text};
 /// short random pause that grows with each attempt (so racing devices spread out).
 const PUSH_ATTEMPTS: u32 = 8;
 
-/// Largest page body a write sends (D1 refuses values over 2 MB). Each page is a
-/// parameter of its own and a deflated page is far smaller (its JSON is bounded by
-/// `pages::HEAD_MAX_BYTES` and the bucket load), so this only guards against a bug.
+/// Largest page body a write sends (D1 refuses values over 2 MB), and the most body bytes
+/// one bucket-write statement carries. Each body is a parameter of its own and a deflated
+/// page is far smaller (its JSON is bounded by `pages::HEAD_MAX_BYTES` and the bucket
+/// load), so the first only guards against a bug.
 const MAX_PARAM_BYTES: usize = 1_000_000;
 
 async fn backoff(attempt: u32) {
@@ -292,19 +293,26 @@ impl<'a> Store<'a> {
                 num_or_null(codec::tomb(&h.entries)?),
             ],
         )?];
-        // Each changed bucket in a statement of its own (a BLOB cannot travel in a JSON
-        // parameter), in the same batch, so the same transaction.
+        // The changed buckets, each body a BLOB parameter of its own (a BLOB cannot travel
+        // in a JSON parameter), as few statements as D1's 100 parameters and
+        // MAX_PARAM_BYTES of bodies per statement allow, in the same batch (the same
+        // transaction).
+        let mut chunk: Vec<JsValue> = vec![text(&id)];
+        let (mut rows, mut bytes) = (0, 0);
         for d in p.dirty() {
-            stmts.push(self.stmt(
-                sql::WRITE_BUCKET,
-                &[
-                    num(i64::from(d.page)),
-                    num(d.rev),
-                    num_or_null(codec::tomb(d.entries)?),
-                    blob(&body(d.page, d.entries)?),
-                    text(&id),
-                ],
-            )?);
+            let b = body(d.page, d.entries)?;
+            if rows > 0 && (rows == sql::BUCKETS_PER_WRITE || bytes + b.len() > MAX_PARAM_BYTES) {
+                stmts.push(self.stmt(&sql::write_buckets(rows), &chunk)?);
+                chunk.truncate(1);
+                (rows, bytes) = (0, 0);
+            }
+            chunk.extend([num(i64::from(d.page)), num(d.rev), num_or_null(codec::tomb(d.entries)?)]);
+            bytes += b.len();
+            chunk.push(blob(&b));
+            rows += 1;
+        }
+        if rows > 0 {
+            stmts.push(self.stmt(&sql::write_buckets(rows), &chunk)?);
         }
         Ok(stmts)
     }
