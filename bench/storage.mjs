@@ -85,7 +85,7 @@ async function level(perUser, random) {
         for (const a of await push(batch)) versions.set(a.id, { ...batch.find((t) => t.id === a.id), version: a.version });
       }
       const ids = [...versions.keys()];
-      const edits = ids.filter(() => random() < 0.1).map((id) => ({ ...versions.get(id), completed: true }));
+      const edits = ids.filter(() => random() < 0.1).map((id) => ({ ...versions.get(id), completed: true, version: versions.get(id).version + 1 }));
       for (let i = 0; i < edits.length; i += 100) await push(edits.slice(i, i + 100));
       const deletes = ids.filter(() => random() < 0.02).map((id) => ({ type: 'tasks', id, deleted: true }));
       if (deletes.length) await push(deletes);

@@ -56,26 +56,40 @@ pub fn decode_hex(hex: &str) -> Result<Vec<Entry>, ApiError> {
     decode(&from_hex(hex)?)
 }
 
-/// Bytes from hex digits (either case), as SQLite's `hex()` writes them.
+/// Bytes from hex digits (either case), as SQLite's `hex()` writes them. A table lookup
+/// per digit: this runs over every page a request reads.
 pub fn from_hex(hex: &str) -> Result<Vec<u8>, ApiError> {
-    fn digit(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
+    const BAD: u8 = 0xff;
+    const TABLE: [u8; 256] = {
+        let mut t = [BAD; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
         }
-    }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            t[b'A' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
     let s = hex.as_bytes();
     if !s.len().is_multiple_of(2) {
         return Err(ApiError::Internal("odd-length hex page body".into()));
     }
-    s.chunks_exact(2)
-        .map(|p| match (digit(p[0]), digit(p[1])) {
-            (Some(h), Some(l)) => Ok((h << 4) | l),
-            _ => Err(ApiError::Internal("page body is not hex".into())),
-        })
-        .collect()
+    let mut out = Vec::with_capacity(s.len() / 2);
+    let mut bad = 0u8;
+    for p in s.chunks_exact(2) {
+        let (h, l) = (TABLE[p[0] as usize], TABLE[p[1] as usize]);
+        bad |= (h | l) & 0xf0;
+        out.push((h << 4) | (l & 0x0f));
+    }
+    if bad != 0 {
+        return Err(ApiError::Internal("page body is not hex".into()));
+    }
+    Ok(out)
 }
 
 /// The earliest `deleted_at` of a tombstone among `entries` (the page's `tomb` column,

@@ -36,6 +36,7 @@ pub const WRITE_HEAD: &str =
 pub const BUCKET_PARAMS: usize = 4;
 /// Buckets one [`write_buckets`] statement writes at most (D1 binds 100 parameters).
 pub const BUCKETS_PER_WRITE: usize = (100 - 2) / BUCKET_PARAMS;
+const _: () = assert!(2 + BUCKET_PARAMS * BUCKETS_PER_WRITE <= 100, "D1 binds at most 100 parameters");
 
 /// Writes `n` buckets (1..=[`BUCKETS_PER_WRITE`]) if the head carries this write's id
 /// (?2), i.e. only after [`WRITE_HEAD`] applied in the same batch. ?1 user; bucket `k`
@@ -73,7 +74,6 @@ mod tests {
         }
         let most = write_buckets(BUCKETS_PER_WRITE + 5);
         assert!(most.contains(&format!("?{})", 2 + BUCKET_PARAMS * BUCKETS_PER_WRITE)), "{most}");
-        assert!(2 + BUCKET_PARAMS * BUCKETS_PER_WRITE <= 100, "D1 binds at most 100 parameters");
         assert!(write_buckets(0).contains("(VALUES (?3, ?4, ?5, ?6)) AS v"));
         assert!(WRITE_HEAD.contains("VALUES (?1, 0,"));
         assert!(WRITE_HEAD.contains("WHERE pages.push_id IS ?9 RETURNING"), "the optimistic claim");
