@@ -10,7 +10,14 @@
 --   push_id  id of the last write; a write applies only over the head it was planned on
 --   buckets, count, dir  the buckets (pages 1..buckets): how many, their entries in
 --            total, and each one's newest rev (a pull reads only buckets changed after it)
---   body     JSON array of records: [type, id, rev, created_rev, deleted, record]
+--   tomb     the earliest deleted_at of a tombstone in this page, NULL when none (kept by
+--            every write; the daily purge finds its users by it without reading bodies)
+--   body     the page's records, a JSON array of [type, id, rev, created_rev, deleted,
+--            record], raw-deflated behind a one-byte format tag (crates/core/src/codec.rs):
+--            not readable with SQL; operators read a user's records with
+--            `npm run export -- <user>` (GET /api/admin/records?user=<user>).
+-- A database made with the TEXT body of earlier builds is not migrated (as the table per
+-- collection before it): drop `pages` (export first) or start a new database.
 CREATE TABLE IF NOT EXISTS pages (
   user_id TEXT NOT NULL,
   page    INTEGER NOT NULL,
@@ -20,7 +27,8 @@ CREATE TABLE IF NOT EXISTS pages (
   buckets INTEGER NOT NULL DEFAULT 0,
   count   INTEGER NOT NULL DEFAULT 0,
   dir     TEXT NOT NULL DEFAULT '[]',
-  body    TEXT NOT NULL,
+  tomb    INTEGER,
+  body    BLOB NOT NULL,
   PRIMARY KEY (user_id, page)
 ) WITHOUT ROWID;
 
@@ -36,16 +44,8 @@ CREATE TABLE IF NOT EXISTS shard_fences (
   since  INTEGER NOT NULL -- ms
 ) WITHOUT ROWID;
 
--- Every user's current records, for operators in the D1 console, e.g.
---   SELECT type, id, record FROM records WHERE user_id = 'alice' AND NOT deleted;
--- (a record in the head supersedes its older copy in a bucket).
-CREATE VIEW IF NOT EXISTS records AS
-SELECT p.user_id AS user_id, j.value->>0 AS type, j.value->>1 AS id, j.value->>2 AS rev,
-       j.value->>4 AS deleted, json(j.value->5) AS record, p.page AS page
-FROM pages AS p, json_each(p.body) AS j
-WHERE p.page = 0 OR NOT EXISTS (
-  SELECT 1 FROM pages AS h, json_each(h.body) AS k
-  WHERE h.user_id = p.user_id AND h.page = 0 AND k.value->>0 = j.value->>0 AND k.value->>1 = j.value->>1);
+-- The operators' view of the earlier JSON bodies (it cannot read deflated ones).
+DROP VIEW IF EXISTS records;
 
 -- The worker's own use per UTC day (day = ms / 86400000), summed over isolates; each
 -- isolate adds its counts in one upsert when what it holds nears its share of the error

@@ -30,6 +30,7 @@ const throughput = readResult('throughput');
 const growth = readResult('growth');
 const capacityRes = readResult('capacity');
 const size = readResult('size');
+const storage = readResult('storage');
 const wasmCpu = readResult('wasm-cpu');
 const floor = readResult('floor');
 const profiles = ['check304', 'health', 'checkD1', 'push10'].map((k) => readResult(`profile-${k}`)).filter(Boolean);
@@ -400,10 +401,10 @@ const JWT_OPS = [
 ];
 const STEP_LABEL = {
   parse_validate: 'body → JSON → `parse_sync`',
-  parse_head: '`pages::parse_body` of the head',
+  parse_head: 'the head\'s `hex(body)` decoded, inflated, parsed (`codec::decode_hex`)',
   current_plan: 'buckets read, `Pages::current`, `plan::plan`',
   apply_spill: '`Pages::apply`, `spill_needed` / `spill`',
-  serialize: 'head (and spilled buckets) serialized',
+  serialize: 'head (and spilled buckets) serialized and deflated (`codec::encode`)',
   pull_reply: '`Pages::changes` + reply serialized',
 };
 const wasmBy = Object.fromEntries((wasmCpu?.results ?? []).map((r) => [r.id, r]));
@@ -597,6 +598,55 @@ function dailyUseAt(m, distrusted, n) {
 const sdkDay = readResult('sdk-day');
 if (sdkDay) p(...sdkSection(sdkDay));
 
+// ---- 6. storage -----------------------------------------------------------------------
+p('## 6. Storage');
+if (!storage) p('_Not measured in this run._');
+else {
+  p(
+    'Bytes per record in the local D1 file (`bench/storage.mjs`): per level, a fresh worker gets users of typical tasks (`typicalTasks` in `bench/lib/common.mjs`: ' +
+      'titles of 2–7 words, a third with a description, 40% with a due date; ids as the demo makes them), pushed 100 at a time, then 10% edited and 2% deleted; ' +
+      'the worker is stopped and the file read with `sqlite3`. *Stored* is dbstat\'s pages of the `pages` table (leaf, interior and overflow pages, unused space included) ' +
+      'per current record; *deflated* the BLOB bodies\' bytes; *record JSON* a record as clients see it, *page JSON* what the bodies inflate to (entry tuples, superseded bucket copies included); ' +
+      '*as JSON text* the same rows with a TEXT body of that JSON (the page format before compression), through dbstat too. ' +
+      `Users per database: ${int(storage.dbBytes / 1e6)} MB / (${pct(storage.activeShare, 0)} active × records × stored bytes per record): inactive users hold nothing; per account: ${storage.accountDbs} databases (the Free plan's 5 GB). Goal (issue #13): **≤ 60 bytes per record stored**.`,
+  );
+  p(
+    table(
+      ['records per user', 'users', 'record JSON', 'page JSON', 'deflated body', '**stored**', 'as JSON text', 'users per 500 MB', 'per 5 GB account', 'as JSON text: per 500 MB'],
+      storage.levels.map((l) => [
+        int(l.perUser),
+        int(l.users),
+        `${dec(l.perRecord.recordJson)} B`,
+        `${dec(l.perRecord.pageJson)} B`,
+        `${dec(l.perRecord.compressed)} B`,
+        `**${dec(l.perRecord.stored)} B**${l.perRecord.stored > 60 ? ' (over 60)' : ''}`,
+        `${dec(l.perRecord.asText)} B`,
+        int(l.usersPerDb),
+        int(l.usersPerAccount),
+        int(l.usersPerDbAsText),
+      ]),
+    ),
+  );
+  const codec = wasmCpu?.codec ?? [];
+  const nat = storage.nativeCpu ?? {};
+  const rows = [];
+  for (const c of codec) {
+    rows.push([`Rust \`miniz_oxide\` level ${c.level}, wasm in V8 (\`codec/*\`, bench/native)`, c.codec, int(c.json_bytes), int(c.deflated_bytes), c.deflate_ms == null ? '—' : `${dec(c.deflate_ms, 3)} ms`, c.inflate_ms == null ? '—' : `${dec(c.inflate_ms, 3)} ms (+ hex ${dec(c.from_hex_ms, 3)} ms)`]);
+    if (c.deflate6_ms != null) rows.push([`(the same at level 6)`, c.codec, int(c.json_bytes), int(c.deflated_bytes_level6), `${dec(c.deflate6_ms, 3)} ms`, '—']);
+  }
+  for (const [what, c] of Object.entries(nat)) {
+    rows.push([`native \`CompressionStream('deflate-raw')\` (${storage.engine})`, `${what} of the ${int(storage.levels.at(-1).perUser)}-record user`, int(c.json_bytes), int(c.deflated_bytes), `${dec(c.deflate.cpu_us / 1000, 3)} ms`, `${dec(c.inflate.cpu_us / 1000, 3)} ms`]);
+    rows.push([`(zlib level 1, the same input, sync)`, what, int(c.json_bytes), int(c.zlib_level1.deflated_bytes), `${dec(c.zlib_level1.cpu_us / 1000, 3)} ms`, '—']);
+  }
+  if (rows.length) {
+    p(
+      'CPU of the codec per page (a push deflates the head, and on a spill the buckets it writes; every read inflates the head, a pull also the buckets it reads). ' +
+        'The Rust codec in wasm is timed on the fixtures\' pages (tasks with every field set), the native streams on the typical user\'s pages by this process\'s CPU clock; compare per KB.',
+    );
+    p(table(['codec', 'page', 'JSON bytes', 'deflated', 'deflate', 'inflate'], rows));
+  }
+}
+
 // ---- how to run -----------------------------------------------------------------------
 p('## How to run');
 p(
@@ -608,6 +658,7 @@ p(
   'node bench/profile.mjs --kind check304   # CPU profile of the isolate (health, check304, checkD1, push10)',
   'node bench/capacity.mjs --mixes brief --quick   # one usage mix (presets: brief, two-device), no real-time waiting',
   'node bench/capacity.mjs --from-results --isolates 300 --cold-sync-share 0   # re-run only the model',
+  'node bench/storage.mjs --quick # section 6: bytes per record in the local D1 file',
   '```',
   '',
   '| file | what |',
@@ -620,6 +671,7 @@ p(
   '| `bench/size.mjs`, `bench/native/` (criterion: `benches/hot_paths.rs`; wasm: `examples/wasm_cpu.rs`, inputs and the pure path in `src/fixtures.rs`), `bench/wasm-cpu.mjs` | section 4 |',
   '| `bench/capacity.mjs`, `bench/lib/model.mjs` | section 5: the replayed day and the model |',
   '| `bench/sdk-day.mjs`, `bench/lib/sdk-section.mjs` | section 5: the same day driven by the client SDK\'s own scheduler |',
+  '| `bench/storage.mjs` | section 6: bytes per record (dbstat), users per database, the native codec\'s CPU |',
   '| `bench/report.mjs`, `bench/chart.mjs` | this file and `' + CHART + '` |',
   '| `bench/results/*.json` | the raw numbers of the last run (not committed) |',
 );

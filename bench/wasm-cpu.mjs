@@ -18,10 +18,11 @@ const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
 const code = wasi.start(instance);
 fs.closeSync(fd);
 const cases = [];
+const codecs = [];
 for (const line of fs.readFileSync(tmp, 'utf8').split('\n')) {
   if (!line.trim()) continue;
   const r = JSON.parse(line);
-  (r.case ? cases : lines).push(r);
+  (r.case ? cases : r.codec ? codecs : lines).push(r);
 }
 fs.rmSync(tmp, { force: true });
 if (code !== 0) {
@@ -41,12 +42,21 @@ const totals = cases.map((c) => {
   const ms = total ? total.median_ns / 1e6 : null;
   return { ...c, ms, steps, budget_ms: BUDGET_MS, within: ms != null && ms <= BUDGET_MS };
 });
-const result = { engine: `V8 ${process.versions.v8} (Node ${process.version})`, results: lines, requests: totals };
+// The page codec alone (crates/core codec.rs): deflate, inflate and the hex decoding of
+// D1's `hex(body)`, per page.
+const ms = (id) => (by[id] ? by[id].median_ns / 1e6 : null);
+const codec = codecs.map((c) => ({ ...c, deflate_ms: ms(`codec/deflate_${c.codec}`), deflate6_ms: ms(`codec/deflate6_${c.codec}`), inflate_ms: ms(`codec/inflate_${c.codec}`), from_hex_ms: ms(`codec/from_hex_${c.codec}`) }));
+const result = { engine: `V8 ${process.versions.v8} (Node ${process.version})`, results: lines, requests: totals, codec };
 fs.writeFileSync(out, JSON.stringify(result, null, 2));
 for (const r of lines.filter((r) => r.id.startsWith('jwt/'))) console.log(`${r.id.padEnd(28)} ${(r.median_ns / 1e3).toFixed(1).padStart(10)} µs`);
 for (const t of totals) {
   const what = t.kind === 'pull' ? `pull of ${t.rows} from a head of ${t.head_records}` : `push of ${t.changes} ${t.edits ? 'edits' : 'new'} into ${t.user_records} records (head ${t.head_records}, ${t.buckets} buckets)${t.spilled ? `, spills (${t.buckets_written} buckets written)` : ''}`;
   console.log(
     `${what.padEnd(86)} ${t.ms == null ? '   —  ' : t.ms.toFixed(2).padStart(6)} ms = ${t.ms == null ? '—' : ((t.ms / BUDGET_MS) * 100).toFixed(0)}% of ${BUDGET_MS} ms: ${t.within ? 'within' : 'OVER'}`,
+  );
+}
+for (const c of codec) {
+  console.log(
+    `codec ${c.codec}: ${c.json_bytes} B JSON -> ${c.deflated_bytes} B (level ${c.level}): deflate ${c.deflate_ms?.toFixed(3)} ms (level 6: ${c.deflated_bytes_level6} B in ${c.deflate6_ms?.toFixed(3)} ms), inflate ${c.inflate_ms?.toFixed(3)} ms, hex decode ${c.from_hex_ms?.toFixed(3)} ms`,
   );
 }

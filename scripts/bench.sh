@@ -8,8 +8,8 @@
 # capacity replay starts in the background (mostly idle: it runs in compressed real time
 # and only counts costs); throughput runs during the replay's first idle minute; then cost
 # growth, edgesync beside the reference workers (issue #11 ratios) and its CPU profiles,
-# the criterion micro-benchmarks and the wasm CPU probe; then the report once the replay
-# is done.
+# the criterion micro-benchmarks and the wasm CPU probe, the storage measurement; then the
+# report once the replay is done.
 # Exit status: non-zero when any step failed or a cost that must stay flat grew (the
 # report is still written, naming the failed steps). Every step runs under `timeout`.
 set -uo pipefail
@@ -120,6 +120,10 @@ else
   tail -30 "$results/wasm-build.log" >&2
   fail "wasm cpu build"
 fi
+
+# --- 4b. storage: bytes per record in the local D1 file, the codec's CPU (issue #13) -------
+log "storage (bytes per record at 100, 1,000 and 2,650 records per user)"
+timeout 900 node bench/storage.mjs $qflag || fail "storage"
 
 # --- wait for the replay -------------------------------------------------------------------
 log "waiting for the capacity replay"

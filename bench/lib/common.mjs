@@ -194,3 +194,32 @@ export function abbrev(name, max = 110) {
   }
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
+
+const WORDS = (
+  'call buy send book pay fix clean check plan email write read review order pick up drop off ' +
+  'the a for with about to at from milk bread eggs coffee rent invoice report slides meeting ' +
+  'dentist doctor car bike kitchen garden garage tickets passport taxes bank mom dad team ' +
+  'client project budget notes draft letter gift birthday party flight hotel train weekly ' +
+  'monday friday tomorrow tonight morning quarterly laundry dishes groceries plumber'
+).split(' ');
+
+/**
+ * Typical tasks (issue #13): titles of 2–7 words, a third with a description (6–25
+ * words), 40% with a due date, some with a priority or pinned; ids as the demo makes them
+ * (`t-` and the first 13 characters of a random UUID). `random` is a PRNG from rng(), so a
+ * run is the same data every time.
+ */
+export function typicalTasks(count, prefix, random) {
+  const hex = (n) => Array.from({ length: n }, () => Math.floor(random() * 16).toString(16)).join('');
+  const words = (n) => Array.from({ length: n }, () => WORDS[Math.floor(random() * WORDS.length)]).join(' ');
+  const day = 86_400_000;
+  return Array.from({ length: count }, () => {
+    const title = words(2 + Math.floor(random() * 6));
+    const t = { type: 'tasks', id: `${prefix}-${hex(8)}-${hex(4)}`, title: title[0].toUpperCase() + title.slice(1) };
+    if (random() < 1 / 3) t.description = `${words(6 + Math.floor(random() * 20))}.`;
+    if (random() < 0.4) t.due_date = 1_796_000_000_000 + Math.floor(random() * 120) * day;
+    if (random() < 0.25) t.priority = random() < 0.5 ? 'high' : 'low';
+    if (random() < 0.1) t.pinned = true;
+    return t;
+  });
+}

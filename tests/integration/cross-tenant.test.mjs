@@ -186,6 +186,10 @@ describe('user B naming user A\'s ids reaches nothing of A, on every route', () 
     // The admin route does not take B's JWT; the public routes carry no user data.
     const adm = await B.get('/api/admin/usage');
     assert.equal(adm.status, 401, show(adm));
+    // Nor the export: B cannot read A's records through it.
+    const exp = await B.get(`/api/admin/records?user=${encodeURIComponent(v.sub)}`);
+    assert.equal(exp.status, 401, show(exp));
+    assert.ok(!exp.text.includes(v.marker), show(exp));
     // Nor the reshard route: B can neither see where A's pages are nor move them.
     for (const step of [{ step: 'locate', user: v.sub }, { step: 'begin', user: v.sub, to: 'DB_1' }]) {
       const r = await B.post('/api/admin/reshard', step);

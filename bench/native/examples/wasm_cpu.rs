@@ -157,6 +157,48 @@ fn main() {
         );
     }
 
+    // The codec alone (crates/core codec.rs): deflate of a head's JSON (every push writes
+    // the head) and inflate of it (every request that reads the head), for the 500-record
+    // head and a bucket of the 5,000-record user.
+    let big = user(5_000);
+    let bucket_json = {
+        let (_, hex) = big.buckets.iter().max_by_key(|(_, h)| h.len()).unwrap();
+        edgesync_core::codec::inflate(&edgesync_core::codec::from_hex(hex).unwrap()).unwrap()
+    };
+    for (id, json) in [("head_h500", user(500).head_json.clone()), ("bucket_h5000", bucket_json)] {
+        let packed = edgesync_core::codec::deflate(json.as_bytes());
+        println!(
+            "{}",
+            serde_json::json!({"codec": id, "json_bytes": json.len(), "deflated_bytes": packed.len(), "level": edgesync_core::codec::LEVEL,
+                "deflated_bytes_level6": miniz_oxide::deflate::compress_to_vec(json.as_bytes(), 6).len()})
+        );
+        measure(
+            &format!("codec/deflate_{id}"),
+            budget,
+            || (),
+            |_| edgesync_core::codec::deflate(black_box(json.as_bytes())),
+        );
+        measure(
+            &format!("codec/deflate6_{id}"),
+            budget,
+            || (),
+            |_| miniz_oxide::deflate::compress_to_vec(black_box(json.as_bytes()), 6),
+        );
+        measure(
+            &format!("codec/inflate_{id}"),
+            budget,
+            || (),
+            |_| edgesync_core::codec::inflate(black_box(&packed)).unwrap(),
+        );
+        let hex: String = packed.iter().map(|b| format!("{b:02X}")).collect();
+        measure(
+            &format!("codec/from_hex_{id}"),
+            budget,
+            || (),
+            |_| edgesync_core::codec::from_hex(black_box(&hex)).unwrap(),
+        );
+    }
+
     let u = user(500);
     let since = u.head_revs[u.head_revs.len() - 101];
     let body = fixtures::pull_body(since, 100);

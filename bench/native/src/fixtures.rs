@@ -3,8 +3,8 @@
 //! V8, the engine workerd uses). Each operation is what the worker does on a hot path:
 //! [`push_request`] and [`pull_request`] are the whole pure path of a `POST /api/sync`
 //! over the packed pages (crates/worker store.rs `try_push` / `pull`, handlers.rs `sync`),
-//! from the request body and the page bodies D1 returns to the page bodies written back
-//! and the reply body; the `step_*` functions are its parts, timed one by one.
+//! from the request body and the page bodies D1 returns (deflated, as `hex(body)`) to the
+//! page bodies written back (deflated) and the reply body; the `step_*` functions are its parts, timed one by one.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,6 +15,7 @@ use jwt_compact::{AlgorithmExt, Claims, Header};
 use serde_json::{json, Value};
 
 use edgesync_core::auth::Verifier;
+use edgesync_core::codec;
 use edgesync_core::entities;
 use edgesync_core::pages::{self, Head, Pages};
 use edgesync_core::parse::{self as protocol, Limits};
@@ -101,12 +102,15 @@ pub fn push_body(ids: std::ops::Range<usize>, tag: &str, cursor: i64) -> Vec<u8>
 }
 
 /// A user's pages as D1 holds them: the head's columns (its `entries` empty), the head's
-/// body, and each bucket's body by 0-based index (what store.rs reads and parses).
+/// body, and each bucket's body by 0-based index, as store.rs reads them (`hex(body)` of
+/// the deflated body) and decodes them.
 #[derive(Clone)]
 pub struct User {
     pub head: Head,
     pub head_body: String,
     pub buckets: HashMap<u32, String>,
+    /// The head's JSON (what its body inflates to), for the codec's own timings.
+    pub head_json: String,
     /// Revs of the head's entries, ascending.
     pub head_revs: Vec<i64>,
 }
@@ -145,19 +149,21 @@ pub fn user(total: usize) -> User {
         now += 60_000;
         push_into(&mut p, &changes, now);
     }
-    let head_body = serde_json::to_string(&p.head.entries).unwrap();
-    let buckets = p.buckets.iter().map(|(b, e)| (*b, serde_json::to_string(e).unwrap())).collect();
+    let hex = |body: Vec<u8>| body.iter().map(|b| format!("{b:02X}")).collect::<String>();
+    let head_json = serde_json::to_string(&p.head.entries).unwrap();
+    let head_body = hex(codec::encode(&p.head.entries).unwrap());
+    let buckets = p.buckets.iter().map(|(b, e)| (*b, hex(codec::encode(e).unwrap()))).collect();
     let mut head_revs: Vec<i64> = p.head.entries.iter().map(|e| e.rev).collect();
     head_revs.sort_unstable();
     let mut head = p.head.clone();
     head.entries = Vec::new();
-    User { head, head_body, buckets, head_revs }
+    User { head, head_body, buckets, head_json, head_revs }
 }
 
 /// store.rs `head`: the head row's body decoded into pages.
 pub fn step_parse_head(u: &User) -> Pages {
     let mut head = u.head.clone();
-    head.entries = pages::parse_body(&u.head_body).unwrap();
+    head.entries = codec::decode_hex(&u.head_body).unwrap();
     Pages::new(head)
 }
 
@@ -169,7 +175,7 @@ pub fn step_read(u: &User, p: &mut Pages, wanted: Vec<u32>) {
             continue;
         }
         match u.buckets.get(&b).filter(|_| b < p.head.buckets) {
-            Some(body) => p.add_bucket(pages::page_of(b), pages::parse_body(body).unwrap()),
+            Some(body) => p.add_bucket(pages::page_of(b), codec::decode_hex(body).unwrap()),
             None => {
                 p.buckets.insert(b, Vec::new());
             }
@@ -177,27 +183,34 @@ pub fn step_read(u: &User, p: &mut Pages, wanted: Vec<u32>) {
     }
 }
 
-/// What a push writes and answers: the head's body and directory, the changed buckets'
-/// parameter (when the push spilled), and the reply body.
+/// What a push writes and answers: the head's body (deflated) and directory, the changed
+/// buckets' bodies (when the push spilled), and the reply body.
 pub struct Written {
-    pub head_body: String,
+    pub head_body: Vec<u8>,
     pub dir: String,
-    pub buckets: Option<String>,
+    pub buckets: Option<Vec<Vec<u8>>>,
     pub reply: String,
     pub dirty: usize,
     pub applied: usize,
     pub spilled: bool,
 }
 
-/// store.rs `write_stmts`: the head's body and directory, and the dirty buckets.
-pub fn step_serialize(p: &Pages) -> (String, String, Option<String>, usize) {
-    let head_body = serde_json::to_string(&p.head.entries).unwrap();
+/// store.rs `write_stmts`: the head's body and directory, and the dirty buckets' bodies
+/// (each deflated, with its tomb).
+pub fn step_serialize(p: &Pages) -> (Vec<u8>, String, Option<Vec<Vec<u8>>>, usize) {
+    let head_body = codec::encode(&p.head.entries).unwrap();
+    let _ = codec::tomb(&p.head.entries).unwrap();
     let dir = serde_json::to_string(&p.head.dir).unwrap();
     let dirty = p.dirty();
     let n = dirty.len();
     let buckets = (!dirty.is_empty()).then(|| {
-        let rows: Vec<(u32, i64, &[pages::Entry])> = dirty.iter().map(|d| (d.page, d.rev, d.entries)).collect();
-        serde_json::to_string(&rows).unwrap()
+        dirty
+            .iter()
+            .map(|d| {
+                let _ = codec::tomb(d.entries).unwrap();
+                codec::encode(d.entries).unwrap()
+            })
+            .collect()
     });
     (head_body, dir, buckets, n)
 }

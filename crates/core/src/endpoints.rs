@@ -17,6 +17,7 @@ pub enum Handler {
     Delta,
     AdminUsage,
     AdminReshard,
+    AdminRecords,
     OpenApi,
     DevLogin,
 }
@@ -56,6 +57,8 @@ pub enum Param {
     Limit,
     /// `after`: the last id of the previous page.
     After,
+    /// `user`: a user id (the admin export), required.
+    User,
 }
 
 impl Param {
@@ -64,6 +67,7 @@ impl Param {
             Param::Since => "since",
             Param::Limit => "limit",
             Param::After => "after",
+            Param::User => "user",
         }
     }
 }
@@ -126,6 +130,11 @@ impl Endpoint {
         self.conditional = conditional;
         self
     }
+    /// Query parameters of an endpoint that touches no user's data as a user does.
+    const fn queries(mut self, query: &'static [Param]) -> Self {
+        self.query = query;
+        self
+    }
     const fn takes(mut self, access: Access, body: Body) -> Self {
         self.access = access;
         self.body = body;
@@ -163,7 +172,7 @@ impl Endpoint {
 }
 
 use Access::{ReadWrite, Write};
-use Param::{After, Limit, Since};
+use Param::{After, Limit, Since, User};
 
 // The table, one endpoint per entry, kept as written.
 #[rustfmt::skip]
@@ -204,6 +213,10 @@ pub static ENDPOINTS: &[Endpoint] = &[
         .takes(Access::Meta, Body::Reshard)
         .says("One step of moving a bucket of users to another D1 database (npm run reshard)")
         .doc(Some("ReshardRequest"), "what the step did", "ReshardReply"),
+    endpoint("GET", "/api/admin/records", Handler::AdminRecords, Auth::Admin)
+        .queries(&[User])
+        .says("A user's current records, tombstones flagged (operators' export: page bodies are deflated)")
+        .doc(None, "the user's records", "RecordsExport"),
     endpoint("GET", "/api/openapi.json", Handler::OpenApi, Auth::Public).says("This document").doc(
         None,
         "OpenAPI 3.1",
@@ -291,6 +304,7 @@ mod tests {
         assert_eq!(handler("POST", "/api/sync/tasks/delta"), Some((Handler::Delta, Some("tasks".into()))));
         assert_eq!(handler("GET", "/api/admin/usage"), Some((Handler::AdminUsage, None)));
         assert_eq!(handler("POST", "/api/admin/reshard"), Some((Handler::AdminReshard, None)));
+        assert_eq!(handler("GET", "/api/admin/records"), Some((Handler::AdminRecords, None)));
         assert_eq!(handler("POST", "/api/dev/login"), Some((Handler::DevLogin, None)));
     }
 

@@ -7,6 +7,7 @@
 
 pub mod accounting;
 pub mod auth;
+pub mod codec;
 pub mod config;
 pub mod cors;
 pub mod endpoints;

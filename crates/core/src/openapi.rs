@@ -164,6 +164,12 @@ fn param(p: Param) -> Value {
             "page size",
         ),
         Param::After => query(p.name(), false, reference("Id"), "last id of the previous page"),
+        Param::User => query(
+            p.name(),
+            true,
+            json!({"type": "string", "minLength": 1, "maxLength": 128}),
+            "the user id (a token's `sub`)",
+        ),
     }
 }
 
@@ -298,6 +304,7 @@ pub fn document(max_changes: usize, dev: bool) -> Value {
             "to": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"}, "from": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"},
             "after": {"type": ["string", "null"]}, "limit": {"type": "integer", "minimum": 1, "maximum": 100}}},
         "ReshardReply": {"type": "object"},
+        "RecordsExport": {"type": "object"},
         "OpenApiDocument": {"type": "object"},
         "DevLogin": {"type": "object", "properties": {"token": {"type": "string"}, "user": {"type": "string"}, "expires_at": {"type": "integer"}}},
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "error", "timestamp"], "properties": {

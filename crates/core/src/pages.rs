@@ -263,6 +263,23 @@ impl Pages {
         head.chain(rest)
     }
 
+    /// Every current record of every type, tombstones included, by type and id (the
+    /// operators' export). Needs every bucket read.
+    pub fn export(&self) -> Vec<Exported<'_>> {
+        let mut rows: Vec<&Entry> = self.each().collect();
+        rows.sort_unstable_by(|a, b| (a.entity, &a.id).cmp(&(b.entity, &b.id)));
+        rows.into_iter()
+            .map(|e| Exported {
+                entity: e.entity,
+                id: &e.id,
+                rev: e.rev,
+                created_rev: e.created_rev,
+                deleted: e.deleted,
+                record: &e.record,
+            })
+            .collect()
+    }
+
     /// Every stored record of a type (for the full upload). Needs every bucket read.
     pub fn of_type(&self, entity: &'static str) -> Result<Current, ApiError> {
         self.current(self.each().filter(|e| e.entity == entity).map(Entry::key).collect::<Vec<_>>())
@@ -527,6 +544,18 @@ impl Pages {
         }
         Ok(doomed.len().max(usize::from(stale)))
     }
+}
+
+/// A record as the admin export shows it.
+#[derive(Debug, Serialize)]
+pub struct Exported<'a> {
+    #[serde(rename = "type")]
+    pub entity: &'static str,
+    pub id: &'a str,
+    pub rev: i64,
+    pub created_rev: i64,
+    pub deleted: bool,
+    pub record: &'a RawValue,
 }
 
 /// What [`Pages::current`] found: the records, and for each its created rev and whether

@@ -423,6 +423,7 @@ pub struct Query {
     pub since: Option<i64>,
     pub limit: i64,
     pub after: Option<RecordId>,
+    pub user: Option<UserId>,
 }
 
 /// Parses a query string against the parameters its endpoint declares: `since`
@@ -453,7 +454,16 @@ pub fn parse_query<'a>(
                     .ok_or_else(|| ApiError::field("limit", format!("must be an integer from 1 to {MAX_LIMIT}")))?
             }
             Param::After => q.after = Some(id(&Value::from(v), "after")?),
+            Param::User => {
+                q.user =
+                    Some(UserId::parse(v).ok_or_else(|| {
+                        ApiError::field("user", format!("must be 1 to {} characters", UserId::MAX_LEN))
+                    })?)
+            }
         }
+    }
+    if params.contains(&Param::User) && q.user.is_none() {
+        return Err(ApiError::field("user", "is required"));
     }
     if params.contains(&Param::Since) && q.since.is_none() {
         return Err(ApiError::field("since", "is required (use 0 for everything)"));
@@ -477,6 +487,7 @@ pub enum Call {
     OpenApi,
     AdminUsage,
     AdminReshard(Reshard),
+    AdminRecords(UserId),
     DevLogin(UserId),
     Check,
     Sync(SyncRequest),
@@ -502,6 +513,7 @@ pub fn call(
         Handler::OpenApi => Call::OpenApi,
         Handler::AdminUsage => Call::AdminUsage,
         Handler::AdminReshard => Call::AdminReshard(parse_reshard(body()?)?),
+        Handler::AdminRecords => Call::AdminRecords(query.user.ok_or_else(|| ApiError::field("user", "is required"))?),
         Handler::DevLogin => Call::DevLogin(parse_dev_login(body()?)?),
         Handler::Check => Call::Check,
         Handler::Sync => Call::Sync(parse_sync(body()?, limits)?),

@@ -23,14 +23,16 @@ macro_rules! fenced {
 }
 
 // Reads: every read of a user starts with one of these, so a moved bucket is noticed by
-// the statement that reads. ?1 user, ?2 the user's bucket.
+// the statement that reads. ?1 user, ?2 the user's bucket. Bodies are BLOBs
+// ([`crate::codec`]) and are selected as `hex(body)`: D1 hands a BLOB to the worker as an
+// array of numbers, a JS value per byte; hex crosses as one string.
 
 /// The head's state without its records (the check: one row, nothing decoded).
 pub const STATE: &str = fenced!("rev AS seq, horizon AS purge_horizon", " AND page = 0", "NULL, NULL");
 
 /// The head.
 pub const HEAD: &str = fenced!(
-    "rev, horizon, push_id, buckets, count, dir, body",
+    "rev, horizon, push_id, buckets, count, dir, hex(body) AS body",
     " AND page = 0",
     "NULL, NULL, NULL, NULL, NULL, NULL, NULL"
 );
@@ -38,11 +40,11 @@ pub const HEAD: &str = fenced!(
 /// Buckets by page number. ?1 user, ?2 JSON array of page numbers. (Read after the head,
 /// in the same request: a moved bucket's pages are removed only well after its fence.)
 pub const BUCKETS: &str =
-    "SELECT page, body FROM pages WHERE user_id = ?1 AND page IN (SELECT value FROM json_each(?2))";
+    "SELECT page, hex(body) AS body FROM pages WHERE user_id = ?1 AND page IN (SELECT value FROM json_each(?2))";
 
 /// Every page of the user, head included.
 pub const ALL: &str = fenced!(
-    "page, rev, horizon, push_id, buckets, count, dir, body",
+    "page, rev, horizon, push_id, buckets, count, dir, hex(body) AS body",
     "",
     "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
 );
@@ -50,25 +52,47 @@ pub const ALL: &str = fenced!(
 /// Writes the head if it is still the one the write was planned on (`push_id` ?9, NULL
 /// for a user without a head) and stamps the write's own id (?4). RETURNING yields a
 /// row only when it applied: this is the push's claim on the sequence. ?1 user, ?2 seq,
-/// ?3 horizon, ?5 buckets, ?6 count, ?7 dir (JSON), ?8 body (JSON), ?10 the user's bucket:
-/// nothing is written while the bucket has a fence here (it is moving or has moved).
-pub const WRITE_HEAD: &str = "INSERT INTO pages (user_id, page, rev, horizon, push_id, buckets, count, dir, body) \
-     SELECT ?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT EXISTS (SELECT 1 FROM shard_fences WHERE bucket = ?10) \
+/// ?3 horizon, ?5 buckets, ?6 count, ?7 dir (JSON), ?8 body (BLOB, [`crate::codec`]),
+/// ?10 tomb (the earliest `deleted_at` of a tombstone in the body, or NULL), ?11 the
+/// user's bucket: nothing is written while the bucket has a fence here (it is moving or
+/// has moved).
+pub const WRITE_HEAD: &str =
+    "INSERT INTO pages (user_id, page, rev, horizon, push_id, buckets, count, dir, tomb, body) \
+     SELECT ?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8 WHERE NOT EXISTS (SELECT 1 FROM shard_fences WHERE bucket = ?11) \
      ON CONFLICT (user_id, page) DO UPDATE SET rev = excluded.rev, horizon = excluded.horizon, \
      push_id = excluded.push_id, buckets = excluded.buckets, count = excluded.count, dir = excluded.dir, \
-     body = excluded.body WHERE pages.push_id IS ?9 RETURNING rev";
+     tomb = excluded.tomb, body = excluded.body WHERE pages.push_id IS ?9 RETURNING rev";
 
-/// Writes buckets (?2: a JSON array of `[page, rev, body]`) if the head carries this
-/// write's id (?3), i.e. only after [`WRITE_HEAD`] applied in the same batch. ?1 user.
-pub const WRITE_BUCKETS: &str = "INSERT INTO pages (user_id, page, rev, body) \
-     SELECT ?1, j.value->>0, j.value->>1, j.value->2 FROM json_each(?2) AS j \
-     WHERE EXISTS (SELECT 1 FROM pages WHERE user_id = ?1 AND page = 0 AND push_id = ?3) \
-     ON CONFLICT (user_id, page) DO UPDATE SET rev = excluded.rev, body = excluded.body";
+/// Parameters one bucket takes in [`write_buckets`]: page, newest rev, tomb, body.
+pub const BUCKET_PARAMS: usize = 4;
+/// Buckets one [`write_buckets`] statement writes at most (D1 binds 100 parameters).
+pub const BUCKETS_PER_WRITE: usize = (100 - 2) / BUCKET_PARAMS;
+const _: () = assert!(2 + BUCKET_PARAMS * BUCKETS_PER_WRITE <= 100, "D1 binds at most 100 parameters");
 
-/// Users with a tombstone deleted before ?1 (the daily purge), at most ?2. Reads every
-/// page once a day; D1 does the JSON work, the worker only the users it finds.
-pub const PURGE_CANDIDATES: &str = "SELECT DISTINCT p.user_id AS user_id FROM pages AS p, json_each(p.body) AS j \
-     WHERE j.value->>4 = 1 AND j.value->5->>'deleted_at' < ?1 LIMIT ?2";
+/// Writes `n` buckets (1..=[`BUCKETS_PER_WRITE`]) if the head carries this write's id
+/// (?2), i.e. only after [`WRITE_HEAD`] applied in the same batch. ?1 user; bucket `k`
+/// (0-based) is `?(3 + 4k)` page, `?(4 + 4k)` newest rev, `?(5 + 4k)` tomb, `?(6 + 4k)`
+/// body. A BLOB cannot travel inside a JSON parameter, so each body is a parameter of its
+/// own, in rows of a `VALUES` list.
+pub fn write_buckets(n: usize) -> String {
+    let rows: Vec<String> = (0..n.clamp(1, BUCKETS_PER_WRITE))
+        .map(|k| {
+            let p = 3 + BUCKET_PARAMS * k;
+            format!("(?{p}, ?{}, ?{}, ?{})", p + 1, p + 2, p + 3)
+        })
+        .collect();
+    format!(
+        "INSERT INTO pages (user_id, page, rev, tomb, body) \
+         SELECT ?1, v.column1, v.column2, v.column3, v.column4 FROM (VALUES {}) AS v \
+         WHERE EXISTS (SELECT 1 FROM pages WHERE user_id = ?1 AND page = 0 AND push_id = ?2) \
+         ON CONFLICT (user_id, page) DO UPDATE SET rev = excluded.rev, tomb = excluded.tomb, body = excluded.body",
+        rows.join(", ")
+    )
+}
+
+/// Users with a tombstone deleted before ?1 (the daily purge), at most ?2: every write
+/// keeps each page's `tomb` (its earliest tombstone's `deleted_at`), so no body is read.
+pub const PURGE_CANDIDATES: &str = "SELECT DISTINCT user_id FROM pages WHERE tomb < ?1 LIMIT ?2";
 
 // Moving a bucket between databases (`crate::shards`, the admin reshard route). Not
 // scoped by one user: they are the operator's, like the purge's candidates.
@@ -102,13 +126,16 @@ mod tests {
 
     #[test]
     fn every_user_statement_is_scoped_by_user() {
-        for sql in [STATE, HEAD, BUCKETS, ALL, WRITE_BUCKETS] {
+        for sql in [STATE, HEAD, BUCKETS, ALL, &write_buckets(1), &write_buckets(BUCKETS_PER_WRITE)] {
             assert!(sql.contains("user_id = ?1"), "{sql}");
         }
         for sql in [STATE, HEAD, ALL] {
             assert!(sql.ends_with(", state, target FROM shard_fences WHERE bucket = ?2"), "fenced: {sql}");
         }
-        assert!(WRITE_HEAD.contains("SELECT ?1, 0,") && WRITE_HEAD.contains("shard_fences WHERE bucket = ?10"));
+        assert!(WRITE_HEAD.contains("SELECT ?1, 0,") && WRITE_HEAD.contains("shard_fences WHERE bucket = ?11"));
+        let most = write_buckets(BUCKETS_PER_WRITE + 5);
+        assert!(most.contains(&format!("?{})", 2 + BUCKET_PARAMS * BUCKETS_PER_WRITE)), "{most}");
+        assert!(write_buckets(0).contains("(VALUES (?3, ?4, ?5, ?6)) AS v"));
         assert!(WRITE_HEAD.contains("WHERE pages.push_id IS ?9 RETURNING"), "the optimistic claim");
     }
 }

@@ -48,6 +48,7 @@ pub async fn dispatch(cx: &Cx<'_>, call: Call) -> Result<Reply, ApiError> {
             admin(cx)?;
             crate::reshard::step(cx.isolate.router(cx.env), cx.ops, cx.now, r).await
         }
+        Call::AdminRecords(user) => admin_records(cx, user).await,
         Call::DevLogin(user) => dev_login(cx, &user),
         Call::Check => check(cx).await,
         Call::Sync(req) => sync(cx, req).await,
@@ -170,6 +171,26 @@ fn admin(cx: &Cx<'_>) -> Result<(), ApiError> {
         return Err(ApiError::Unauthorized { detail: "admin token required".into(), token_given: !given.is_empty() });
     }
     Ok(())
+}
+
+/// `GET /api/admin/records?user=`: the user's current records (the head's copy over a
+/// bucket's), tombstones included and flagged, by type and id. Page bodies are deflated,
+/// so this (and `npm run export`) is how operators read them.
+async fn admin_records(cx: &Cx<'_>, user: edgesync_core::envelope::UserId) -> Result<Reply, ApiError> {
+    admin(cx)?;
+    let (state, pages) = Store::new(cx.isolate.router(cx.env), user.clone(), cx.ops)?.export().await?;
+    let records = pages.export();
+    Reply::json(
+        200,
+        &serde_json::json!({
+            "user": user.as_str(),
+            "cursor": state.seq,
+            "purge_horizon": state.horizon,
+            "count": records.len(),
+            "records": records,
+            "timestamp": cx.now,
+        }),
+    )
 }
 
 /// `GET /api/admin/usage`: flushes this isolate's counts, then reports the day's totals.

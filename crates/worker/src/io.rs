@@ -35,6 +35,16 @@ pub fn text(s: &str) -> JsValue {
     JsValue::from_str(s)
 }
 
+/// An integer, or NULL.
+pub fn num_or_null(n: Option<i64>) -> JsValue {
+    n.map_or(JsValue::NULL, num)
+}
+
+/// A BLOB parameter: D1 binds a `Uint8Array` as a BLOB.
+pub fn blob(bytes: &[u8]) -> JsValue {
+    js_sys::Uint8Array::from(bytes).into()
+}
+
 /// Runs statements as one `batch()` (one round trip, one transaction) and charges the
 /// statements, rows read and rows written from each result's `meta`.
 pub async fn batch(

@@ -1,5 +1,6 @@
 //! The daily tombstone purge (contract §4.4), run by the cron trigger. D1 finds the users
-//! with tombstones older than the retention (one statement over the pages' JSON); each
+//! with tombstones older than the retention (one statement over the pages' `tomb` column,
+//! the earliest tombstone of each page, which every write keeps); each
 //! user's pages are then rewritten without them, and the user's purge horizon raised to
 //! the newest rev removed, so a delta pull from before it gets 410 instead of silently
 //! missing deletions. Bounded per run: [`USERS`] users per round, [`ROUNDS`] rounds, per

@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result};
 
+use edgesync_core::codec;
 use edgesync_core::entities::Entity;
 use edgesync_core::envelope::{RecordId, UserId};
 use edgesync_core::error::ApiError;
@@ -23,14 +24,17 @@ use edgesync_core::reply::{lenient_int, Page};
 use edgesync_core::shards::{self, Fence, Hop};
 use edgesync_core::sql;
 
-use crate::io::{self, num, text};
+use crate::io::{self, blob, num, num_or_null, text};
 use crate::shards::Router;
 
 /// A push whose claim on the sequence lost a race is re-planned this many times, after a
 /// short random pause that grows with each attempt (so racing devices spread out).
 const PUSH_ATTEMPTS: u32 = 8;
 
-/// Largest JSON parameter a bucket write sends (D1 refuses values over 2 MB).
+/// Largest page body a write sends (D1 refuses values over 2 MB), and the most body bytes
+/// one bucket-write statement carries. Each body is a parameter of its own and a deflated
+/// page is far smaller (its JSON is bounded by `pages::HEAD_MAX_BYTES` and the bucket
+/// load), so the first only guards against a bug.
 const MAX_PARAM_BYTES: usize = 1_000_000;
 
 async fn backoff(attempt: u32) {
@@ -92,6 +96,7 @@ struct PageRow {
     #[serde(default, deserialize_with = "opt_int")]
     count: Option<i64>,
     dir: Option<String>,
+    /// `hex(body)`.
     body: Option<String>,
 }
 
@@ -106,6 +111,7 @@ fn opt_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Err
 struct BucketRow {
     #[serde(deserialize_with = "lenient_u32")]
     page: u32,
+    /// `hex(body)`.
     body: String,
 }
 
@@ -119,6 +125,11 @@ fn page_number(n: Option<i64>) -> Result<u32, ApiError> {
     u32::try_from(n).map_err(|_| ApiError::Internal(format!("not a page number: {n}")))
 }
 
+/// A page's records from its `hex(body)` (none when the row has no page).
+fn body_of(hex: Option<&str>) -> Result<Vec<pages::Entry>, ApiError> {
+    hex.map_or(Ok(Vec::new()), codec::decode_hex)
+}
+
 /// The head of a row; a row without one (no pages here) is an empty head.
 fn head_of(row: PageRow) -> Result<Head, ApiError> {
     let Some(seq) = row.rev else { return Ok(Head::default()) };
@@ -129,7 +140,7 @@ fn head_of(row: PageRow) -> Result<Head, ApiError> {
         buckets: page_number(row.buckets)?,
         count: u64::try_from(row.count.unwrap_or(0)).unwrap_or(0),
         dir: serde_json::from_str(row.dir.as_deref().unwrap_or("[]"))?,
-        entries: pages::parse_body(row.body.as_deref().unwrap_or("[]"))?,
+        entries: body_of(row.body.as_deref())?,
     })
 }
 
@@ -159,7 +170,7 @@ fn keys(changes: &[Change]) -> Vec<Key> {
 /// Bucket reads add what they found; a bucket not in D1 yet (never written) reads empty.
 fn absorb(p: &mut Pages, wanted: &[u32], res: &D1Result) -> Result<(), ApiError> {
     for row in io::rows::<BucketRow>(res)? {
-        p.add_bucket(row.page, pages::parse_body(&row.body)?);
+        p.add_bucket(row.page, codec::decode_hex(&row.body)?);
     }
     for &b in wanted {
         p.buckets.entry(b).or_default();
@@ -281,7 +292,7 @@ impl<'a> Store<'a> {
         };
         let mut p = Pages::new(head);
         for row in rows {
-            p.add_bucket(page_number(row.page)?, pages::parse_body(row.body.as_deref().unwrap_or("[]"))?);
+            p.add_bucket(page_number(row.page)?, body_of(row.body.as_deref())?);
         }
         let every = p.all_buckets();
         for b in every {
@@ -330,6 +341,12 @@ impl<'a> Store<'a> {
         Ok((state_of(&p), records, has_more))
     }
 
+    /// Every page of the user, decoded (the admin export).
+    pub async fn export(&self) -> Result<(State, Pages), ApiError> {
+        let p = self.all(false).await?;
+        Ok((state_of(&p), p))
+    }
+
     /// The write batch of changed pages: the head first (the claim, guarded by the
     /// `push_id` it was read with), then the changed buckets.
     fn write_stmts(
@@ -341,6 +358,13 @@ impl<'a> Store<'a> {
         let id = push_id(now);
         let h = &p.head;
         let prev = read_push_id.map_or(JsValue::NULL, text);
+        let body = |page: u32, entries: &[pages::Entry]| -> Result<Vec<u8>, ApiError> {
+            let body = codec::encode(entries)?;
+            if body.len() > MAX_PARAM_BYTES {
+                return Err(ApiError::Internal(format!("page {page} is {} bytes deflated", body.len())));
+            }
+            Ok(body)
+        };
         let mut stmts = vec![self.stmt(
             sql::WRITE_HEAD,
             &[
@@ -350,28 +374,32 @@ impl<'a> Store<'a> {
                 num(i64::from(h.buckets)),
                 num(i64::try_from(h.count).unwrap_or(i64::MAX)),
                 text(&serde_json::to_string(&h.dir)?),
-                text(&serde_json::to_string(&h.entries)?),
+                blob(&body(0, &h.entries)?),
                 prev,
+                num_or_null(codec::tomb(&h.entries)?),
                 self.bucket_param(),
             ],
         )?];
-        // D1 refuses a value over 2 MB (SQLITE_TOOBIG): the changed buckets go in as many
-        // statements as keep each parameter under MAX_PARAM_BYTES (same batch, same
+        // The changed buckets, each body a BLOB parameter of its own (a BLOB cannot travel
+        // in a JSON parameter), as few statements as D1's 100 parameters and
+        // MAX_PARAM_BYTES of bodies per statement allow, in the same batch (the same
         // transaction).
-        let mut chunk = String::new();
+        let mut chunk: Vec<JsValue> = vec![text(&id)];
+        let (mut rows, mut bytes) = (0, 0);
         for d in p.dirty() {
-            let row = serde_json::to_string(&(d.page, d.rev, d.entries))?;
-            if !chunk.is_empty() && chunk.len() + row.len() + 2 > MAX_PARAM_BYTES {
-                chunk.push(']');
-                stmts.push(self.stmt(sql::WRITE_BUCKETS, &[text(&chunk), text(&id)])?);
-                chunk.clear();
+            let b = body(d.page, d.entries)?;
+            if rows > 0 && (rows == sql::BUCKETS_PER_WRITE || bytes + b.len() > MAX_PARAM_BYTES) {
+                stmts.push(self.stmt(&sql::write_buckets(rows), &chunk)?);
+                chunk.truncate(1);
+                (rows, bytes) = (0, 0);
             }
-            chunk.push(if chunk.is_empty() { '[' } else { ',' });
-            chunk.push_str(&row);
+            chunk.extend([num(i64::from(d.page)), num(d.rev), num_or_null(codec::tomb(d.entries)?)]);
+            bytes += b.len();
+            chunk.push(blob(&b));
+            rows += 1;
         }
-        if !chunk.is_empty() {
-            chunk.push(']');
-            stmts.push(self.stmt(sql::WRITE_BUCKETS, &[text(&chunk), text(&id)])?);
+        if rows > 0 {
+            stmts.push(self.stmt(&sql::write_buckets(rows), &chunk)?);
         }
         Ok(stmts)
     }
