@@ -20,7 +20,10 @@ export function sdkSection(r) {
     `| SDK (all users) | **${f(u.requests)}** | ${f(u.pushes)} | ${f(u.pulls)} | ${f(u.rows_read)} | ${f(u.rows_written)} | ${f(u.kv_reads)} | ${f(u.kv_writes)} |`,
     '',
     `An active user makes ${f(r.activeUserDay)} requests a day, an inactive one ${f(r.inactiveUserDay)}. At ${f(u.requests)} requests per user-day the request quota alone holds ` +
-      `${n(r.usersAtRequestLimit)} users (the replay above, a check before every push or pull, makes more requests); D1 rows written (${f(u.rows_written)} a user-day before the usage flushes) ` +
-      `still bind first, at ${n(r.usersAtRowsWrittenLimit)} users linearly. \`node bench/sdk-day.mjs\` (${r.seconds} s of replay).`,
+      `${n(r.usersAtRequestLimit)} users; D1 rows written (${f(u.rows_written)} a user-day before the usage flushes) ` +
+      `${r.usersAtRowsWrittenLimit < r.usersAtRequestLimit ? 'bind first' : 'allow more'}, ${n(r.usersAtRowsWrittenLimit)} users linearly. \`node bench/sdk-day.mjs\` (${r.seconds} s of replay).`,
+    ...(r.devRestarts
+      ? ['', `${n(r.devRestarts)} of the ${n(r.requests)} requests got the local dev server's own \`503 Your worker restarted mid-request\` (wrangler's proxy, when its socket to workerd breaks under concurrent local KV writes; not an answer of the worker, and retried by the SDK like any transient failure); they are counted above as requests.`]
+      : []),
   ];
 }
