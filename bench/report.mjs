@@ -212,9 +212,9 @@ else {
     ]);
   p(table(['kind', 'req/s', 'p50 ms', 'p99 ms', 'server p50 ms', 'errors', 'req/s ÷ 304', 'p50 ÷ 304'], rows));
   p(
-    '- The **cold check** sends each request as a user the worker has never seen, so it measures the full miss path: the rate limiter ' +
-      "restores the user's bucket from KV (1 KV read; a user new to an isolate always costs it), the KV state token is missing (1 KV read), " +
-      'D1 is asked for the sequence (1 statement; 0 rows because the user has no row yet, a known user reads 1), and the token is written back to KV (1 KV write, after the response).',
+    '- The **cold check** sends each request as a user the worker has never seen, without `If-None-Match`: D1 is asked for the sequence (1 statement; ' +
+      '0 rows because the user has no row yet, a known user reads 1). Since issue #10 no KV state token is read or written on it (a KV value is never handed out as a tag, ' +
+      "and tokens are written only ahead of commits); the rate limiter reads its shared set of throttled users at most once a minute per isolate (section 2 has the exact costs).",
     '- Pushes use one user per in-flight slot, each pushing new tasks with its current cursor (pushes of one user would race and retry).',
   );
 }
@@ -264,9 +264,9 @@ function floorSection(f) {
     '- **304 state check from KV**: floor reads one KV key and compares it with `If-None-Match` (no auth); seed verifies the HS256 token with Web Crypto and reads one KV key; ' +
       `edgesync answers from its KV state token (JWT, rate limit, one KV read; its responses: ${opsOf('check304', 'edgesync') || '—'}).`,
     `- **Check answered from D1**: seed's hash check (no \`If-None-Match\`) reads its KV entry, scans the user's ${f.params.tasks} tasks (\`COUNT/MAX/SUM\`) and writes KV, awaited. ` +
-      `edgesync's is a cold check whose KV token is missing: every request is another user holding ${f.params.tasks} tasks (one seeded through the API by a worker that writes nothing to KV, ` +
-      'then cloned in D1 before the measured worker started), new to the isolate: the rate limiter reads its bucket from KV, the KV token is read and missing, ' +
-      `D1 reads 1 row, the token is written back after the response (its responses: ${opsOf('checkD1', 'edgesync') || '—'}). floor has no such path.`,
+      `edgesync's is a check without \`If-None-Match\` by a user new to the isolate: every request is another user holding ${f.params.tasks} tasks (one seeded through the API by a worker that writes nothing to KV, ` +
+      'then cloned in D1 before the measured worker started); such a check always asks D1 (a KV value is never handed out as a tag, issue #10): ' +
+      `D1 reads 1 row, no KV token is read or written (the rate limiter reads its shared set at most once a minute; its responses: ${opsOf('checkD1', 'edgesync') || '—'}). floor has no such path.`,
     `- Errors: ${errs.length ? errs.join(', ') : 'none'}. Load average at the start: ${f.params.loadavg.map((x) => dec(x, 2)).join(', ')}; the step took ${int(f.seconds)} s.`,
   );
 }

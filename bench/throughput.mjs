@@ -107,7 +107,7 @@ try {
     {
       key: 'checkCold',
       label: 'check, cold cache',
-      request: 'GET /api/sync/check by a never-seen user (KV miss, D1 read, KV fill)',
+      request: 'GET /api/sync/check by a never-seen user (no If-None-Match: D1 read)',
       next: (s, i) => ({ path: '/api/sync/check', token: coldTokens[i] }),
       ok: [200],
       maxRequests: coldTokens.length,
