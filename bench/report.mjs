@@ -397,6 +397,8 @@ const JWT_OPS = [
   ['jwt/hs256_verify', 'JWT HS256 verification'],
   ['jwt/rs256_verify', 'JWT RS256 verification (2048-bit key from a JWKS)'],
   ['jwt/es256_verify', 'JWT ES256 verification (P-256 key from a JWKS)'],
+  ['jwt/rs256_repeated', 'the same RS256 token again (the isolate\'s token cache: no signature check)'],
+  ['jwt/es256_repeated', 'the same ES256 token again (the isolate\'s token cache)'],
   ['jwt/verifier_from_jwks', 'verifier built from a JWKS (once per isolate, cached)'],
 ];
 const STEP_LABEL = {

@@ -185,8 +185,13 @@ function summary(run) {
 
 describe(`schemathesis (${profileName}: ${EXAMPLES} examples per operation${MAX_TIME ? `, ${MAX_TIME} s` : ''}, seed ${SEED})`, () => {
   test('no 5xx and no crash, with a user JWT on every user route and the admin token on the admin route', async (t) => {
-    const user = await fuzz('user', { header: `Authorization: Bearer ${await token(newUserId('fuzz'), { ttl: 4 * 3600 })}`, exclude: ['/api/admin/usage'], examples: EXAMPLES, maxTime: MAX_TIME });
-    const admin = await fuzz('admin', { header: `Authorization: Bearer ${TEST_ADMIN_TOKEN}`, include: ['/api/admin/usage', '/api/health'], examples: Math.min(EXAMPLES, 10) });
+    // The admin routes take the admin token, not a user's JWT. POST /api/admin/reshard is
+    // left out of both runs: whether a step is accepted depends on the steps before it
+    // (begin before copy…), which no schema can say; tests/integration/shards.test.mjs
+    // drives it, its refusals included.
+    const adminPaths = ['/api/admin/usage', '/api/admin/records', '/api/admin/reshard'];
+    const user = await fuzz('user', { header: `Authorization: Bearer ${await token(newUserId('fuzz'), { ttl: 4 * 3600 })}`, exclude: adminPaths, examples: EXAMPLES, maxTime: MAX_TIME });
+    const admin = await fuzz('admin', { header: `Authorization: Bearer ${TEST_ADMIN_TOKEN}`, include: ['/api/admin/usage', '/api/admin/records', '/api/health'], examples: Math.min(EXAMPLES, 10) });
     t.diagnostic(`seed ${SEED}; replay with: ${REPLAY}`);
     for (const run of [user, admin]) {
       t.diagnostic(summary(run));

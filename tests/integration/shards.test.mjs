@@ -112,6 +112,8 @@ describe('three databases', () => {
     expectProblem(await admin.post('/api/admin/reshard', { step: 'copy', bucket, to: 'DB_1' }), 400, 'invalid_field', { field: 'step' });
     expectProblem(await admin.post('/api/admin/reshard', { step: 'begin', bucket, to: 'DB' }), 400, 'invalid_field', { field: 'to' });
     expectProblem(await admin.post('/api/admin/reshard', { step: 'clean', bucket, from: 'DB' }), 400, 'invalid_field', { field: 'from' });
+    expectProblem(await admin.post('/api/admin/reshard', { step: 'begin', bucket, to: 'DB_9' }), 400, 'invalid_field', { field: 'to', mentions: ['DB_9'] });
+    assert.equal((await step({ step: 'locate', bucket })).moving, false, 'a refused begin fences nothing');
     const noAdmin = await api(srv.url).post('/api/admin/reshard', { step: 'locate', bucket });
     expectProblem(noAdmin, 401, 'unauthorized');
   });

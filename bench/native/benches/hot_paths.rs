@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
-use edgesync_bench::auth::Verifier;
+use edgesync_bench::auth::{TokenCache, Verifier};
 use edgesync_bench::fixtures::{self, SECRET};
 use edgesync_bench::protocol;
 use serde_json::Value;
@@ -27,6 +27,13 @@ fn bench(c: &mut Criterion) {
         g.bench_function("hs256_verify", |b| b.iter(|| t.verifier.verify(black_box(&t.hs256), now).unwrap()));
         g.bench_function("rs256_verify", |b| b.iter(|| t.verifier.verify(black_box(&t.rs256), now).unwrap()));
         g.bench_function("es256_verify", |b| b.iter(|| t.verifier.verify(black_box(&t.es256), now).unwrap()));
+        // A token the isolate has verified before: its TokenCache answers without a
+        // signature check (the worker's authenticate stage; issue #11's ≤ 0.2 ms).
+        for (name, tok) in [("rs256_repeated", &t.rs256), ("es256_repeated", &t.es256)] {
+            let mut cache = TokenCache::default();
+            cache.remember(tok, t.verifier.verify_token(tok, now).unwrap());
+            g.bench_function(name, |b| b.iter(|| cache.lookup(black_box(tok), now).unwrap()));
+        }
         g.bench_function("verifier_from_jwks", |b| {
             b.iter(|| Verifier::with_jwks(Some(SECRET), Some(black_box(&t.jwks)), None, None))
         });

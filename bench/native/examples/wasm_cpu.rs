@@ -12,7 +12,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use edgesync_bench::auth::Verifier;
+use edgesync_bench::auth::{TokenCache, Verifier};
 use edgesync_bench::fixtures::{self, SECRET};
 use edgesync_bench::protocol;
 use serde_json::Value;
@@ -102,6 +102,11 @@ fn main() {
     measure("jwt/hs256_verify", budget, || (), |_| t.verifier.verify(black_box(&t.hs256), now).unwrap());
     measure("jwt/rs256_verify", budget, || (), |_| t.verifier.verify(black_box(&t.rs256), now).unwrap());
     measure("jwt/es256_verify", budget, || (), |_| t.verifier.verify(black_box(&t.es256), now).unwrap());
+    for (name, tok) in [("jwt/rs256_repeated", &t.rs256), ("jwt/es256_repeated", &t.es256)] {
+        let mut cache = TokenCache::default();
+        cache.remember(tok, t.verifier.verify_token(tok, now).unwrap());
+        measure(name, budget, || (), |_| cache.lookup(black_box(tok), now).unwrap());
+    }
     measure(
         "jwt/verifier_from_jwks",
         budget,

@@ -197,7 +197,14 @@ fn operation(ep: &Endpoint, path: &str, e: Option<&Entity>) -> Value {
             ("404", "not_found: DEV_MODE is off"),
             ("415", "unsupported_media_type"),
         ],
-        Auth::Admin => &[("401", "unauthorized"), ("404", "not_found: no ADMIN_TOKEN configured")],
+        Auth::Admin => &[
+            ("400", "invalid_json or invalid_field"),
+            ("401", "unauthorized"),
+            ("404", "not_found: no ADMIN_TOKEN configured"),
+            ("413", "payload_too_large"),
+            ("415", "unsupported_media_type"),
+            ("503", "busy: a bucket being moved between databases for a moment (reshard); see Retry-After"),
+        ],
         Auth::User => &[
             ("400", "invalid_json or invalid_field"),
             ("401", "unauthorized"),

@@ -172,6 +172,11 @@ fn target(r: &Reshard) -> Result<&str, ApiError> {
     r.to.as_deref().ok_or_else(|| ApiError::field("to", "is required for this step"))
 }
 
+/// A database named by the operator (`to`, `from`): one of this worker's D1 bindings.
+fn named(router: Router<'_>, field: &str, binding: &str) -> Result<Rc<D1Database>, ApiError> {
+    router.open(binding).map_err(|_| ApiError::field(field, format!("{binding} is not a D1 binding of this worker")))
+}
+
 /// The bucket must be `moving` to `to` (after `begin`, before `switch`).
 fn moving_to(fence: &Fence, to: &str, from: &str) -> Result<(), ApiError> {
     match fence {
@@ -210,7 +215,7 @@ pub async fn step(router: Router<'_>, ops: &Ops, now: i64, r: Reshard) -> Result
             if from == to {
                 return Err(ApiError::field("to", format!("bucket {} is in {to} already", r.bucket)));
             }
-            router.open(to)?;
+            named(router, "to", to)?;
             match fence {
                 Fence::Moving { to: t } if t != to => moving_to(&Fence::Moving { to: t }, to, &from)?,
                 _ => {
@@ -223,7 +228,7 @@ pub async fn step(router: Router<'_>, ops: &Ops, now: i64, r: Reshard) -> Result
             let to = target(&r)?;
             let (from, src, fence) = resolve(router, ops, r.bucket).await?;
             moving_to(&fence, to, &from)?;
-            let dst = router.open(to)?;
+            let dst = named(router, "to", to)?;
             let (users, scanned, next) = scan(&src, ops, r.bucket, &r.after, r.limit).await?;
             let mut pages = 0;
             for u in &users {
@@ -240,13 +245,13 @@ pub async fn step(router: Router<'_>, ops: &Ops, now: i64, r: Reshard) -> Result
             // from an earlier move away: in between, requests bounce between the two
             // (`busy` after MAX_HOPS), so no read is answered from a stale copy.
             one(&src, ops, sql::FENCE_SET, &[b.clone(), text("moved"), text(to), num(now)]).await?;
-            one(&*router.open(to)?, ops, sql::FENCE_CLEAR, std::slice::from_ref(&b)).await?;
+            one(&*named(router, "to", to)?, ops, sql::FENCE_CLEAR, std::slice::from_ref(&b)).await?;
             json!({"bucket": r.bucket, "from": from, "to": to, "state": "moved",
                    "shard_map": effective_map(router, ops).await?.spec()})
         }
         ReshardStep::Clean => {
             let from = r.from.as_deref().ok_or_else(|| ApiError::field("from", "is required for this step"))?;
-            let db = router.open(from)?;
+            let db = named(router, "from", from)?;
             match fence(&db, ops, r.bucket).await? {
                 Fence::Moved { to } if to != from => {}
                 _ => {
