@@ -24,7 +24,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 
-import { startWorker } from '../tests/helpers/server.mjs';
+import { d1Files, startWorker } from '../tests/helpers/server.mjs';
 import { token, newUserId } from '../tests/helpers/client.mjs';
 import { ROOT, closeAgents, expect, flags, log, rng, send, typicalTasks, writeResult } from './lib/common.mjs';
 
@@ -45,17 +45,8 @@ const rows = (file, sql) => {
 };
 
 function d1File(dir) {
-  const base = path.join(dir, 'v3', 'd1');
-  const found = [];
-  const walk = (d) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.sqlite') && e.name !== 'metadata.sqlite') found.push(p);
-    }
-  };
-  walk(base);
-  if (found.length !== 1) throw new Error(`expected one D1 file under ${base}, found ${found.length}`);
+  const found = d1Files(dir);
+  if (found.length !== 1) throw new Error(`expected one D1 file under ${dir}, found ${found.length}`);
   return found[0];
 }
 

@@ -31,6 +31,23 @@ export const DATABASES = Math.max(1, Number.parseInt(process.env.EDGESYNC_D1 || 
 /** The D1 bindings of a server with `n` databases. */
 export const bindings = (n) => Array.from({ length: n }, (_, i) => (i === 0 ? 'DB' : `DB_${i}`));
 
+/**
+ * The SQLite files of the local D1 databases under a server's persistence directory
+ * (workerd keeps one per database beside its own metadata.sqlite).
+ */
+export function d1Files(persistDir) {
+  const found = [];
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.sqlite') && e.name !== 'metadata.sqlite') found.push(p);
+    }
+  };
+  walk(path.join(persistDir, 'v3', 'd1'));
+  return found;
+}
+
 /** The vars of a server with `n` databases: the buckets split evenly over them. */
 export const shardVars = (n) => (n > 1 ? { SHARD_MAP: bindings(n).join(',') } : {});
 

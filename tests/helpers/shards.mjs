@@ -1,5 +1,7 @@
 // The user → bucket function of crates/core/src/shards.rs (FNV-1a 64 of the user id's
 // UTF-8 bytes, modulo 256), so tests can pick users of a bucket.
+import { bindings } from './server.mjs';
+
 export const BUCKETS = 256;
 
 export function bucketOf(userId) {
@@ -13,6 +15,5 @@ export function bucketOf(userId) {
 
 /** The binding SHARD_MAP "DB,DB_1,…" (n databases, even split) gives a bucket. */
 export function evenBinding(bucket, n) {
-  const i = Math.floor((bucket * n) / BUCKETS);
-  return i === 0 ? 'DB' : `DB_${i}`;
+  return bindings(n)[Math.floor((bucket * n) / BUCKETS)];
 }

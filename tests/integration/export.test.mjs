@@ -4,11 +4,10 @@
 // copy over a bucket's, tombstones included and flagged.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { ROOT, startWorker, TEST_ADMIN_TOKEN } from '../helpers/server.mjs';
+import { d1Files, ROOT, startWorker, TEST_ADMIN_TOKEN } from '../helpers/server.mjs';
 import { api, newUserId, show, token } from '../helpers/client.mjs';
 import { expectProblem, ok, task } from '../helpers/sync.mjs';
 
@@ -156,15 +155,7 @@ describe('admin export of a user\'s records', () => {
 });
 
 function findD1(dir) {
-  const found = [];
-  const walk = (d) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.sqlite') && e.name !== 'metadata.sqlite') found.push(p);
-    }
-  };
-  walk(path.join(dir, 'v3', 'd1'));
+  const found = d1Files(dir);
   assert.equal(found.length, 1, `one D1 file: ${found}`);
   return found[0];
 }

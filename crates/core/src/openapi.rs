@@ -308,7 +308,7 @@ pub fn document(max_changes: usize, dev: bool) -> Value {
             "step": {"type": "string", "enum": ["locate", "begin", "copy", "switch", "clean"]},
             "bucket": {"type": "integer", "minimum": 0, "maximum": crate::shards::BUCKETS - 1},
             "user": {"type": "string", "minLength": 1, "maxLength": UserId::MAX_LEN},
-            "to": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"}, "from": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"},
+            "to": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"}, "from": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
             "after": {"type": ["string", "null"]}, "limit": {"type": "integer", "minimum": 1, "maximum": 100}}},
         "ReshardReply": {"type": "object"},
         "RecordsExport": {"type": "object"},

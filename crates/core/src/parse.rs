@@ -596,7 +596,7 @@ pub fn parse_reshard(body: &Value) -> Result<Reshard, ApiError> {
             None => Ok(None),
             Some(v) => v
                 .as_str()
-                .filter(|s| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+                .filter(|s| crate::shards::is_binding_name(s))
                 .map(|s| Some(s.to_string()))
                 .ok_or_else(|| ApiError::field(k, "must be a D1 binding name")),
         }
@@ -643,6 +643,7 @@ mod tests {
             (json!({"step": "begin", "bucket": 256, "to": "DB"}), "bucket"),
             (json!({"step": "begin", "bucket": 1, "user": "a", "to": "DB"}), "bucket"),
             (json!({"step": "begin", "bucket": 1, "to": "DB-1"}), "to"),
+            (json!({"step": "begin", "bucket": 1, "to": "1DB"}), "to"),
             (json!({"step": "copy", "bucket": 1, "to": "DB", "limit": 0}), "limit"),
         ] {
             assert_eq!(err_field(parse_reshard(&bad)), field, "{bad}");

@@ -40,12 +40,16 @@ impl Default for ShardMap {
     }
 }
 
-fn binding_name(s: &str) -> Result<&str, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
+/// A D1 binding name as wrangler takes it: `[A-Za-z_][A-Za-z0-9_]*`, at most 64 bytes
+/// (also the OpenAPI pattern of the reshard route's `to` and `from`).
+pub fn is_binding_name(s: &str) -> bool {
+    s.len() <= 64
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && !s.as_bytes()[0].is_ascii_digit();
-    ok.then_some(s).ok_or_else(|| format!("SHARD_MAP: {s:?} is not a binding name"))
+        && s.bytes().next().is_some_and(|b| !b.is_ascii_digit())
+}
+
+fn binding_name(s: &str) -> Result<&str, String> {
+    is_binding_name(s).then_some(s).ok_or_else(|| format!("SHARD_MAP: {s:?} is not a binding name"))
 }
 
 fn range(s: &str) -> Result<(u32, u32), String> {

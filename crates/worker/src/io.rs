@@ -66,6 +66,12 @@ pub async fn batch(
     Ok(results)
 }
 
+/// One statement as its own [`batch`], and its result.
+pub async fn one(db: &D1Database, ops: &Ops, sql: &str, params: &[JsValue]) -> Result<D1Result, ApiError> {
+    let mut res = batch(db, ops, vec![db.prepare(sql).bind(params)?]).await?;
+    res.pop().ok_or_else(|| ApiError::Internal("D1 returned no result".into()))
+}
+
 /// The rows of a result as `T`; a row that does not fit `T` is an internal error (with
 /// the reason), never a default.
 pub fn rows<T: DeserializeOwned>(res: &D1Result) -> Result<Vec<T>, ApiError> {

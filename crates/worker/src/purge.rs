@@ -42,9 +42,8 @@ async fn run_in(router: Router<'_>, db: &D1Database, cutoff_ms: i64) -> Result<u
     let ops = Ops::default();
     let mut removed = 0;
     for _ in 0..ROUNDS {
-        let stmt = db.prepare(sql::PURGE_CANDIDATES).bind(&[num(cutoff_ms), num(USERS)])?;
-        let res = io::batch(db, &ops, vec![stmt]).await?;
-        let users = io::rows::<Candidate>(&res[0])?;
+        let res = io::one(db, &ops, sql::PURGE_CANDIDATES, &[num(cutoff_ms), num(USERS)]).await?;
+        let users = io::rows::<Candidate>(&res)?;
         let n = users.len();
         for c in users {
             let Some(user) = UserId::parse(&c.user_id) else { continue };

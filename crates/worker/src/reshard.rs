@@ -29,7 +29,7 @@ use edgesync_core::reply::Reply;
 use edgesync_core::shards::{self, Fence, ShardMap};
 use edgesync_core::sql;
 
-use crate::io::{self, num, text};
+use crate::io::{self, num, one, text};
 use crate::shards::Router;
 
 #[derive(serde::Deserialize)]
@@ -49,11 +49,6 @@ struct FencesRow {
 #[derive(serde::Deserialize)]
 struct UserRow {
     user_id: String,
-}
-
-async fn one(db: &D1Database, ops: &Ops, sql: &str, params: &[JsValue]) -> Result<worker::D1Result, ApiError> {
-    let mut res = io::batch(db, ops, vec![db.prepare(sql).bind(params)?]).await?;
-    res.pop().ok_or_else(|| ApiError::Internal("D1 returned no result".into()))
 }
 
 /// The bucket's fence in one database.

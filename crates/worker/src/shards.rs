@@ -27,7 +27,8 @@ impl<'a> Router<'a> {
         Router { env, map, learned }
     }
 
-    fn map(&self) -> Result<&'a ShardMap, ApiError> {
+    /// The configured map (a malformed `SHARD_MAP` is an internal error here).
+    pub fn shard_map(&self) -> Result<&'a ShardMap, ApiError> {
         self.map.as_ref().map_err(|e| ApiError::Internal(e.clone()))
     }
 
@@ -37,13 +38,12 @@ impl<'a> Router<'a> {
     }
 
     /// The database a bucket's users are looked for first.
-    pub fn home(&self, bucket: u32) -> Result<(String, Rc<D1Database>), ApiError> {
+    pub fn home(&self, bucket: u32) -> Result<Rc<D1Database>, ApiError> {
         let binding = match self.learned.borrow().get(&bucket) {
             Some(b) => b.clone(),
-            None => self.map()?.binding(bucket).to_string(),
+            None => self.shard_map()?.binding(bucket).to_string(),
         };
-        let db = self.open(&binding)?;
-        Ok((binding, db))
+        self.open(&binding)
     }
 
     /// Follows a fence's forwarding address, and remembers it (or forgets it when it
@@ -51,7 +51,7 @@ impl<'a> Router<'a> {
     pub fn follow(&self, bucket: u32, to: &str) -> Result<Rc<D1Database>, ApiError> {
         let db = self.open(to)?;
         let mut learned = self.learned.borrow_mut();
-        if self.map()?.binding(bucket) == to {
+        if self.shard_map()?.binding(bucket) == to {
             learned.remove(&bucket);
         } else {
             learned.insert(bucket, to.to_string());
@@ -61,10 +61,6 @@ impl<'a> Router<'a> {
 
     /// Every configured database, by binding (the purge visits each).
     pub fn all(&self) -> Result<Vec<(String, Rc<D1Database>)>, ApiError> {
-        self.map()?.bindings().iter().map(|b| Ok((b.clone(), self.open(b)?))).collect()
-    }
-
-    pub fn shard_map(&self) -> Result<&'a ShardMap, ApiError> {
-        self.map()
+        self.shard_map()?.bindings().iter().map(|b| Ok((b.clone(), self.open(b)?))).collect()
     }
 }

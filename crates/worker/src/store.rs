@@ -182,8 +182,7 @@ impl<'a> Store<'a> {
     /// The store of `user`, in the database the router says holds the user's bucket.
     pub fn new(router: Router<'a>, user: UserId, ops: &'a Ops) -> Result<Self, ApiError> {
         let bucket = shards::bucket(user.as_str());
-        let (_, db) = router.home(bucket)?;
-        Ok(Store { db: RefCell::new(db), router, bucket, user, ops, ahead: None })
+        Ok(Store { db: RefCell::new(router.home(bucket)?), router, bucket, user, ops, ahead: None })
     }
 
     fn db(&self) -> Rc<D1Database> {
