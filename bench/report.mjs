@@ -608,18 +608,19 @@ else {
     'Bytes per record in the local D1 file (`bench/storage.mjs`): per level, a fresh worker gets users of typical tasks (`typicalTasks` in `bench/lib/common.mjs`: ' +
       'titles of 2–7 words, a third with a description, 40% with a due date; ids as the demo makes them), pushed 100 at a time, then 10% edited and 2% deleted; ' +
       'the worker is stopped and the file read with `sqlite3`. *Stored* is dbstat\'s pages of the `pages` table (leaf, interior and overflow pages, unused space included) ' +
-      'per current record; *deflated* the BLOB bodies\' bytes; *record JSON* a record as clients see it, *page JSON* what the bodies inflate to (entry tuples, superseded bucket copies included); ' +
+      'per current record; *deflated* the BLOB bodies\' bytes; *record JSON* a record as clients see it, *page JSON* the entry tuples the pages hold (superseded bucket copies included; format 1 stored this, deflated); *columns* what the bodies inflate to (format 2: the same entries as columns, `crates/core/src/codec.rs`); ' +
       '*as JSON text* the same rows with a TEXT body of that JSON (the page format before compression), through dbstat too. ' +
       `Users per database: ${int(storage.dbBytes / 1e6)} MB / (${pct(storage.activeShare, 0)} active × records × stored bytes per record): inactive users hold nothing; per account: ${storage.accountDbs} databases (the Free plan's 5 GB). Goal (issue #13): **≤ 60 bytes per record stored**.`,
   );
   p(
     table(
-      ['records per user', 'users', 'record JSON', 'page JSON', 'deflated body', '**stored**', 'as JSON text', 'users per 500 MB', 'per 5 GB account', 'as JSON text: per 500 MB'],
+      ['records per user', 'users', 'record JSON', 'page JSON', 'columns', 'deflated body', '**stored**', 'as JSON text', 'users per 500 MB', 'per 5 GB account', 'as JSON text: per 500 MB'],
       storage.levels.map((l) => [
         int(l.perUser),
         int(l.users),
         `${dec(l.perRecord.recordJson)} B`,
         `${dec(l.perRecord.pageJson)} B`,
+        l.perRecord.inflated == null ? '—' : `${dec(l.perRecord.inflated)} B`,
         `${dec(l.perRecord.compressed)} B`,
         `**${dec(l.perRecord.stored)} B**${l.perRecord.stored > 60 ? ' (over 60)' : ''}`,
         `${dec(l.perRecord.asText)} B`,
@@ -633,8 +634,9 @@ else {
   const nat = storage.nativeCpu ?? {};
   const rows = [];
   for (const c of codec) {
-    rows.push([`Rust \`miniz_oxide\` level ${c.level}, wasm in V8 (\`codec/*\`, bench/native)`, c.codec, int(c.json_bytes), int(c.deflated_bytes), c.deflate_ms == null ? '—' : `${dec(c.deflate_ms, 3)} ms`, c.inflate_ms == null ? '—' : `${dec(c.inflate_ms, 3)} ms (+ hex ${dec(c.from_hex_ms, 3)} ms)`]);
-    if (c.deflate6_ms != null) rows.push([`(the same at level 6)`, c.codec, int(c.json_bytes), int(c.deflated_bytes_level6), `${dec(c.deflate6_ms, 3)} ms`, '—']);
+    const hex = c.from_hex_ms == null ? '' : ` (+ hex ${dec(c.from_hex_ms, 3)} ms)`;
+    rows.push([`Rust: columns, \`miniz_oxide\` level ${c.level}, wasm in V8 (\`codec/*\`, bench/native)`, `${c.codec} (${int(c.entries)} records)`, int(c.json_bytes), int(c.deflated_bytes), c.encode_ms == null ? '—' : `${dec(c.encode_ms, 3)} ms`, c.decode_ms == null ? '—' : `${dec(c.decode_ms, 3)} ms${hex}`]);
+    rows.push([`(format 1: the JSON tuples, the same level)`, c.codec, int(c.json_bytes), int(c.format1_bytes), c.encode1_ms == null ? '—' : `${dec(c.encode1_ms, 3)} ms`, c.decode1_ms == null ? '—' : `${dec(c.decode1_ms, 3)} ms`]);
   }
   for (const [what, c] of Object.entries(nat)) {
     rows.push([`native \`CompressionStream('deflate-raw')\` (${storage.engine})`, `${what} of the ${int(storage.levels.at(-1).perUser)}-record user`, int(c.json_bytes), int(c.deflated_bytes), `${dec(c.deflate.cpu_us / 1000, 3)} ms`, `${dec(c.inflate.cpu_us / 1000, 3)} ms`]);
@@ -642,10 +644,11 @@ else {
   }
   if (rows.length) {
     p(
-      'CPU of the codec per page (a push deflates the head, and on a spill the buckets it writes; every read inflates the head, a pull also the buckets it reads). ' +
+      'CPU of the codec per page (a push encodes the head, and on a spill the buckets it writes; every read decodes the head, a pull also the buckets it reads). ' +
+        '*encode* is the entries to the stored bytes, *decode* the stored bytes to the entries (for the native streams: deflate and inflate of the format-1 JSON alone). ' +
         'The Rust codec in wasm is timed on the fixtures\' pages (tasks with every field set), the native streams on the typical user\'s pages by this process\'s CPU clock; compare per KB.',
     );
-    p(table(['codec', 'page', 'JSON bytes', 'deflated', 'deflate', 'inflate'], rows));
+    p(table(['codec', 'page', 'JSON bytes', 'stored bytes', 'encode', 'decode'], rows));
   }
 }
 

@@ -6,6 +6,7 @@
 //   stored      dbstat's pages of the `pages` table (leaf, interior and overflow pages,
 //               their unused space included) per current record
 //   compressed  the BLOB bodies' bytes per record
+//   columns     what the bodies inflate to (format 2: the entries as columns, codec.rs)
 //   raw JSON    a record's JSON as clients see it, and the page JSON (the entry tuples,
 //               superseded bucket copies included) per record
 //   as JSON text  the same rows with the inflated JSON as a TEXT body (the page format
@@ -50,11 +51,46 @@ function d1File(dir) {
   return found[0];
 }
 
-const inflate = (hex) => {
+/** A page body's entries as `[type, id, rev, created_rev, deleted, record]` tuples and their
+ * JSON (format 1's text), and the bytes it inflates to (crates/core codec.rs: format 1 is
+ * that JSON, format 2 the columns). A reading of the format for the figures, not the
+ * worker's decoder (the export route is that). */
+const decodeBody = (hex) => {
   const b = Buffer.from(hex, 'hex');
-  if (b[0] !== 1) throw new Error(`unknown body format ${b[0]}`);
-  return { bytes: b.length, json: zlib.inflateRawSync(b.subarray(1)).toString('utf8') };
+  if (b[0] !== 1 && b[0] !== 2) throw new Error(`unknown body format ${b[0]}`);
+  const inflated = zlib.inflateRawSync(b.subarray(1)).toString('utf8');
+  const entries = b[0] === 1 ? JSON.parse(inflated) : columnsToEntries(JSON.parse(inflated));
+  return { bytes: b.length, inflatedBytes: Buffer.byteLength(inflated), entries, json: JSON.stringify(entries) };
 };
+
+function columnsToEntries(c) {
+  const cols = new Map(c.k);
+  for (const [key, deltas] of c.n) {
+    let v = 0;
+    cols.set(key, deltas.map((d) => (v += d)));
+  }
+  const at = new Map();
+  const next = (key) => {
+    const i = at.get(key) ?? 0;
+    at.set(key, i + 1);
+    return cols.get(key)[i];
+  };
+  let whole = 0;
+  return c.e.map((shape, j) => {
+    let type;
+    let record;
+    if (shape === null) {
+      type = c.t[whole];
+      record = c.w[whole++];
+    } else {
+      const [t, keys] = c.s[shape];
+      type = t;
+      record = Object.fromEntries(keys.map((k) => [k, next(k)]));
+    }
+    const rev = c.r[j] ?? record.rev;
+    return [type, c.i[j] ?? record.id, rev, rev - c.c[j], c.d[j], record];
+  });
+}
 
 async function level(perUser, random) {
   const users = Math.max(2, Math.ceil(opt.records / perUser));
@@ -91,17 +127,18 @@ async function level(perUser, random) {
     const pages = rows(file, 'SELECT user_id, page, rev, horizon, push_id, buckets, count, dir, tomb, hex(body) AS body FROM pages');
     let compressed = 0;
     let pageJson = 0;
+    let inflatedJson = 0;
     let recordJson = 0;
     let current = 0;
     const perUserHead = [];
     const byUser = new Map();
     for (const r of pages) {
-      const { bytes, json } = inflate(r.body);
+      const { bytes, inflatedBytes, entries, json } = decodeBody(r.body);
       compressed += bytes;
       pageJson += Buffer.byteLength(json);
+      inflatedJson += inflatedBytes;
       r.json = json;
       const u = byUser.get(r.user_id) ?? { head: null, buckets: [] };
-      const entries = JSON.parse(json);
       if (r.page === 0) {
         u.head = entries;
         perUserHead.push({ entries: entries.length, json: Buffer.byteLength(json), deflated: bytes });
@@ -147,6 +184,7 @@ async function level(perUser, random) {
         compressed: compressed / current,
         recordJson: recordJson / current,
         pageJson: pageJson / current,
+        inflated: inflatedJson / current,
         asText: asText.bytes / current,
       },
       head: perUserHead[0],
@@ -160,7 +198,8 @@ async function level(perUser, random) {
     out.sample = { head: sample.find((r) => r.page === 0)?.json, bucket: sample.find((r) => r.page > 0)?.json };
     return out;
   } finally {
-    fs.rmSync(srv.persistDir, { recursive: true, force: true });
+    if (process.env.EDGESYNC_KEEP_D1) log(`kept ${file}`);
+    else fs.rmSync(srv.persistDir, { recursive: true, force: true });
   }
 }
 
@@ -208,7 +247,7 @@ try {
     log(
       `${n} records/user (${r.users} users, ${r.pages} pages): stored ${r.perRecord.stored.toFixed(1)} B/record ` +
         `(as JSON text ${r.perRecord.asText.toFixed(1)}), deflated body ${r.perRecord.compressed.toFixed(1)}, record JSON ${r.perRecord.recordJson.toFixed(1)}, ` +
-        `page JSON ${r.perRecord.pageJson.toFixed(1)}; users per 500 MB ${Math.round(r.usersPerDb)}, per 5 GB ${Math.round(r.usersPerAccount)} ` +
+        `page JSON ${r.perRecord.pageJson.toFixed(1)}, columns JSON ${r.perRecord.inflated.toFixed(1)}; users per 500 MB ${Math.round(r.usersPerDb)}, per 5 GB ${Math.round(r.usersPerAccount)} ` +
         `(${((Date.now() - t0) / 1000).toFixed(0)} s)`,
     );
     results.push(r);

@@ -45,7 +45,14 @@ const totals = cases.map((c) => {
 // The page codec alone (crates/core codec.rs): deflate, inflate and the hex decoding of
 // D1's `hex(body)`, per page.
 const ms = (id) => (by[id] ? by[id].median_ns / 1e6 : null);
-const codec = codecs.map((c) => ({ ...c, deflate_ms: ms(`codec/deflate_${c.codec}`), deflate6_ms: ms(`codec/deflate6_${c.codec}`), inflate_ms: ms(`codec/inflate_${c.codec}`), from_hex_ms: ms(`codec/from_hex_${c.codec}`) }));
+const codec = codecs.map((c) => ({
+  ...c,
+  encode_ms: ms(`codec/encode_${c.codec}`),
+  decode_ms: ms(`codec/decode_${c.codec}`),
+  encode1_ms: ms(`codec/encode1_${c.codec}`),
+  decode1_ms: ms(`codec/decode1_${c.codec}`),
+  from_hex_ms: ms(`codec/from_hex_${c.codec}`),
+}));
 const result = { engine: `V8 ${process.versions.v8} (Node ${process.version})`, results: lines, requests: totals, codec };
 fs.writeFileSync(out, JSON.stringify(result, null, 2));
 for (const r of lines.filter((r) => r.id.startsWith('jwt/'))) console.log(`${r.id.padEnd(28)} ${(r.median_ns / 1e3).toFixed(1).padStart(10)} µs`);
@@ -57,6 +64,6 @@ for (const t of totals) {
 }
 for (const c of codec) {
   console.log(
-    `codec ${c.codec}: ${c.json_bytes} B JSON -> ${c.deflated_bytes} B (level ${c.level}): deflate ${c.deflate_ms?.toFixed(3)} ms (level 6: ${c.deflated_bytes_level6} B in ${c.deflate6_ms?.toFixed(3)} ms), inflate ${c.inflate_ms?.toFixed(3)} ms, hex decode ${c.from_hex_ms?.toFixed(3)} ms`,
+    `codec ${c.codec}: ${c.entries} entries, ${c.json_bytes} B JSON -> ${c.deflated_bytes} B as columns (format 1: ${c.format1_bytes} B): encode ${c.encode_ms?.toFixed(3)} ms (format 1 ${c.encode1_ms?.toFixed(3)}), decode ${c.decode_ms?.toFixed(3)} ms (format 1 ${c.decode1_ms?.toFixed(3)}), hex ${c.from_hex_ms?.toFixed(3)} ms`,
   );
 }

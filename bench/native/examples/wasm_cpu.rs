@@ -162,40 +162,35 @@ fn main() {
         );
     }
 
-    // The codec alone (crates/core codec.rs): deflate of a head's JSON (every push writes
-    // the head) and inflate of it (every request that reads the head), for the 500-record
-    // head and a bucket of the 5,000-record user.
+    // The codec alone (crates/core codec.rs), per page: a push encodes the head (and the
+    // buckets it spills into), every request that reads the head decodes it. Format 2
+    // (columns, what the worker writes) beside format 1 (the entries' JSON tuples, deflated;
+    // still read), for the 500-record head and the largest bucket of the 5,000-record user.
     let big = user(5_000);
-    let bucket_json = {
+    let bucket = {
         let (_, hex) = big.buckets.iter().max_by_key(|(_, h)| h.len()).unwrap();
-        edgesync_core::codec::inflate(&edgesync_core::codec::from_hex(hex).unwrap()).unwrap()
+        edgesync_core::codec::decode_hex(hex).unwrap()
     };
-    for (id, json) in [("head_h500", user(500).head_json.clone()), ("bucket_h5000", bucket_json)] {
-        let packed = edgesync_core::codec::deflate(json.as_bytes());
+    let head = edgesync_core::codec::decode_hex(&user(500).head_body).unwrap();
+    for (id, entries) in [("head_h500", head), ("bucket_h5000", bucket)] {
+        let json = serde_json::to_vec(&entries).unwrap();
+        let v1 = edgesync_core::codec::deflate(&json);
+        let v2 = edgesync_core::codec::encode(&entries).unwrap();
         println!(
             "{}",
-            serde_json::json!({"codec": id, "json_bytes": json.len(), "deflated_bytes": packed.len(), "level": edgesync_core::codec::LEVEL,
-                "deflated_bytes_level6": miniz_oxide::deflate::compress_to_vec(json.as_bytes(), 6).len()})
+            serde_json::json!({"codec": id, "entries": entries.len(), "json_bytes": json.len(), "deflated_bytes": v2.len(),
+                "format1_bytes": v1.len(), "level": edgesync_core::codec::LEVEL})
         );
+        measure(&format!("codec/encode_{id}"), budget, || (), |_| edgesync_core::codec::encode(black_box(&entries)).unwrap());
+        measure(&format!("codec/decode_{id}"), budget, || (), |_| edgesync_core::codec::decode(black_box(&v2)).unwrap());
         measure(
-            &format!("codec/deflate_{id}"),
+            &format!("codec/encode1_{id}"),
             budget,
             || (),
-            |_| edgesync_core::codec::deflate(black_box(json.as_bytes())),
+            |_| edgesync_core::codec::deflate(&serde_json::to_vec(black_box(&entries)).unwrap()),
         );
-        measure(
-            &format!("codec/deflate6_{id}"),
-            budget,
-            || (),
-            |_| miniz_oxide::deflate::compress_to_vec(black_box(json.as_bytes()), 6),
-        );
-        measure(
-            &format!("codec/inflate_{id}"),
-            budget,
-            || (),
-            |_| edgesync_core::codec::inflate(black_box(&packed)).unwrap(),
-        );
-        let hex: String = packed.iter().map(|b| format!("{b:02X}")).collect();
+        measure(&format!("codec/decode1_{id}"), budget, || (), |_| edgesync_core::codec::decode(black_box(&v1)).unwrap());
+        let hex: String = v2.iter().map(|b| format!("{b:02X}")).collect();
         measure(
             &format!("codec/from_hex_{id}"),
             budget,

@@ -1,16 +1,33 @@
-//! The stored form of a page body (README "Storage"): the page's JSON array of entries
-//! ([`crate::pages::Entry`]), raw-deflated, behind a one-byte format tag. D1 keeps it in
-//! the BLOB column `pages.body`; the store reads it back as hex (`hex(body)`: D1 hands a
-//! BLOB to the worker as an array of numbers, one JS value per byte, and a string crosses
-//! into wasm in one copy). Pure, so the round trip is property-tested natively.
+//! The stored form of a page body (README "Storage"): the page's entries
+//! ([`crate::pages::Entry`]) as **columns**, raw-deflated, behind a one-byte format tag.
+//! D1 keeps it in the BLOB column `pages.body`; the store reads it back as hex
+//! (`hex(body)`: D1 hands a BLOB to the worker as an array of numbers, one JS value per
+//! byte, and a string crosses into wasm in one copy). Pure, so the round trip is
+//! property-tested natively.
+//!
+//! Why columns: a page holds hundreds of records of a few shapes (every task has the same
+//! keys). Deflate over the records one after another spends most of its bytes on the key
+//! names and on the values' short repeats interrupted by every field; the same values
+//! grouped by key, with the integer columns (revs, timestamps) as differences from the
+//! previous entry's, deflate to about half (bench/storage.mjs, BENCHMARKS.md §6). The
+//! record's JSON is rebuilt byte for byte: values are kept as their JSON text, and a
+//! record that would not come back identical (whitespace, an escaped key) is stored whole.
+//!
+//! Format 1 (the entries' JSON tuples, deflated) is still read: pages written before
+//! format 2 stay readable and are rewritten in format 2 by the next write of the page.
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::error::ApiError;
 use crate::pages::{self, Entry};
 
-/// Format tag of a raw-deflate (RFC 1951) body of the JSON array.
+/// Format tag of a raw-deflate (RFC 1951) body of the entries' JSON array (format 1).
 pub const DEFLATE: u8 = 1;
+/// Format tag of a raw-deflate body of the entries as columns ([`encode`]).
+pub const COLUMNS: u8 = 2;
 /// miniz_oxide's level: 1 is its fast compressor (greedy, one probe), chosen for the CPU
 /// of a push (bench/storage.mjs measures the levels; README "Storage").
 pub const LEVEL: u8 = 1;
@@ -18,28 +35,34 @@ pub const LEVEL: u8 = 1;
 /// it is written; anything larger is not a page this code wrote).
 pub const MAX_JSON: usize = 32 * 1024 * 1024;
 
-/// A page's entries as stored.
+/// A page's entries as stored (format 2).
 pub fn encode(entries: &[Entry]) -> Result<Vec<u8>, ApiError> {
-    let json = serde_json::to_vec(entries)?;
-    Ok(deflate(&json))
+    Ok(tagged(COLUMNS, columns(entries)?.as_bytes()))
 }
 
-/// `json` compressed behind the format tag.
+/// `json` compressed behind the format-1 tag: the form [`encode`] wrote before format 2
+/// (kept for the tests and benchmarks that compare the two).
 pub fn deflate(json: &[u8]) -> Vec<u8> {
+    tagged(DEFLATE, json)
+}
+
+fn tagged(tag: u8, json: &[u8]) -> Vec<u8> {
     let packed = miniz_oxide::deflate::compress_to_vec(json, LEVEL);
     let mut out = Vec::with_capacity(packed.len() + 1);
-    out.push(DEFLATE);
+    out.push(tag);
     out.extend_from_slice(&packed);
     out
 }
 
-/// The JSON text of a stored body.
-pub fn inflate(body: &[u8]) -> Result<String, ApiError> {
+/// The JSON text of a stored body (either format) and its format tag.
+pub fn inflate(body: &[u8]) -> Result<(u8, String), ApiError> {
     match body.split_first() {
-        Some((&DEFLATE, packed)) => {
+        Some((&tag, packed)) if tag == DEFLATE || tag == COLUMNS => {
             let json = miniz_oxide::inflate::decompress_to_vec_with_limit(packed, MAX_JSON)
                 .map_err(|e| ApiError::Internal(format!("page body does not inflate: {e}")))?;
-            String::from_utf8(json).map_err(|e| ApiError::Internal(format!("page body is not UTF-8: {e}")))
+            let json =
+                String::from_utf8(json).map_err(|e| ApiError::Internal(format!("page body is not UTF-8: {e}")))?;
+            Ok((tag, json))
         }
         Some((tag, _)) => Err(ApiError::Internal(format!("page body of unknown format {tag}"))),
         None => Err(ApiError::Internal("empty page body".into())),
@@ -48,7 +71,10 @@ pub fn inflate(body: &[u8]) -> Result<String, ApiError> {
 
 /// A stored body's entries.
 pub fn decode(body: &[u8]) -> Result<Vec<Entry>, ApiError> {
-    pages::parse_body(&inflate(body)?)
+    match inflate(body)? {
+        (COLUMNS, json) => serde_json::from_str::<Columns>(&json)?.entries(),
+        (_, json) => pages::parse_body(&json),
+    }
 }
 
 /// A stored body as D1's `hex(body)` returns it.
@@ -108,6 +134,415 @@ pub fn tomb<'e>(entries: impl IntoIterator<Item = &'e Entry>) -> Result<Option<i
     Ok(earliest)
 }
 
+/// Format 2's JSON, before it is deflated, as [`columns`] writes it and [`decode`] reads it:
+/// the entries of a page, one column per field.
+/// Every per-entry column has one value per entry, in entry order.
+#[derive(Deserialize)]
+struct Columns<'a> {
+    /// Record shapes: a type and the record's keys in their order.
+    s: Vec<(Cow<'a, str>, Vec<Cow<'a, str>>)>,
+    /// Per entry: its shape, or null for a record kept whole (in `w`, its type in `t`).
+    e: Vec<Option<u32>>,
+    /// Per entry: its id, or null when it is the record's `id` (the usual case).
+    i: Vec<Option<Cow<'a, str>>>,
+    /// Per entry: its rev, or null when it is the record's `rev`.
+    r: Vec<Option<i64>>,
+    /// Per entry: rev − created_rev (wrapping): 0 for a record created by its last write.
+    c: Vec<i64>,
+    /// Per entry: 1 for a tombstone.
+    d: Vec<u8>,
+    /// The records that are kept whole, and their types.
+    #[serde(borrow)]
+    w: Vec<&'a RawValue>,
+    t: Vec<Cow<'a, str>>,
+    /// Columns of JSON values: a key, and its values for the entries whose shape has it.
+    #[serde(borrow)]
+    k: Vec<(Cow<'a, str>, Vec<&'a RawValue>)>,
+    /// Columns whose every value is an integer: each as the difference from the previous
+    /// one (wrapping; the first from 0). Revs and timestamps of neighbours differ little.
+    n: Vec<(Cow<'a, str>, Vec<i64>)>,
+}
+
+impl<'a> Columns<'a> {
+    fn entries(self) -> Result<Vec<Entry>, ApiError> {
+        let damaged = || ApiError::Internal("damaged page columns".into());
+        let n = self.e.len();
+        if [self.i.len(), self.r.len(), self.c.len(), self.d.len()].iter().any(|&l| l != n)
+            || self.w.len() != self.t.len()
+        {
+            return Err(damaged());
+        }
+        // Every key names one column, of JSON values or of integers.
+        #[derive(Clone, Copy)]
+        enum Col {
+            Json(usize),
+            Int(usize),
+        }
+        let col_of = |key: &str| -> Result<Col, ApiError> {
+            let json = self.k.iter().position(|(k, _)| k == key).map(Col::Json);
+            let int = self.n.iter().position(|(k, _)| k == key).map(Col::Int);
+            match (json, int) {
+                (Some(c), None) | (None, Some(c)) => Ok(c),
+                _ => Err(damaged()),
+            }
+        };
+        let ints: Vec<Vec<i64>> = self
+            .n
+            .iter()
+            .map(|(_, deltas)| {
+                let mut v = 0i64;
+                deltas
+                    .iter()
+                    .map(|d| {
+                        v = v.wrapping_add(*d);
+                        v
+                    })
+                    .collect()
+            })
+            .collect();
+        struct Shape {
+            entity: &'static str,
+            keys: Vec<(String, Col)>,
+            id: Option<usize>,
+            rev: Option<usize>,
+        }
+        let shapes = self
+            .s
+            .iter()
+            .map(|(t, keys)| {
+                let rendered: Vec<(String, Col)> = keys
+                    .iter()
+                    .map(|k| {
+                        let mut json = String::new();
+                        push_key(&mut json, k)?;
+                        Ok((json, col_of(k)?))
+                    })
+                    .collect::<Result<_, ApiError>>()?;
+                let at = |name: &str| keys.iter().position(|k| k == name);
+                let (id, rev) = (at(crate::envelope::ID), at(crate::envelope::REV));
+                Ok(Shape { entity: entity_of(t)?, keys: rendered, id, rev })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let (mut json_at, mut int_at, mut whole_at) = (vec![0usize; self.k.len()], vec![0usize; self.n.len()], 0usize);
+        let mut number = itoa::Buffer::new();
+        let mut out = Vec::with_capacity(n);
+        for j in 0..n {
+            let (entity, record, id_json, record_rev) = match self.e[j] {
+                Some(s) => {
+                    let shape = shapes.get(s as usize).ok_or_else(damaged)?;
+                    let mut rec = String::with_capacity(2 + shape.keys.len() * 16);
+                    let (mut id_json, mut rev) = (None, None);
+                    rec.push('{');
+                    for (pos, (key, col)) in shape.keys.iter().enumerate() {
+                        if pos > 0 {
+                            rec.push(',');
+                        }
+                        rec.push_str(key);
+                        rec.push(':');
+                        match *col {
+                            Col::Json(c) => {
+                                let v = self.k[c].1.get(json_at[c]).ok_or_else(damaged)?.get();
+                                json_at[c] += 1;
+                                rec.push_str(v);
+                                if shape.id == Some(pos) {
+                                    id_json = Some(v);
+                                } else if shape.rev == Some(pos) {
+                                    rev = canonical_int(v);
+                                }
+                            }
+                            Col::Int(c) => {
+                                let v = *ints[c].get(int_at[c]).ok_or_else(damaged)?;
+                                int_at[c] += 1;
+                                rec.push_str(number.format(v));
+                                if shape.rev == Some(pos) {
+                                    rev = Some(v);
+                                }
+                            }
+                        }
+                    }
+                    rec.push('}');
+                    (shape.entity, RawValue::from_string(rec)?, id_json, rev)
+                }
+                None => {
+                    let record = self.w.get(whole_at).ok_or_else(damaged)?;
+                    let entity = entity_of(&self.t[whole_at])?;
+                    whole_at += 1;
+                    (entity, (*record).to_owned(), None, None)
+                }
+            };
+            let id = match &self.i[j] {
+                Some(id) => id.to_string(),
+                None => serde_json::from_str::<String>(id_json.ok_or_else(damaged)?)?,
+            };
+            let rev = match self.r[j] {
+                Some(rev) => rev,
+                None => record_rev.ok_or_else(damaged)?,
+            };
+            let created_rev = rev.wrapping_sub(self.c[j]);
+            out.push(Entry { entity, id, rev, created_rev, deleted: self.d[j] != 0, record });
+        }
+        let used = |at: &[usize], lens: &mut dyn Iterator<Item = usize>| at.iter().all(|&a| Some(a) == lens.next());
+        if !used(&json_at, &mut self.k.iter().map(|(_, v)| v.len()))
+            || !used(&int_at, &mut self.n.iter().map(|(_, v)| v.len()))
+            || whole_at != self.w.len()
+        {
+            return Err(damaged());
+        }
+        Ok(out)
+    }
+}
+
+/// Format 2's JSON for `entries` (the layout of [`Columns`]), written directly: the
+/// records are split by [`members`] into slices of their own text, so nothing is parsed
+/// or escaped twice on the push path.
+fn columns(entries: &[Entry]) -> Result<String, ApiError> {
+    struct Shape<'e> {
+        entity: &'static str,
+        keys: Vec<&'e str>,
+        cols: Vec<usize>,
+        id: Option<usize>,
+        rev: Option<usize>,
+    }
+    let mut shapes: Vec<Shape> = Vec::new();
+    let mut cols: Vec<(&str, Vec<&str>)> = Vec::new();
+    let [mut e, mut i, mut r, mut c, mut d, mut w, mut t] = std::array::from_fn(|_| List::default());
+    let mut number = itoa::Buffer::new();
+    for entry in entries {
+        let (mut same_id, mut same_rev) = (false, false);
+        match members(entry.record.get()) {
+            Some(pairs) => {
+                let found = shapes.iter().position(|s| {
+                    s.entity == entry.entity
+                        && s.keys.len() == pairs.len()
+                        && s.keys.iter().zip(&pairs).all(|(a, (b, _))| a == b)
+                });
+                let s = match found {
+                    Some(s) => s,
+                    None => {
+                        let at = |name: &str| pairs.iter().position(|(k, _)| *k == name);
+                        let shape = Shape {
+                            entity: entry.entity,
+                            keys: pairs.iter().map(|(k, _)| *k).collect(),
+                            cols: pairs.iter().map(|(k, _)| column(&mut cols, k)).collect(),
+                            id: at(crate::envelope::ID),
+                            rev: at(crate::envelope::REV),
+                        };
+                        shapes.push(shape);
+                        shapes.len() - 1
+                    }
+                };
+                let shape = &shapes[s];
+                for ((_, v), &col) in pairs.iter().zip(&shape.cols) {
+                    cols[col].1.push(v);
+                }
+                same_id = shape.id.is_some_and(|p| is_json_of(pairs[p].1, &entry.id));
+                same_rev = shape.rev.is_some_and(|p| pairs[p].1 == number.format(entry.rev));
+                e.item().push_str(number.format(s));
+            }
+            None => {
+                e.item().push_str("null");
+                w.item().push_str(entry.record.get());
+                push_key(t.item(), entry.entity)?;
+            }
+        }
+        match same_id {
+            true => i.item().push_str("null"),
+            false => push_key(i.item(), &entry.id)?,
+        }
+        r.item().push_str(if same_rev { "null" } else { number.format(entry.rev) });
+        c.item().push_str(number.format(entry.rev.wrapping_sub(entry.created_rev)));
+        d.item().push_str(if entry.deleted { "1" } else { "0" });
+    }
+    let mut s = List::default();
+    for shape in &shapes {
+        let out = s.item();
+        out.push('[');
+        push_key(out, shape.entity)?;
+        out.push_str(",[");
+        for (n, k) in shape.keys.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            push_key(out, k)?;
+        }
+        out.push_str("]]");
+    }
+    let (mut k, mut n) = (List::default(), List::default());
+    for (key, values) in cols {
+        let ints: Option<Vec<i64>> = values.iter().map(|v| canonical_int(v)).collect();
+        let out = if ints.is_some() { n.item() } else { k.item() };
+        out.push('[');
+        push_key(out, key)?;
+        out.push_str(",[");
+        match ints {
+            Some(ints) => {
+                let mut prev = 0i64;
+                for (m, v) in ints.into_iter().enumerate() {
+                    if m > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(number.format(v.wrapping_sub(prev)));
+                    prev = v;
+                }
+            }
+            None => out.push_str(&values.join(",")),
+        }
+        out.push_str("]]");
+    }
+    let mut json = String::with_capacity(entries.len() * 256);
+    for (name, list) in
+        [("s", s), ("e", e), ("i", i), ("r", r), ("c", c), ("d", d), ("w", w), ("t", t), ("k", k), ("n", n)]
+    {
+        json.push(if json.is_empty() { '{' } else { ',' });
+        json.push('"');
+        json.push_str(name);
+        json.push_str("\":[");
+        json.push_str(&list.0);
+        json.push(']');
+    }
+    json.push('}');
+    Ok(json)
+}
+
+/// A JSON array's items being written, without the brackets.
+#[derive(Default)]
+struct List(String);
+
+impl List {
+    /// The buffer to write the next item into (after a comma when it is not the first).
+    fn item(&mut self) -> &mut String {
+        if !self.0.is_empty() {
+            self.0.push(',');
+        }
+        &mut self.0
+    }
+}
+
+/// The index of `key`'s column in `cols`, added when it is new.
+fn column<'e>(cols: &mut Vec<(&'e str, Vec<&'e str>)>, key: &'e str) -> usize {
+    match cols.iter().position(|(k, _)| *k == key) {
+        Some(c) => c,
+        None => {
+            cols.push((key, Vec::new()));
+            cols.len() - 1
+        }
+    }
+}
+
+/// A record's keys and values, as slices of its JSON text, when the text is an object
+/// laid out the way serde_json writes one (no whitespace between members, no escape in a
+/// key), so that the pieces put together again give exactly this text; `None` for
+/// anything else, which is then stored whole. `json` is valid JSON (a `RawValue`).
+fn members(json: &str) -> Option<Vec<(&str, &str)>> {
+    let b = json.as_bytes();
+    if b.first() != Some(&b'{') || b.last() != Some(&b'}') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(16);
+    if b.len() == 2 {
+        return Some(out);
+    }
+    let mut i = 1;
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key = i + 1;
+        let key_end = key + b.get(key..)?.iter().position(|&x| x == b'"' || x == b'\\')?;
+        if b[key_end] != b'"' || b.get(key_end + 1) != Some(&b':') {
+            return None;
+        }
+        let value = key_end + 2;
+        i = value_end(b, value)?;
+        out.push((json.get(key..key_end)?, json.get(value..i)?));
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') if i == b.len() - 1 => return Some(out),
+            _ => return None,
+        }
+    }
+}
+
+/// The end of the JSON value starting at `b[i]` (valid JSON): a string, an object or an
+/// array to its closing quote or bracket, a number or literal without whitespace.
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'"' => string_end(b, i),
+        b'{' | b'[' => {
+            let (mut depth, mut j) = (0usize, i);
+            loop {
+                match *b.get(j)? {
+                    b'"' => {
+                        j = string_end(b, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.checked_sub(1)?;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        _ => {
+            let len = b.get(i..)?.iter().position(|x| matches!(x, b',' | b'}'))?;
+            let scalar = b.get(i..i + len)?;
+            (len > 0 && scalar.iter().all(|x| x.is_ascii_alphanumeric() || matches!(x, b'-' | b'+' | b'.')))
+                .then_some(i + len)
+        }
+    }
+}
+
+/// The index after the closing quote of the JSON string starting at `b[i]`.
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    loop {
+        match *b.get(j)? {
+            b'"' => return Some(j + 1),
+            b'\\' => j += 2,
+            _ => j += 1,
+        }
+    }
+}
+
+fn entity_of(name: &str) -> Result<&'static str, ApiError> {
+    crate::entities::entity(name)
+        .map(|e| e.name)
+        .ok_or_else(|| ApiError::Internal(format!("stored record of unknown type {name:?}")))
+}
+
+/// `key` as a JSON string, the way serde_json writes it.
+fn push_key(out: &mut String, key: &str) -> Result<(), ApiError> {
+    if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(key);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(key)?);
+    }
+    Ok(())
+}
+
+/// Whether `json` is `s` as a JSON string with nothing escaped.
+fn is_json_of(json: &str, s: &str) -> bool {
+    json.len() == s.len() + 2
+        && json.starts_with('"')
+        && json.ends_with('"')
+        && &json[1..json.len() - 1] == s
+        && s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
+/// The integer `json` is, when it is written the way an i64 prints (no sign, exponent,
+/// fraction or leading zero), so that it prints back the same.
+fn canonical_int(json: &str) -> Option<i64> {
+    let v: i64 = json.parse().ok()?;
+    (itoa::Buffer::new().format(v) == json).then_some(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,20 +563,120 @@ mod tests {
         }
     }
 
+    fn same(a: &[Entry], b: &[Entry]) {
+        assert_eq!(a.len(), b.len());
+        for (a, b) in a.iter().zip(b) {
+            assert_eq!(
+                (a.entity, &a.id, a.rev, a.created_rev, a.deleted),
+                (b.entity, &b.id, b.rev, b.created_rev, b.deleted)
+            );
+            assert_eq!(a.record.get(), b.record.get());
+        }
+    }
+
+    fn task(i: i64) -> Entry {
+        let record = format!(
+            "{{\"completed\":false,\"created_at\":{},\"deleted_at\":null,\"id\":\"t{i}\",\"rev\":{},\"title\":\"task number {i}\",\"version\":1}}",
+            1_700_000_000_000 + i * 7,
+            100 + i
+        );
+        Entry {
+            entity: "tasks",
+            id: format!("t{i}"),
+            rev: 100 + i,
+            created_rev: 90 + i,
+            deleted: false,
+            record: RawValue::from_string(record).unwrap(),
+        }
+    }
+
     #[test]
     fn bodies_round_trip_and_shrink() {
         let entries: Vec<Entry> =
             (0..300).map(|i| entry(&format!("t{i}"), (i % 10 == 0).then_some(1_000 + i))).collect();
         let body = encode(&entries).unwrap();
         let json = serde_json::to_string(&entries).unwrap();
-        assert_eq!(body[0], DEFLATE);
+        assert_eq!(body[0], COLUMNS);
         assert!(body.len() * 4 < json.len(), "{} of {}", body.len(), json.len());
-        assert_eq!(inflate(&body).unwrap(), json);
+        same(&decode(&body).unwrap(), &entries);
         let hex: String = body.iter().map(|b| format!("{b:02X}")).collect();
         assert_eq!(serde_json::to_string(&decode_hex(&hex).unwrap()).unwrap(), json);
         assert_eq!(tomb(&entries).unwrap(), Some(1_000));
         assert_eq!(tomb(&entries[1..10]).unwrap(), None);
         assert!(decode(&encode(&[]).unwrap()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn columns_take_far_less_than_the_tuples_and_format_1_still_reads() {
+        let entries: Vec<Entry> = (0..400).map(task).collect();
+        let json = serde_json::to_vec(&entries).unwrap();
+        let v1 = deflate(&json);
+        let v2 = encode(&entries).unwrap();
+        assert!(v2.len() * 10 < v1.len() * 7, "format 2: {} bytes, format 1: {}", v2.len(), v1.len());
+        same(&decode(&v1).unwrap(), &entries);
+        same(&decode(&v2).unwrap(), &entries);
+        // The integer columns (created_at, rev, version) are stored as differences; the
+        // entry's id and rev are not stored again beside the record's.
+        let (_, columns) = inflate(&v2).unwrap();
+        let c: serde_json::Value = serde_json::from_str(&columns).unwrap();
+        let ints: Vec<&str> = c["n"].as_array().unwrap().iter().map(|p| p[0].as_str().unwrap()).collect();
+        assert_eq!(ints, ["created_at", "rev", "version"]);
+        assert_eq!(c["n"][0][1][1], 7);
+        assert!(c["i"].as_array().unwrap().iter().all(|v| v.is_null()));
+        assert!(c["r"].as_array().unwrap().iter().all(|v| v.is_null()));
+        assert!(c["c"].as_array().unwrap().iter().all(|v| v == 10));
+    }
+
+    #[test]
+    fn records_that_would_not_come_back_identical_are_kept_whole() {
+        let odd = |text: &str, id: &str, rev: i64| Entry {
+            entity: "notes",
+            id: id.into(),
+            rev,
+            created_rev: rev,
+            deleted: true,
+            record: RawValue::from_string(text.into()).unwrap(),
+        };
+        let entries = vec![
+            task(1),
+            odd(r#"{ "id": "a" }"#, "a", 1),
+            odd(r#"{"\u0069d":"b","rev":2}"#, "b", 2),
+            odd(r#"{"id":"c","id":"d","rev":3,"rev":-4}"#, "c", 3),
+            odd(r#"{"id":"\u0065","rev":5.0}"#, "e", 5),
+            odd(r#"{"id":7,"rev":"7","x":[1,{"y":null}],"k\n":"\u00e9"}"#, "seven", -9),
+            odd(r#"{}"#, "", i64::MIN),
+            odd(r#"[1,2]"#, "arr", i64::MAX),
+            task(2),
+        ];
+        same(&decode(&encode(&entries).unwrap()).unwrap(), &entries);
+        let (_, columns) = inflate(&encode(&entries).unwrap()).unwrap();
+        let c: serde_json::Value = serde_json::from_str(&columns).unwrap();
+        // Whitespace, an escaped key, an array: kept whole; duplicate keys, an id that is
+        // escaped or a number, a rev that is not an integer: shaped, the entry's id and rev
+        // then stored beside the record's.
+        assert_eq!(c["w"].as_array().unwrap().len(), 4, "{columns}");
+        assert_eq!(c["i"][4], "e");
+        assert_eq!(c["r"][4], 5);
+    }
+
+    #[test]
+    fn damaged_columns_are_errors() {
+        let body = |json: &str| tagged(COLUMNS, json.as_bytes());
+        let good = r#"{"s":[["tasks",["id","rev"]]],"e":[0],"i":[null],"r":[null],"c":[0],"d":[0],"w":[],"t":[],"k":[["id",["a"]]],"n":[["rev",[3]]]}"#;
+        let e = decode(&body(good)).unwrap();
+        assert_eq!((e[0].id.as_str(), e[0].rev, e[0].record.get()), ("a", 3, r#"{"id":"a","rev":3}"#));
+        for bad in [
+            good.replace(r#""e":[0]"#, r#""e":[1]"#),
+            good.replace(r#""e":[0]"#, r#""e":[0,0]"#),
+            good.replace(r#""n":[["rev",[3]]]"#, r#""n":[["rev",[3,4]]]"#),
+            good.replace(r#""n":[["rev",[3]]]"#, r#""n":[["rev",[]]]"#),
+            good.replace(r#""n":[["rev",[3]]]"#, r#""n":[["id",[3]]]"#),
+            good.replace(r#""tasks""#, r#""nope""#),
+            good.replace(r#""e":[0]"#, r#""e":[null]"#),
+            good.replace(r#"["id","rev"]"#, r#"["rev"]"#),
+        ] {
+            assert!(decode(&body(&bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]
