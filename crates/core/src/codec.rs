@@ -9,7 +9,7 @@
 //! keys). Deflate over the records one after another spends most of its bytes on the key
 //! names and on the values' short repeats interrupted by every field; the same values
 //! grouped by key, with the integer columns (revs, timestamps) as differences from the
-//! previous entry's, deflate to about half (bench/storage.mjs, BENCHMARKS.md §6). The
+//! previous entry's, deflate to about 60% of that (bench/storage.mjs, BENCHMARKS.md §6). The
 //! record's JSON is rebuilt byte for byte: values are kept as their JSON text, and a
 //! record that would not come back identical (whitespace, an escaped key) is stored whole.
 //!
@@ -200,9 +200,9 @@ impl<'a> Columns<'a> {
                     .collect()
             })
             .collect();
-        struct Shape {
+        struct Shape<'s> {
             entity: &'static str,
-            keys: Vec<(String, Col)>,
+            keys: Vec<(&'s str, Col)>,
             id: Option<usize>,
             rev: Option<usize>,
         }
@@ -210,58 +210,47 @@ impl<'a> Columns<'a> {
             .s
             .iter()
             .map(|(t, keys)| {
-                let rendered: Vec<(String, Col)> = keys
-                    .iter()
-                    .map(|k| {
-                        let mut json = String::new();
-                        push_key(&mut json, k)?;
-                        Ok((json, col_of(k)?))
-                    })
-                    .collect::<Result<_, ApiError>>()?;
+                let cols = keys.iter().map(|k| Ok((k.as_ref(), col_of(k)?))).collect::<Result<_, ApiError>>()?;
                 let at = |name: &str| keys.iter().position(|k| k == name);
                 let (id, rev) = (at(crate::envelope::ID), at(crate::envelope::REV));
-                Ok(Shape { entity: entity_of(t)?, keys: rendered, id, rev })
+                Ok(Shape { entity: entity_of(t)?, keys: cols, id, rev })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         let (mut json_at, mut int_at, mut whole_at) = (vec![0usize; self.k.len()], vec![0usize; self.n.len()], 0usize);
-        let mut number = itoa::Buffer::new();
+        let mut members: Vec<(&str, Value)> = Vec::new();
         let mut out = Vec::with_capacity(n);
         for j in 0..n {
             let (entity, record, id_json, record_rev) = match self.e[j] {
                 Some(s) => {
                     let shape = shapes.get(s as usize).ok_or_else(damaged)?;
-                    let mut rec = String::with_capacity(2 + shape.keys.len() * 16);
                     let (mut id_json, mut rev) = (None, None);
-                    rec.push('{');
-                    for (pos, (key, col)) in shape.keys.iter().enumerate() {
-                        if pos > 0 {
-                            rec.push(',');
-                        }
-                        rec.push_str(key);
-                        rec.push(':');
-                        match *col {
+                    members.clear();
+                    for (pos, &(key, col)) in shape.keys.iter().enumerate() {
+                        let value = match col {
                             Col::Json(c) => {
-                                let v = self.k[c].1.get(json_at[c]).ok_or_else(damaged)?.get();
+                                let v = *self.k[c].1.get(json_at[c]).ok_or_else(damaged)?;
                                 json_at[c] += 1;
-                                rec.push_str(v);
                                 if shape.id == Some(pos) {
-                                    id_json = Some(v);
+                                    id_json = Some(v.get());
                                 } else if shape.rev == Some(pos) {
-                                    rev = canonical_int(v);
+                                    rev = canonical_int(v.get());
                                 }
+                                Value::Json(v)
                             }
                             Col::Int(c) => {
                                 let v = *ints[c].get(int_at[c]).ok_or_else(damaged)?;
                                 int_at[c] += 1;
-                                rec.push_str(number.format(v));
                                 if shape.rev == Some(pos) {
                                     rev = Some(v);
                                 }
+                                Value::Int(v)
                             }
-                        }
+                        };
+                        members.push((key, value));
                     }
-                    rec.push('}');
-                    (shape.entity, RawValue::from_string(rec)?, id_json, rev)
+                    // Serialized, not parsed: the values were checked as JSON when the
+                    // columns were read, and serde_json writes the keys.
+                    (shape.entity, serde_json::value::to_raw_value(&Object(&members))?, id_json, rev)
                 }
                 None => {
                     let record = self.w.get(whole_at).ok_or_else(damaged)?;
@@ -270,9 +259,13 @@ impl<'a> Columns<'a> {
                     (entity, (*record).to_owned(), None, None)
                 }
             };
-            let id = match &self.i[j] {
-                Some(id) => id.to_string(),
-                None => serde_json::from_str::<String>(id_json.ok_or_else(damaged)?)?,
+            let id = match (&self.i[j], id_json) {
+                (Some(id), _) => id.to_string(),
+                (None, Some(json)) => match json.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+                    Some(plain) if !plain.contains('\\') => plain.to_owned(),
+                    _ => serde_json::from_str::<String>(json)?,
+                },
+                (None, None) => return Err(damaged()),
             };
             let rev = match self.r[j] {
                 Some(rev) => rev,
@@ -289,6 +282,29 @@ impl<'a> Columns<'a> {
             return Err(damaged());
         }
         Ok(out)
+    }
+}
+
+/// A record's member value as the columns hold it.
+enum Value<'c> {
+    Json(&'c RawValue),
+    Int(i64),
+}
+
+/// A record rebuilt from the columns, serialized as the JSON object it was.
+struct Object<'m, 'c>(&'m [(&'c str, Value<'c>)]);
+
+impl serde::Serialize for Object<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (key, value) in self.0 {
+            match value {
+                Value::Json(v) => map.serialize_entry(key, v)?,
+                Value::Int(v) => map.serialize_entry(key, v)?,
+            }
+        }
+        map.end()
     }
 }
 
