@@ -136,13 +136,14 @@ pub fn tomb<'e>(entries: impl IntoIterator<Item = &'e Entry>) -> Result<Option<i
 
 /// Format 2's JSON, before it is deflated, as [`columns`] writes it and [`decode`] reads it:
 /// the entries of a page, one column per field.
-/// Every per-entry column has one value per entry, in entry order.
+/// Every per-entry column has one value per entry, in entry order. Integers are all `i64`:
+/// each distinct column type is a deserializer of its own in the wasm.
 #[derive(Deserialize)]
 struct Columns<'a> {
     /// Record shapes: a type and the record's keys in their order.
     s: Vec<(Cow<'a, str>, Vec<Cow<'a, str>>)>,
     /// Per entry: its shape, or null for a record kept whole (in `w`, its type in `t`).
-    e: Vec<Option<u32>>,
+    e: Vec<Option<i64>>,
     /// Per entry: its id, or null when it is the record's `id` (the usual case).
     i: Vec<Option<Cow<'a, str>>>,
     /// Per entry: its rev, or null when it is the record's `rev`.
@@ -150,7 +151,7 @@ struct Columns<'a> {
     /// Per entry: rev − created_rev (wrapping): 0 for a record created by its last write.
     c: Vec<i64>,
     /// Per entry: 1 for a tombstone.
-    d: Vec<u8>,
+    d: Vec<i64>,
     /// The records that are kept whole, and their types.
     #[serde(borrow)]
     w: Vec<&'a RawValue>,
@@ -222,7 +223,7 @@ impl<'a> Columns<'a> {
         for j in 0..n {
             let (entity, record, id_json, record_rev) = match self.e[j] {
                 Some(s) => {
-                    let shape = shapes.get(s as usize).ok_or_else(damaged)?;
+                    let shape = usize::try_from(s).ok().and_then(|s| shapes.get(s)).ok_or_else(damaged)?;
                     let (mut id_json, mut rev) = (None, None);
                     members.clear();
                     for (pos, &(key, col)) in shape.keys.iter().enumerate() {
