@@ -16,8 +16,6 @@
 //! Format 1 (the entries' JSON tuples, deflated) is still read: pages written before
 //! format 2 stay readable and are rewritten in format 2 by the next write of the page.
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -141,53 +139,139 @@ pub fn tomb<'e>(entries: impl IntoIterator<Item = &'e Entry>) -> Result<Option<i
 #[derive(Deserialize)]
 struct Columns<'a> {
     /// Record shapes: a type and the record's keys in their order.
-    s: Vec<(Cow<'a, str>, Vec<Cow<'a, str>>)>,
+    s: Vec<(String, Vec<String>)>,
     /// Per entry: its shape, or null for a record kept whole (in `w`, its type in `t`).
     e: Vec<Option<i64>>,
     /// Per entry: its id, or null when it is the record's `id` (the usual case).
-    i: Vec<Option<Cow<'a, str>>>,
+    i: Vec<Option<String>>,
     /// Per entry: its rev, or null when it is the record's `rev`.
     r: Vec<Option<i64>>,
     /// Per entry: rev − created_rev (wrapping): 0 for a record created by its last write.
     c: Vec<i64>,
-    /// Per entry: 1 for a tombstone.
+    /// Per entry: 1 for a tombstone, 0 for a live record.
     d: Vec<i64>,
     /// The records that are kept whole, and their types.
     #[serde(borrow)]
     w: Vec<&'a RawValue>,
-    t: Vec<Cow<'a, str>>,
+    t: Vec<String>,
     /// Columns of JSON values: a key, and its values for the entries whose shape has it.
     #[serde(borrow)]
-    k: Vec<(Cow<'a, str>, Vec<&'a RawValue>)>,
+    k: Vec<(String, Vec<&'a RawValue>)>,
     /// Columns whose every value is an integer: each as the difference from the previous
     /// one (wrapping; the first from 0). Revs and timestamps of neighbours differ little.
-    n: Vec<(Cow<'a, str>, Vec<i64>)>,
+    n: Vec<(String, Vec<i64>)>,
 }
 
-impl<'a> Columns<'a> {
-    fn entries(self) -> Result<Vec<Entry>, ApiError> {
-        let damaged = || ApiError::Internal("damaged page columns".into());
+/// Where a key's values are: a column of JSON values or of integers (by index).
+#[derive(Clone, Copy)]
+enum Col {
+    Json(usize),
+    Int(usize),
+}
+
+/// A shape as decoding uses it: the type, each key with its column, and the positions of
+/// the keys `id` and `rev` (their first occurrence, as the encoder found them).
+struct Shape<'s> {
+    entity: &'static str,
+    keys: Vec<(&'s str, Col)>,
+    id: Option<usize>,
+    rev: Option<usize>,
+}
+
+fn damaged() -> ApiError {
+    ApiError::Internal("damaged page columns".into())
+}
+
+/// A record rebuilt from the columns, with the JSON of its `id` and its `rev` (when its
+/// shape has them: the entry's own, unless the page says otherwise).
+struct Rebuilt<'c> {
+    record: Box<RawValue>,
+    id_json: Option<&'c str>,
+    rev: Option<i64>,
+}
+
+/// Decoding's position in each column.
+struct Cursors<'c> {
+    columns: &'c Columns<'c>,
+    /// The integer columns' values (the differences summed).
+    ints: Vec<Vec<i64>>,
+    json_at: Vec<usize>,
+    int_at: Vec<usize>,
+    whole_at: usize,
+}
+
+impl<'c> Cursors<'c> {
+    /// The next record of `shape`.
+    fn record(&mut self, shape: &Shape<'c>, members: &mut Vec<(&'c str, Value<'c>)>) -> Result<Rebuilt<'c>, ApiError> {
+        let (mut id_json, mut rev) = (None, None);
+        members.clear();
+        for (pos, &(key, col)) in shape.keys.iter().enumerate() {
+            let value = match col {
+                Col::Json(c) => {
+                    let v = *self.columns.k[c].1.get(self.json_at[c]).ok_or_else(damaged)?;
+                    self.json_at[c] += 1;
+                    if shape.id == Some(pos) {
+                        id_json = Some(v.get());
+                    } else if shape.rev == Some(pos) {
+                        rev = canonical_int(v.get());
+                    }
+                    Value::Json(v)
+                }
+                Col::Int(c) => {
+                    let v = *self.ints[c].get(self.int_at[c]).ok_or_else(damaged)?;
+                    self.int_at[c] += 1;
+                    if shape.rev == Some(pos) {
+                        rev = Some(v);
+                    }
+                    Value::Int(v)
+                }
+            };
+            members.push((key, value));
+        }
+        // Serialized, not parsed: the values were checked as JSON when the columns were
+        // read, and serde_json writes the keys.
+        Ok(Rebuilt { record: serde_json::value::to_raw_value(&Object(members))?, id_json, rev })
+    }
+
+    /// Whether every value of every column was used, exactly once.
+    fn all_used(&self) -> bool {
+        self.json_at.iter().zip(&self.columns.k).all(|(&a, (_, v))| a == v.len())
+            && self.int_at.iter().zip(&self.columns.n).all(|(&a, (_, v))| a == v.len())
+            && self.whole_at == self.columns.w.len()
+    }
+}
+
+impl Columns<'_> {
+    fn entries(&self) -> Result<Vec<Entry>, ApiError> {
         let n = self.e.len();
         if [self.i.len(), self.r.len(), self.c.len(), self.d.len()].iter().any(|&l| l != n)
             || self.w.len() != self.t.len()
         {
             return Err(damaged());
         }
-        // Every key names one column, of JSON values or of integers.
-        #[derive(Clone, Copy)]
-        enum Col {
-            Json(usize),
-            Int(usize),
-        }
-        let col_of = |key: &str| -> Result<Col, ApiError> {
-            let json = self.k.iter().position(|(k, _)| k == key).map(Col::Json);
-            let int = self.n.iter().position(|(k, _)| k == key).map(Col::Int);
-            match (json, int) {
-                (Some(c), None) | (None, Some(c)) => Ok(c),
-                _ => Err(damaged()),
+        // Every key names one column, of JSON values or of integers; looked up once.
+        let mut by_key = std::collections::BTreeMap::new();
+        let named = self.k.iter().enumerate().map(|(c, (k, _))| (k, Col::Json(c)));
+        for (key, col) in named.chain(self.n.iter().enumerate().map(|(c, (k, _))| (k, Col::Int(c)))) {
+            if by_key.insert(key.as_str(), col).is_some() {
+                return Err(damaged());
             }
-        };
-        let ints: Vec<Vec<i64>> = self
+        }
+        let shapes = self
+            .s
+            .iter()
+            .map(|(t, keys)| {
+                let cols = keys.iter().map(|k| Ok((k.as_str(), *by_key.get(k.as_str()).ok_or_else(damaged)?)));
+                let at = |name: &str| keys.iter().position(|k| k == name);
+                Ok(Shape {
+                    entity: entity_of(t)?,
+                    keys: cols.collect::<Result<_, ApiError>>()?,
+                    id: at(crate::envelope::ID),
+                    rev: at(crate::envelope::REV),
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let ints = self
             .n
             .iter()
             .map(|(_, deltas)| {
@@ -201,67 +285,33 @@ impl<'a> Columns<'a> {
                     .collect()
             })
             .collect();
-        struct Shape<'s> {
-            entity: &'static str,
-            keys: Vec<(&'s str, Col)>,
-            id: Option<usize>,
-            rev: Option<usize>,
-        }
-        let shapes = self
-            .s
-            .iter()
-            .map(|(t, keys)| {
-                let cols = keys.iter().map(|k| Ok((k.as_ref(), col_of(k)?))).collect::<Result<_, ApiError>>()?;
-                let at = |name: &str| keys.iter().position(|k| k == name);
-                let (id, rev) = (at(crate::envelope::ID), at(crate::envelope::REV));
-                Ok(Shape { entity: entity_of(t)?, keys: cols, id, rev })
-            })
-            .collect::<Result<Vec<_>, ApiError>>()?;
-        let (mut json_at, mut int_at, mut whole_at) = (vec![0usize; self.k.len()], vec![0usize; self.n.len()], 0usize);
-        let mut members: Vec<(&str, Value)> = Vec::new();
+        let mut at =
+            Cursors { columns: self, ints, json_at: vec![0; self.k.len()], int_at: vec![0; self.n.len()], whole_at: 0 };
+        let mut members = Vec::new();
+        // A shape's keys are repeated in every record: the records a body gives back are
+        // bounded like format 1's JSON, so that no body decodes to more than it could.
+        let mut total = 0usize;
         let mut out = Vec::with_capacity(n);
         for j in 0..n {
             let (entity, record, id_json, record_rev) = match self.e[j] {
                 Some(s) => {
                     let shape = usize::try_from(s).ok().and_then(|s| shapes.get(s)).ok_or_else(damaged)?;
-                    let (mut id_json, mut rev) = (None, None);
-                    members.clear();
-                    for (pos, &(key, col)) in shape.keys.iter().enumerate() {
-                        let value = match col {
-                            Col::Json(c) => {
-                                let v = *self.k[c].1.get(json_at[c]).ok_or_else(damaged)?;
-                                json_at[c] += 1;
-                                if shape.id == Some(pos) {
-                                    id_json = Some(v.get());
-                                } else if shape.rev == Some(pos) {
-                                    rev = canonical_int(v.get());
-                                }
-                                Value::Json(v)
-                            }
-                            Col::Int(c) => {
-                                let v = *ints[c].get(int_at[c]).ok_or_else(damaged)?;
-                                int_at[c] += 1;
-                                if shape.rev == Some(pos) {
-                                    rev = Some(v);
-                                }
-                                Value::Int(v)
-                            }
-                        };
-                        members.push((key, value));
-                    }
-                    // Serialized, not parsed: the values were checked as JSON when the
-                    // columns were read, and serde_json writes the keys.
-                    (shape.entity, serde_json::value::to_raw_value(&Object(&members))?, id_json, rev)
+                    let r = at.record(shape, &mut members)?;
+                    (shape.entity, r.record, r.id_json, r.rev)
                 }
                 None => {
-                    let record = self.w.get(whole_at).ok_or_else(damaged)?;
-                    let entity = entity_of(&self.t[whole_at])?;
-                    whole_at += 1;
+                    let record = self.w.get(at.whole_at).ok_or_else(damaged)?;
+                    let entity = entity_of(&self.t[at.whole_at])?;
+                    at.whole_at += 1;
                     (entity, (*record).to_owned(), None, None)
                 }
             };
+            total = total.saturating_add(record.get().len());
+            if total > MAX_JSON {
+                return Err(damaged());
+            }
             let id = match (&self.i[j], id_json) {
-                (Some(id), _) => id.to_string(),
+                (Some(id), _) => id.clone(),
                 (None, Some(json)) => match json.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
                     Some(plain) if !plain.contains('\\') => plain.to_owned(),
                     _ => serde_json::from_str::<String>(json)?,
@@ -272,14 +322,14 @@ impl<'a> Columns<'a> {
                 Some(rev) => rev,
                 None => record_rev.ok_or_else(damaged)?,
             };
-            let created_rev = rev.wrapping_sub(self.c[j]);
-            out.push(Entry { entity, id, rev, created_rev, deleted: self.d[j] != 0, record });
+            let deleted = match self.d[j] {
+                0 => false,
+                1 => true,
+                _ => return Err(damaged()),
+            };
+            out.push(Entry { entity, id, rev, created_rev: rev.wrapping_sub(self.c[j]), deleted, record });
         }
-        let used = |at: &[usize], lens: &mut dyn Iterator<Item = usize>| at.iter().all(|&a| Some(a) == lens.next());
-        if !used(&json_at, &mut self.k.iter().map(|(_, v)| v.len()))
-            || !used(&int_at, &mut self.n.iter().map(|(_, v)| v.len()))
-            || whole_at != self.w.len()
-        {
+        if !at.all_used() {
             return Err(damaged());
         }
         Ok(out)
@@ -362,9 +412,10 @@ fn columns(entries: &[Entry]) -> Result<String, ApiError> {
                 push_key(t.item(), entry.entity)?;
             }
         }
-        match same_id {
-            true => i.item().push_str("null"),
-            false => push_key(i.item(), &entry.id)?,
+        if same_id {
+            i.item().push_str("null");
+        } else {
+            push_key(i.item(), &entry.id)?;
         }
         r.item().push_str(if same_rev { "null" } else { number.format(entry.rev) });
         c.item().push_str(number.format(entry.rev.wrapping_sub(entry.created_rev)));
@@ -447,8 +498,8 @@ fn column<'e>(cols: &mut Vec<(&'e str, Vec<&'e str>)>, key: &'e str) -> usize {
 }
 
 /// A record's keys and values, as slices of its JSON text, when the text is an object
-/// laid out the way serde_json writes one (no whitespace between members, no escape in a
-/// key), so that the pieces put together again give exactly this text; `None` for
+/// laid out the way serde_json writes one (no whitespace outside the values, no escape in
+/// a key), so that the pieces put together again give exactly this text; `None` for
 /// anything else, which is then stored whole. `json` is valid JSON (a `RawValue`).
 fn members(json: &str) -> Option<Vec<(&str, &str)>> {
     let b = json.as_bytes();
@@ -532,9 +583,15 @@ fn entity_of(name: &str) -> Result<&'static str, ApiError> {
         .ok_or_else(|| ApiError::Internal(format!("stored record of unknown type {name:?}")))
 }
 
+/// Whether `s` is written as a JSON string without any escape: serde_json escapes `"`,
+/// `\` and the bytes below 0x20, nothing else.
+fn plain(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
 /// `key` as a JSON string, the way serde_json writes it.
 fn push_key(out: &mut String, key: &str) -> Result<(), ApiError> {
-    if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if plain(key) {
         out.push('"');
         out.push_str(key);
         out.push('"');
@@ -550,7 +607,7 @@ fn is_json_of(json: &str, s: &str) -> bool {
         && json.starts_with('"')
         && json.ends_with('"')
         && &json[1..json.len() - 1] == s
-        && s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+        && plain(s)
 }
 
 /// The integer `json` is, when it is written the way an i64 prints (no sign, exponent,
@@ -677,12 +734,38 @@ mod tests {
     }
 
     #[test]
+    fn a_body_never_decodes_to_more_than_format_1_could_hold() {
+        // One shape with a 100 KB key used by 400 entries: 400 × 100 KB of records from a
+        // body of a few hundred bytes.
+        let key = "k".repeat(100_000);
+        let n = 400;
+        let list = |v: &str| vec![v; n].join(",");
+        let json = format!(
+            r#"{{"s":[["tasks",["{key}"]]],"e":[{}],"i":[{}],"r":[{}],"c":[{}],"d":[{}],"w":[],"t":[],"k":[],"n":[["{key}",[{}]]]}}"#,
+            list("0"),
+            list("\"x\""),
+            list("1"),
+            list("0"),
+            list("0"),
+            list("0")
+        );
+        let body = tagged(COLUMNS, json.as_bytes());
+        assert!(body.len() < 2_000, "{}", body.len());
+        assert!(decode(&body).is_err());
+        // The same shape for a few entries is fine.
+        let few = json.replace(&list("0"), "0").replace(&list("\"x\""), "\"x\"").replace(&list("1"), "1");
+        assert_eq!(decode(&tagged(COLUMNS, few.as_bytes())).unwrap().len(), 1);
+    }
+
+    #[test]
     fn damaged_columns_are_errors() {
         let body = |json: &str| tagged(COLUMNS, json.as_bytes());
         let good = r#"{"s":[["tasks",["id","rev"]]],"e":[0],"i":[null],"r":[null],"c":[0],"d":[0],"w":[],"t":[],"k":[["id",["a"]]],"n":[["rev",[3]]]}"#;
         let e = decode(&body(good)).unwrap();
         assert_eq!((e[0].id.as_str(), e[0].rev, e[0].record.get()), ("a", 3, r#"{"id":"a","rev":3}"#));
         for bad in [
+            good.replace(r#""d":[0]"#, r#""d":[2]"#),
+            good.replace(r#""n":[["rev",[3]]]"#, r#""n":[["rev",[3]],["id",[1]]]"#),
             good.replace(r#""e":[0]"#, r#""e":[1]"#),
             good.replace(r#""e":[0]"#, r#""e":[0,0]"#),
             good.replace(r#""n":[["rev",[3]]]"#, r#""n":[["rev",[3,4]]]"#),

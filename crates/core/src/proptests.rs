@@ -233,6 +233,29 @@ proptest! {
         prop_assert_eq!(codec::tomb(&entries).unwrap(), earliest);
     }
 
+    /// A stored page's columns damaged (a byte changed, or the text cut short) decode to
+    /// an error or to entries whose records are valid JSON, never to a panic.
+    #[test]
+    fn damaged_columns_never_panic_nor_give_invalid_json(
+        entries in prop::collection::vec(entry(), 1..12),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        cut in any::<bool>(),
+    ) {
+        use crate::codec;
+        let (_, json) = codec::inflate(&codec::encode(&entries).unwrap()).unwrap();
+        let mut bytes = json.into_bytes();
+        let i = at.index(bytes.len());
+        if cut { bytes.truncate(i) } else { bytes[i] = byte }
+        let mut body = vec![codec::COLUMNS];
+        body.extend(miniz_oxide::deflate::compress_to_vec(&bytes, 1));
+        if let Ok(back) = codec::decode(&body) {
+            for e in back {
+                prop_assert!(serde_json::from_str::<Value>(e.record.get()).is_ok(), "{}", e.record.get());
+            }
+        }
+    }
+
     /// Whatever bytes a body holds, decoding answers (an error), never panics.
     #[test]
     fn damaged_bodies_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400), hex in "[0-9a-fA-Fxz]{0,64}") {
