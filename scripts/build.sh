@@ -34,6 +34,16 @@ case "${EDGESYNC_PANIC:-unwind}" in
     # RUSTFLAGS=-Cpanic=unwind would override it, but the profile should agree with the
     # std being built.
     export CARGO_PROFILE_RELEASE_PANIC=unwind
+    # The std rebuilt for it is also built for size (its `optimize_for_size` feature:
+    # compact sorts, integer formatting and float parsing; panic-unwind is the default
+    # feature that a feature list replaces).
+    export CARGO_UNSTABLE_BUILD_STD_FEATURES="${CARGO_UNSTABLE_BUILD_STD_FEATURES:-panic-unwind,optimize_for_size}"
+    # Panic locations left out (-Zlocation-detail=none: no source paths, lines or columns
+    # in the wasm): a panic's log line reads "panicked at <redacted>:0:0:" and keeps its
+    # message. A profile's rustflags (nightly's profile-rustflags), because worker-build
+    # runs `cargo metadata` on stable with RUSTFLAGS, where a -Z flag is refused.
+    export CARGO_UNSTABLE_PROFILE_RUSTFLAGS=true
+    export CARGO_PROFILE_RELEASE_RUSTFLAGS="${CARGO_PROFILE_RELEASE_RUSTFLAGS:--Zlocation-detail=none}"
     worker-build --release --panic-unwind --out-dir "$out" crates/worker ;;
   abort)
     worker-build --release --out-dir "$out" crates/worker ;;

@@ -234,8 +234,14 @@ fn operation(ep: &Endpoint, path: &str, e: Option<&Entity>) -> Value {
     op
 }
 
+/// What the worker's build script passes as `max_changes`: it serializes the document at
+/// build time and writes the deployment's `MAX_CHANGES` in place of this number (which
+/// nothing else in the document can be: no other bound is near it) when it first serves it.
+pub const MAX_CHANGES_SLOT: usize = 987_654_321;
+
 /// The document for a deployment: `max_changes` is its `MAX_CHANGES`, `dev` whether the
-/// development-only endpoints are served (`DEV_MODE`). Built once per isolate.
+/// development-only endpoints are served (`DEV_MODE`). The worker serves it as serialized
+/// at build time (its `build.rs`).
 pub fn document(max_changes: usize, dev: bool) -> Value {
     let mut paths: Map<String, Value> = Map::new();
     // A per-type endpoint is described once per type, so each body and reply has that

@@ -98,9 +98,12 @@ pub fn check(if_none_match: Option<&str>, seq: i64, now: i64) -> Result<Reply, A
 /// string, a fraction, null) is an error, never a silent 0.
 pub fn lenient_int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     let v = serde_json::Number::deserialize(d)?;
-    v.as_i64()
-        .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.1e15).map(|f| f as i64))
-        .ok_or_else(|| serde::de::Error::custom(format!("not an integer: {v}")))
+    int_of(&v).ok_or_else(|| serde::de::Error::custom(format!("not an integer: {v}")))
+}
+
+/// [`lenient_int`]'s rule for a number already read.
+pub fn int_of(v: &serde_json::Number) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.1e15).map(|f| f as i64))
 }
 
 /// One row of a pull as the pull statements select it (`sql::changes`, `changes_all`).

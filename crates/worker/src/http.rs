@@ -136,7 +136,11 @@ pub async fn read_json(req: &In, max_bytes: usize) -> Result<Value, ApiError> {
     if bytes.len() > max_bytes {
         return Err(too_large());
     }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(format!("body is not valid JSON: {e}")))
+    // Parsed as text, like every other JSON the worker reads: one instantiation of
+    // serde_json's parser in the wasm (over `&str`), not a second one over bytes.
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| ApiError::InvalidJson(format!("body is not valid JSON: not UTF-8 ({e})")))?;
+    serde_json::from_str(text).map_err(|e| ApiError::InvalidJson(format!("body is not valid JSON: {e}")))
 }
 
 /// The response headers as `Headers.set` would leave them (a later value replaces an

@@ -3,7 +3,7 @@
 //! for D1 parameters, typed row decoding, and every D1 batch and KV call timed and
 //! charged to the request's [`Ops`] (so `X-Sync-Ops` and the usage counters see them).
 
-use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result, KvStore};
 
@@ -74,11 +74,71 @@ pub async fn one(db: &D1Database, ops: &Ops, sql: &str, params: &[JsValue]) -> R
 
 /// The rows of a result as `T`; a row that does not fit `T` is an internal error (with
 /// the reason), never a default.
-pub fn rows<T: DeserializeOwned>(res: &D1Result) -> Result<Vec<T>, ApiError> {
-    res.results::<serde_json::Value>()?
+pub fn rows<T: FromRow>(res: &D1Result) -> Result<Vec<T>, ApiError> {
+    res.results::<Value>()?
         .into_iter()
-        .map(|row| serde_json::from_value(row).map_err(|e| ApiError::Internal(format!("unexpected D1 row: {e}"))))
+        .map(|row| match row {
+            Value::Object(columns) => T::from_row(Row(columns)),
+            _ => Err(ApiError::Internal("unexpected D1 row: not an object".into())),
+        })
         .collect()
+}
+
+/// A type a D1 row decodes into, column by column through [`Row`]'s accessors (one
+/// small function per row type, where a serde derive would add a deserializer
+/// monomorphization per type to the wasm).
+pub trait FromRow: Sized {
+    fn from_row(row: Row) -> Result<Self, ApiError>;
+}
+
+/// One D1 row: its columns by name. A missing column reads as null.
+pub struct Row(Map<String, Value>);
+
+impl Row {
+    fn get(&self, column: &str) -> Option<&Value> {
+        self.0.get(column).filter(|v| !v.is_null())
+    }
+
+    fn wrong(column: &str, what: &str) -> ApiError {
+        ApiError::Internal(format!("unexpected D1 row: column {column} is not {what}"))
+    }
+
+    /// A text column that may be null.
+    pub fn opt_text(&self, column: &str) -> Result<Option<String>, ApiError> {
+        match self.get(column) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(Self::wrong(column, "text")),
+        }
+    }
+
+    pub fn text(&self, column: &str) -> Result<String, ApiError> {
+        self.opt_text(column)?.ok_or_else(|| Self::wrong(column, "text"))
+    }
+
+    /// An integer column that may be null: a JS number, so possibly `5.0`
+    /// (`reply::int_of`); a fraction or a string is an error, never a silent 0.
+    pub fn opt_int(&self, column: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(column) {
+            None => Ok(None),
+            Some(Value::Number(n)) => {
+                edgesync_core::reply::int_of(n).map(Some).ok_or_else(|| Self::wrong(column, "an integer"))
+            }
+            Some(_) => Err(Self::wrong(column, "an integer")),
+        }
+    }
+
+    pub fn int(&self, column: &str) -> Result<i64, ApiError> {
+        self.opt_int(column)?.ok_or_else(|| Self::wrong(column, "an integer"))
+    }
+}
+
+/// The row as it came (copied to another database column for column; tested for
+/// presence).
+impl FromRow for Map<String, Value> {
+    fn from_row(row: Row) -> Result<Self, ApiError> {
+        Ok(row.0)
+    }
 }
 
 /// A KV text value, charged as one read. A failed read is logged and counts as missing:

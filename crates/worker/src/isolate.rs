@@ -71,9 +71,8 @@ impl Isolate {
         crate::shards::Router::new(env, &self.config.shard_map, &self.learned)
     }
 
-    /// `GET /api/openapi.json`, serialized on first use.
+    /// `GET /api/openapi.json`, serialized at build time, completed on first use.
     pub fn openapi(&self) -> &str {
-        self.openapi
-            .get_or_init(|| edgesync_core::openapi::document(self.config.max_changes, self.config.dev_mode).to_string())
+        self.openapi.get_or_init(|| crate::openapi::document(self.config.max_changes, self.config.dev_mode))
     }
 }

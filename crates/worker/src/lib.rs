@@ -12,6 +12,7 @@ mod http;
 mod io;
 mod isolate;
 mod limiter;
+mod openapi;
 mod purge;
 mod reshard;
 mod shards;

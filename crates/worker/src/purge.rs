@@ -6,7 +6,6 @@
 //! missing deletions. Bounded per run: [`USERS`] users per round, [`ROUNDS`] rounds, per
 //! database.
 
-use serde::Deserialize;
 use worker::D1Database;
 
 use edgesync_core::envelope::UserId;
@@ -21,9 +20,14 @@ use crate::store::Store;
 const USERS: i64 = 100;
 const ROUNDS: usize = 10;
 
-#[derive(Deserialize)]
 struct Candidate {
     user_id: String,
+}
+
+impl io::FromRow for Candidate {
+    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+        Ok(Candidate { user_id: r.text("user_id")? })
+    }
 }
 
 /// Purges tombstones deleted before `cutoff_ms` in every database; returns how many were

@@ -32,23 +32,37 @@ use edgesync_core::sql;
 use crate::io::{self, num, one, text};
 use crate::shards::Router;
 
-#[derive(serde::Deserialize)]
 struct FenceRow {
     state: String,
     target: String,
 }
 
-#[derive(serde::Deserialize)]
+impl io::FromRow for FenceRow {
+    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+        Ok(FenceRow { state: r.text("state")?, target: r.text("target")? })
+    }
+}
+
 struct FencesRow {
-    #[serde(deserialize_with = "edgesync_core::reply::lenient_int")]
     bucket: i64,
     state: String,
     target: String,
 }
 
-#[derive(serde::Deserialize)]
+impl io::FromRow for FencesRow {
+    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+        Ok(FencesRow { bucket: r.int("bucket")?, state: r.text("state")?, target: r.text("target")? })
+    }
+}
+
 struct UserRow {
     user_id: String,
+}
+
+impl io::FromRow for UserRow {
+    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+        Ok(UserRow { user_id: r.text("user_id")? })
+    }
 }
 
 /// The bucket's fence in one database.
@@ -190,7 +204,10 @@ pub async fn step(router: Router<'_>, ops: &Ops, now: i64, r: Reshard) -> Result
             if let Some(user) = &r.user {
                 for (binding, db) in router.all()? {
                     let res = one(&db, ops, sql::USER_PAGES, &[text(user.as_str())]).await?;
-                    let n = io::rows::<Value>(&res)?.first().and_then(|v| v["pages"].as_i64()).unwrap_or(0);
+                    let n = io::rows::<Map<String, Value>>(&res)?
+                        .first()
+                        .and_then(|v| v.get("pages")?.as_i64())
+                        .unwrap_or(0);
                     pages.insert(binding, json!(n));
                 }
             }

@@ -7,7 +7,6 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result};
@@ -20,7 +19,7 @@ use edgesync_core::ops::Ops;
 use edgesync_core::pages::{self, Head, Pages};
 use edgesync_core::parse::{Change, Op};
 use edgesync_core::plan::{self, Key, Plan};
-use edgesync_core::reply::{lenient_int, Page};
+use edgesync_core::reply::Page;
 use edgesync_core::shards::{self, Fence, Hop};
 use edgesync_core::sql;
 
@@ -68,56 +67,68 @@ pub struct State {
 }
 
 /// A row of `sql::STATE`: the head's state, or the bucket's fence.
-#[derive(Deserialize)]
 struct StateRow {
     fence: Option<String>,
     target: Option<String>,
-    #[serde(default, deserialize_with = "opt_int")]
     seq: Option<i64>,
-    #[serde(default, deserialize_with = "opt_int")]
     purge_horizon: Option<i64>,
+}
+
+impl io::FromRow for StateRow {
+    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+        Ok(StateRow {
+            fence: r.opt_text("fence")?,
+            target: r.opt_text("target")?,
+            seq: r.opt_int("seq")?,
+            purge_horizon: r.opt_int("purge_horizon")?,
+        })
+    }
 }
 
 /// A row of `sql::HEAD` / `sql::ALL` (`page` only in `ALL`): a page, or (every page
 /// column null) the bucket's fence.
-#[derive(Deserialize)]
 struct PageRow {
     fence: Option<String>,
     target: Option<String>,
-    #[serde(default, deserialize_with = "opt_int")]
     page: Option<i64>,
-    #[serde(default, deserialize_with = "opt_int")]
     rev: Option<i64>,
-    #[serde(default, deserialize_with = "opt_int")]
     horizon: Option<i64>,
     push_id: Option<String>,
-    #[serde(default, deserialize_with = "opt_int")]
     buckets: Option<i64>,
-    #[serde(default, deserialize_with = "opt_int")]
     count: Option<i64>,
     dir: Option<String>,
     /// `hex(body)`.
     body: Option<String>,
 }
 
-fn opt_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    #[derive(Deserialize)]
-    struct Int(#[serde(deserialize_with = "lenient_int")] i64);
-    Ok(Option::<Int>::deserialize(d)?.map(|Int(n)| n))
+impl io::FromRow for PageRow {
+    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+        Ok(PageRow {
+            fence: r.opt_text("fence")?,
+            target: r.opt_text("target")?,
+            page: r.opt_int("page")?,
+            rev: r.opt_int("rev")?,
+            horizon: r.opt_int("horizon")?,
+            push_id: r.opt_text("push_id")?,
+            buckets: r.opt_int("buckets")?,
+            count: r.opt_int("count")?,
+            dir: r.opt_text("dir")?,
+            body: r.opt_text("body")?,
+        })
+    }
 }
 
 /// A bucket row as `sql::BUCKETS` selects it.
-#[derive(Deserialize)]
 struct BucketRow {
-    #[serde(deserialize_with = "lenient_u32")]
     page: u32,
     /// `hex(body)`.
     body: String,
 }
 
-fn lenient_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let n = lenient_int(d)?;
-    u32::try_from(n).map_err(|_| serde::de::Error::custom(format!("not a page number: {n}")))
+impl io::FromRow for BucketRow {
+    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+        Ok(BucketRow { page: page_number(Some(r.int("page")?))?, body: r.text("body")? })
+    }
 }
 
 fn page_number(n: Option<i64>) -> Result<u32, ApiError> {
@@ -210,7 +221,7 @@ impl<'a> Store<'a> {
     /// Runs a fenced read (`sql::STATE` / `HEAD` / `ALL`) until it is answered by the
     /// database the user's pages are in, and returns its page rows (the fence row, if
     /// any, taken out); `busy` past [`shards::MAX_HOPS`].
-    async fn fenced<T: serde::de::DeserializeOwned>(
+    async fn fenced<T: io::FromRow>(
         &self,
         sql: &str,
         write: bool,
@@ -488,7 +499,7 @@ impl<'a> Store<'a> {
         }
         self.ahead(plan.seq).await;
         let res = self.batch(stmts).await?;
-        if io::rows::<serde_json::Value>(&res[0])?.is_empty() {
+        if io::rows::<serde_json::Map<String, serde_json::Value>>(&res[0])?.is_empty() {
             return Ok(None); // lost the race: nothing was written
         }
         let page = match pull {
@@ -558,7 +569,7 @@ impl<'a> Store<'a> {
         let stmts = self.write_stmts(&p, read_push_id.as_deref(), now)?;
         self.ahead(plan.seq).await;
         let res = self.batch(stmts).await?;
-        if io::rows::<serde_json::Value>(&res[0])?.is_empty() {
+        if io::rows::<serde_json::Map<String, serde_json::Value>>(&res[0])?.is_empty() {
             return Ok(None);
         }
         Ok(Some((plan, deleted)))
@@ -575,7 +586,7 @@ impl<'a> Store<'a> {
                 return Ok(Some(0));
             }
             let res = self.batch(self.write_stmts(&p, read_push_id.as_deref(), now)?).await?;
-            Ok((!io::rows::<serde_json::Value>(&res[0])?.is_empty()).then_some(removed))
+            Ok((!io::rows::<serde_json::Map<String, serde_json::Value>>(&res[0])?.is_empty()).then_some(removed))
         })
         .await
     }

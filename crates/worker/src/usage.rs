@@ -6,14 +6,12 @@
 
 use std::cell::RefCell;
 
-use serde::Deserialize;
 use worker::D1Database;
 
 use edgesync_core::accounting::{Due, Flush, Ledger, Policy, Row};
 use edgesync_core::error::ApiError;
 use edgesync_core::ops::Ops;
 use edgesync_core::quota::{Quotas, Usage};
-use edgesync_core::reply::lenient_int;
 
 use crate::io::{self, num};
 
@@ -57,38 +55,44 @@ const FLUSH: &str = "INSERT INTO usage_daily (day, requests, rows_read, rows_wri
      declared_requests, declared_rows_read, declared_rows_written, declared_kv_reads, declared_kv_writes";
 
 /// A `usage_daily` row as D1 returns it.
-#[derive(Deserialize)]
 struct Stored {
-    #[serde(deserialize_with = "lenient_int")]
     day: i64,
-    #[serde(deserialize_with = "lenient_int")]
     requests: i64,
-    #[serde(deserialize_with = "lenient_int")]
     rows_read: i64,
-    #[serde(deserialize_with = "lenient_int")]
     rows_written: i64,
-    #[serde(deserialize_with = "lenient_int")]
     kv_reads: i64,
-    #[serde(deserialize_with = "lenient_int")]
     kv_writes: i64,
-    #[serde(deserialize_with = "lenient_int")]
     kv_hits: i64,
-    #[serde(deserialize_with = "lenient_int")]
     kv_misses: i64,
-    #[serde(deserialize_with = "lenient_int")]
     flushes: i64,
-    #[serde(deserialize_with = "lenient_int")]
     isolates: i64,
-    #[serde(deserialize_with = "lenient_int")]
     declared_requests: i64,
-    #[serde(deserialize_with = "lenient_int")]
     declared_rows_read: i64,
-    #[serde(deserialize_with = "lenient_int")]
     declared_rows_written: i64,
-    #[serde(deserialize_with = "lenient_int")]
     declared_kv_reads: i64,
-    #[serde(deserialize_with = "lenient_int")]
     declared_kv_writes: i64,
+}
+
+impl io::FromRow for Stored {
+    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+        Ok(Stored {
+            day: r.int("day")?,
+            requests: r.int("requests")?,
+            rows_read: r.int("rows_read")?,
+            rows_written: r.int("rows_written")?,
+            kv_reads: r.int("kv_reads")?,
+            kv_writes: r.int("kv_writes")?,
+            kv_hits: r.int("kv_hits")?,
+            kv_misses: r.int("kv_misses")?,
+            flushes: r.int("flushes")?,
+            isolates: r.int("isolates")?,
+            declared_requests: r.int("declared_requests")?,
+            declared_rows_read: r.int("declared_rows_read")?,
+            declared_rows_written: r.int("declared_rows_written")?,
+            declared_kv_reads: r.int("declared_kv_reads")?,
+            declared_kv_writes: r.int("declared_kv_writes")?,
+        })
+    }
 }
 
 impl From<Stored> for Row {
