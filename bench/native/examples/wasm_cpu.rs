@@ -181,15 +181,30 @@ fn main() {
             serde_json::json!({"codec": id, "entries": entries.len(), "json_bytes": json.len(), "deflated_bytes": v2.len(),
                 "format1_bytes": v1.len(), "level": edgesync_core::codec::LEVEL})
         );
-        measure(&format!("codec/encode_{id}"), budget, || (), |_| edgesync_core::codec::encode(black_box(&entries)).unwrap());
-        measure(&format!("codec/decode_{id}"), budget, || (), |_| edgesync_core::codec::decode(black_box(&v2)).unwrap());
+        measure(
+            &format!("codec/encode_{id}"),
+            budget,
+            || (),
+            |_| edgesync_core::codec::encode(black_box(&entries)).unwrap(),
+        );
+        measure(
+            &format!("codec/decode_{id}"),
+            budget,
+            || (),
+            |_| edgesync_core::codec::decode(black_box(&v2)).unwrap(),
+        );
         measure(
             &format!("codec/encode1_{id}"),
             budget,
             || (),
             |_| edgesync_core::codec::deflate(&serde_json::to_vec(black_box(&entries)).unwrap()),
         );
-        measure(&format!("codec/decode1_{id}"), budget, || (), |_| edgesync_core::codec::decode(black_box(&v1)).unwrap());
+        measure(
+            &format!("codec/decode1_{id}"),
+            budget,
+            || (),
+            |_| edgesync_core::codec::decode(black_box(&v1)).unwrap(),
+        );
         let hex: String = v2.iter().map(|b| format!("{b:02X}")).collect();
         measure(
             &format!("codec/from_hex_{id}"),
