@@ -60,6 +60,21 @@ timeout 1200 node bench/floor.mjs --build-only || fail "floor reference worker b
 # The native bench crate must use the worker's dependency versions.
 node bench/check-lock.mjs || fail "lockfile versions"
 
+# --- 1. beside the reference workers (issue #11), and CPU profiles of the isolate ----------
+# Before the capacity replay starts: its worker and requests beside these would weigh on
+# one side of the ratios (a run with it alongside spread 0.43-1.08 per round).
+log "edgesync beside the reference workers (floor, seed)"
+timeout 900 node bench/floor.mjs $qflag || fail "reference workers (bench/floor.mjs)"
+for kind in check304 health; do
+  log "CPU profile of the isolate: $kind"
+  if timeout 300 node bench/profile.mjs --kind "$kind" $qflag >"$results/profile-$kind.txt" 2>"$results/profile-$kind.log"; then
+    cat "$results/profile-$kind.txt" >&2
+  else
+    tail -20 "$results/profile-$kind.log" >&2
+    fail "profile $kind"
+  fi
+done
+
 # --- 5. capacity replay, in the background ------------------------------------------------
 # It sets up its users, waits for the throughput step and at least a minute (so that their
 # KV entries expire, as a day's would), then sends a few requests a second for about 11
@@ -87,19 +102,6 @@ touch "$go"
 # --- 3. cost growth ----------------------------------------------------------------------
 log "cost growth"
 timeout 1200 node bench/growth.mjs $qflag || fail "cost growth (a cost that must stay flat grew, or the run broke)"
-
-# --- 1. beside the reference workers (issue #11), and CPU profiles of the isolate ----------
-log "edgesync beside the reference workers (floor, seed)"
-timeout 900 node bench/floor.mjs $qflag || fail "reference workers (bench/floor.mjs)"
-for kind in check304 health; do
-  log "CPU profile of the isolate: $kind"
-  if timeout 300 node bench/profile.mjs --kind "$kind" $qflag >"$results/profile-$kind.txt" 2>"$results/profile-$kind.log"; then
-    cat "$results/profile-$kind.txt" >&2
-  else
-    tail -20 "$results/profile-$kind.log" >&2
-    fail "profile $kind"
-  fi
-done
 
 # --- 4. CPU: criterion (native) and the same code in wasm under V8 -------------------------
 log "micro-benchmarks (criterion; the first build compiles the bench crate, ~2 min)"
