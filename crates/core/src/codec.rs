@@ -264,7 +264,7 @@ impl Columns<'_> {
                 let cols = keys.iter().map(|k| Ok((k.as_str(), *by_key.get(k.as_str()).ok_or_else(damaged)?)));
                 let at = |name: &str| keys.iter().position(|k| k == name);
                 Ok(Shape {
-                    entity: entity_of(t)?,
+                    entity: pages::stored_entity(t)?,
                     keys: cols.collect::<Result<_, ApiError>>()?,
                     id: at(crate::envelope::ID),
                     rev: at(crate::envelope::REV),
@@ -301,7 +301,7 @@ impl Columns<'_> {
                 }
                 None => {
                     let record = self.w.get(at.whole_at).ok_or_else(damaged)?;
-                    let entity = entity_of(&self.t[at.whole_at])?;
+                    let entity = pages::stored_entity(&self.t[at.whole_at])?;
                     at.whole_at += 1;
                     (entity, (*record).to_owned(), None, None)
                 }
@@ -575,12 +575,6 @@ fn string_end(b: &[u8], i: usize) -> Option<usize> {
             _ => j += 1,
         }
     }
-}
-
-fn entity_of(name: &str) -> Result<&'static str, ApiError> {
-    crate::entities::entity(name)
-        .map(|e| e.name)
-        .ok_or_else(|| ApiError::Internal(format!("stored record of unknown type {name:?}")))
 }
 
 /// Whether `s` is written as a JSON string without any escape: serde_json escapes `"`,

@@ -86,12 +86,16 @@ pub fn parse_body(body: &str) -> Result<Vec<Entry>, ApiError> {
     let wire: Vec<(String, String, i64, i64, u8, Box<RawValue>)> = serde_json::from_str(body)?;
     wire.into_iter()
         .map(|(t, id, rev, created_rev, deleted, record)| {
-            let entity = crate::entities::entity(&t)
-                .ok_or_else(|| ApiError::Internal(format!("stored record of unknown type {t:?}")))?
-                .name;
-            Ok(Entry { entity, id, rev, created_rev, deleted: deleted != 0, record })
+            Ok(Entry { entity: stored_entity(&t)?, id, rev, created_rev, deleted: deleted != 0, record })
         })
         .collect()
+}
+
+/// The type named in a stored page; one this build does not know is an error.
+pub(crate) fn stored_entity(name: &str) -> Result<&'static str, ApiError> {
+    crate::entities::entity(name)
+        .map(|e| e.name)
+        .ok_or_else(|| ApiError::Internal(format!("stored record of unknown type {name:?}")))
 }
 
 /// FNV-1a over `type \0 id`: stable across builds and platforms, which the bucket
