@@ -170,12 +170,29 @@ enum Col {
 }
 
 /// A shape as decoding uses it: the type, each key with its column, and the positions of
-/// the keys `id` and `rev` (their first occurrence, as the encoder found them).
-struct Shape<'s> {
+/// the keys `id` and `rev` (their first occurrence, as the encoder found them). Each key
+/// is kept as the text that precedes its value in the record (`{"key":` for the first,
+/// `,"key":` after), so a record is rebuilt by writing pieces one after another.
+struct Shape {
     entity: &'static str,
-    keys: Vec<(&'s str, Col)>,
+    keys: Vec<(String, Col)>,
     id: Option<usize>,
     rev: Option<usize>,
+}
+
+/// The text before a key's value in a record rebuilt from the columns. The encoder only
+/// puts records whose keys have no escape into shapes ([`members`]), so a key that would
+/// need one is damage.
+fn key_prefix(first: bool, key: &str) -> Result<String, ApiError> {
+    if !plain(key) {
+        return Err(damaged());
+    }
+    let mut out = String::with_capacity(key.len() + 4);
+    out.push(if first { '{' } else { ',' });
+    out.push('"');
+    out.push_str(key);
+    out.push_str("\":");
+    Ok(out)
 }
 
 fn damaged() -> ApiError {
@@ -201,21 +218,24 @@ struct Cursors<'c> {
 }
 
 impl<'c> Cursors<'c> {
-    /// The next record of `shape`.
-    fn record(&mut self, shape: &Shape<'c>, members: &mut Vec<(&'c str, Value<'c>)>) -> Result<Rebuilt<'c>, ApiError> {
+    /// The next record of `shape`, written piece by piece: the values were checked as
+    /// JSON when the columns were read, and the keys need no escape ([`key_prefix`]).
+    fn record(&mut self, shape: &Shape, text: &mut String) -> Result<Rebuilt<'c>, ApiError> {
         let (mut id_json, mut rev) = (None, None);
-        members.clear();
-        for (pos, &(key, col)) in shape.keys.iter().enumerate() {
-            let value = match col {
+        let mut number = itoa::Buffer::new();
+        text.clear();
+        for (pos, (prefix, col)) in shape.keys.iter().enumerate() {
+            text.push_str(prefix);
+            match *col {
                 Col::Json(c) => {
-                    let v = *self.columns.k[c].1.get(self.json_at[c]).ok_or_else(damaged)?;
+                    let v = self.columns.k[c].1.get(self.json_at[c]).ok_or_else(damaged)?.get();
                     self.json_at[c] += 1;
                     if shape.id == Some(pos) {
-                        id_json = Some(v.get());
+                        id_json = Some(v);
                     } else if shape.rev == Some(pos) {
-                        rev = canonical_int(v.get());
+                        rev = canonical_int(v);
                     }
-                    Value::Json(v)
+                    text.push_str(v);
                 }
                 Col::Int(c) => {
                     let v = *self.ints[c].get(self.int_at[c]).ok_or_else(damaged)?;
@@ -223,14 +243,15 @@ impl<'c> Cursors<'c> {
                     if shape.rev == Some(pos) {
                         rev = Some(v);
                     }
-                    Value::Int(v)
+                    text.push_str(number.format(v));
                 }
-            };
-            members.push((key, value));
+            }
         }
-        // Serialized, not parsed: the values were checked as JSON when the columns were
-        // read, and serde_json writes the keys.
-        Ok(Rebuilt { record: serde_json::value::to_raw_value(&Object(members))?, id_json, rev })
+        if shape.keys.is_empty() {
+            text.push('{');
+        }
+        text.push('}');
+        Ok(Rebuilt { record: trusted(text)?, id_json, rev })
     }
 
     /// Whether every value of every column was used, exactly once.
@@ -261,7 +282,10 @@ impl Columns<'_> {
             .s
             .iter()
             .map(|(t, keys)| {
-                let cols = keys.iter().map(|k| Ok((k.as_str(), *by_key.get(k.as_str()).ok_or_else(damaged)?)));
+                let cols = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(n, k)| Ok((key_prefix(n == 0, k)?, *by_key.get(k.as_str()).ok_or_else(damaged)?)));
                 let at = |name: &str| keys.iter().position(|k| k == name);
                 Ok(Shape {
                     entity: pages::stored_entity(t)?,
@@ -287,7 +311,7 @@ impl Columns<'_> {
             .collect();
         let mut at =
             Cursors { columns: self, ints, json_at: vec![0; self.k.len()], int_at: vec![0; self.n.len()], whole_at: 0 };
-        let mut members = Vec::new();
+        let mut text = String::new();
         // A shape's keys are repeated in every record: the records a body gives back are
         // bounded like format 1's JSON, so that no body decodes to more than it could.
         let mut total = 0usize;
@@ -296,7 +320,7 @@ impl Columns<'_> {
             let (entity, record, id_json, record_rev) = match self.e[j] {
                 Some(s) => {
                     let shape = usize::try_from(s).ok().and_then(|s| shapes.get(s)).ok_or_else(damaged)?;
-                    let r = at.record(shape, &mut members)?;
+                    let r = at.record(shape, &mut text)?;
                     (shape.entity, r.record, r.id_json, r.rev)
                 }
                 None => {
@@ -336,27 +360,22 @@ impl Columns<'_> {
     }
 }
 
-/// A record's member value as the columns hold it.
-enum Value<'c> {
-    Json(&'c RawValue),
-    Int(i64),
-}
-
-/// A record rebuilt from the columns, serialized as the JSON object it was.
-struct Object<'m, 'c>(&'m [(&'c str, Value<'c>)]);
-
-impl serde::Serialize for Object<'_, '_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (key, value) in self.0 {
-            match value {
-                Value::Json(v) => map.serialize_entry(key, v)?,
-                Value::Int(v) => map.serialize_entry(key, v)?,
-            }
+/// `json`, known to be valid JSON, as a `RawValue` without parsing it again. serde_json
+/// writes a `RawValue`'s text as it is when it serializes one (the private struct name
+/// below is how its own `RawValue` does it), and `to_raw_value` keeps what it wrote. The
+/// codec's round-trip tests fail if a serde_json release ever changes that.
+fn trusted(json: &str) -> Result<Box<RawValue>, ApiError> {
+    struct Text<'a>(&'a str);
+    impl serde::Serialize for Text<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeStruct;
+            const TOKEN: &str = "$serde_json::private::RawValue";
+            let mut st = s.serialize_struct(TOKEN, 1)?;
+            st.serialize_field(TOKEN, self.0)?;
+            st.end()
         }
-        map.end()
     }
+    Ok(serde_json::value::to_raw_value(&Text(json))?)
 }
 
 /// Format 2's JSON for `entries` (the layout of [`Columns`]), written directly: the
@@ -374,10 +393,11 @@ fn columns(entries: &[Entry]) -> Result<String, ApiError> {
     let mut cols: Vec<(&str, Vec<&str>)> = Vec::new();
     let [mut e, mut i, mut r, mut c, mut d, mut w, mut t] = std::array::from_fn(|_| List::default());
     let mut number = itoa::Buffer::new();
+    let mut pairs = Vec::with_capacity(16);
     for entry in entries {
         let (mut same_id, mut same_rev) = (false, false);
-        match members(entry.record.get()) {
-            Some(pairs) => {
+        match members(entry.record.get(), &mut pairs) {
+            Some(()) => {
                 let found = shapes.iter().position(|s| {
                     s.entity == entry.entity
                         && s.keys.len() == pairs.len()
@@ -390,7 +410,7 @@ fn columns(entries: &[Entry]) -> Result<String, ApiError> {
                         let shape = Shape {
                             entity: entry.entity,
                             keys: pairs.iter().map(|(k, _)| *k).collect(),
-                            cols: pairs.iter().map(|(k, _)| column(&mut cols, k)).collect(),
+                            cols: pairs.iter().map(|(k, _)| column(&mut cols, k, entries.len())).collect(),
                             id: at(crate::envelope::ID),
                             rev: at(crate::envelope::REV),
                         };
@@ -487,11 +507,11 @@ impl List {
 }
 
 /// The index of `key`'s column in `cols`, added when it is new.
-fn column<'e>(cols: &mut Vec<(&'e str, Vec<&'e str>)>, key: &'e str) -> usize {
+fn column<'e>(cols: &mut Vec<(&'e str, Vec<&'e str>)>, key: &'e str, entries: usize) -> usize {
     match cols.iter().position(|(k, _)| *k == key) {
         Some(c) => c,
         None => {
-            cols.push((key, Vec::new()));
+            cols.push((key, Vec::with_capacity(entries)));
             cols.len() - 1
         }
     }
@@ -501,14 +521,15 @@ fn column<'e>(cols: &mut Vec<(&'e str, Vec<&'e str>)>, key: &'e str) -> usize {
 /// laid out the way serde_json writes one (no whitespace outside the values, no escape in
 /// a key), so that the pieces put together again give exactly this text; `None` for
 /// anything else, which is then stored whole. `json` is valid JSON (a `RawValue`).
-fn members(json: &str) -> Option<Vec<(&str, &str)>> {
+/// `out` is cleared and reused from record to record.
+fn members<'j>(json: &'j str, out: &mut Vec<(&'j str, &'j str)>) -> Option<()> {
+    out.clear();
     let b = json.as_bytes();
     if b.first() != Some(&b'{') || b.last() != Some(&b'}') {
         return None;
     }
-    let mut out = Vec::with_capacity(16);
     if b.len() == 2 {
-        return Some(out);
+        return Some(());
     }
     let mut i = 1;
     loop {
@@ -525,7 +546,7 @@ fn members(json: &str) -> Option<Vec<(&str, &str)>> {
         out.push((json.get(key..key_end)?, json.get(value..i)?));
         match b.get(i) {
             Some(b',') => i += 1,
-            Some(b'}') if i == b.len() - 1 => return Some(out),
+            Some(b'}') if i == b.len() - 1 => return Some(()),
             _ => return None,
         }
     }
@@ -604,11 +625,18 @@ fn is_json_of(json: &str, s: &str) -> bool {
         && plain(s)
 }
 
-/// The integer `json` is, when it is written the way an i64 prints (no sign, exponent,
-/// fraction or leading zero), so that it prints back the same.
+/// The integer `json` is, when it is written the way an i64 prints (no plus sign,
+/// exponent, fraction or leading zero), so that it prints back the same.
 fn canonical_int(json: &str) -> Option<i64> {
-    let v: i64 = json.parse().ok()?;
-    (itoa::Buffer::new().format(v) == json).then_some(v)
+    // Checked by its digits before it is parsed: the encoder asks this of every value of
+    // every column, strings included.
+    let digits = json.strip_prefix('-').unwrap_or(json).as_bytes();
+    let canonical = match digits {
+        [b'0'] => json == "0",
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    canonical.then(|| json.parse().ok()).flatten()
 }
 
 #[cfg(test)]
@@ -768,8 +796,29 @@ mod tests {
             good.replace(r#""tasks""#, r#""nope""#),
             good.replace(r#""e":[0]"#, r#""e":[null]"#),
             good.replace(r#"["id","rev"]"#, r#"["rev"]"#),
+            // A shape key that would need an escape (the encoder keeps such records whole).
+            good.replace(r#"["id","rev"]]"#, r#"["id","rev","q\""]]"#)
+                .replace(r#"["rev",[3]]"#, r#"["rev",[3]],["q\"",[1]]"#),
         ] {
             assert!(decode(&body(&bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_integers_that_print_back_the_same_are_integers() {
+        for (json, v) in [("0", Some(0)), ("-12", Some(-12)), ("9223372036854775807", Some(i64::MAX))] {
+            assert_eq!(canonical_int(json), v, "{json}");
+        }
+        assert_eq!(canonical_int("-9223372036854775808"), Some(i64::MIN));
+        for json in ["-0", "+1", "01", "1.0", "1e3", "", "-", "--1", "9223372036854775808", "\"1\"", "true"] {
+            assert_eq!(canonical_int(json), None, "{json}");
+        }
+    }
+
+    #[test]
+    fn trusted_text_is_the_raw_value_unchanged() {
+        for json in [r#"{"a":[1,{"b":"\u00e9\""}],"c":-0}"#, "{}", "12", r#""x""#] {
+            assert_eq!(trusted(json).unwrap().get(), json);
         }
     }
 
