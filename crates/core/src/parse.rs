@@ -121,26 +121,63 @@ fn check_count(n: usize, limits: Limits) -> Result<(), ApiError> {
     Ok(())
 }
 
+const ID_RULE: &str = "must be 1-128 characters of [A-Za-z0-9_.:-]";
+
 fn id(v: &Value, path: &str) -> Result<RecordId, ApiError> {
-    v.as_str()
-        .and_then(RecordId::parse)
-        .ok_or_else(|| ApiError::field(path, "must be 1-128 characters of [A-Za-z0-9_.:-]"))
+    v.as_str().and_then(RecordId::parse).ok_or_else(|| ApiError::field(path, ID_RULE))
+}
+
+/// Where a change is in the request body (`changes[3]`), for its errors: turned into
+/// text only when there is one, not for every member of every change.
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a> {
+    list: &'a str,
+    index: Option<usize>,
+}
+
+impl<'a> At<'a> {
+    pub fn item(list: &'a str, index: usize) -> Self {
+        At { list, index: Some(index) }
+    }
+
+    fn path(self) -> String {
+        match self.index {
+            Some(i) => format!("{}[{i}]", self.list),
+            None => self.list.to_owned(),
+        }
+    }
+
+    /// The path of the change's member `key`.
+    fn key(self, key: &str) -> String {
+        join(&self.path(), key)
+    }
+}
+
+impl<'a> From<&'a str> for At<'a> {
+    fn from(list: &'a str) -> Self {
+        At { list, index: None }
+    }
 }
 
 /// Parses one change. `forced` is the type named by the URL (per-type endpoints), where a
 /// `type` member, if present, must agree; otherwise `type` defaults to tasks.
-pub fn parse_change(v: &Value, path: &str, forced: Option<&'static Entity>) -> Result<Change, ApiError> {
-    let obj = object(v, path)?;
+pub fn parse_change<'a>(v: &Value, at: impl Into<At<'a>>, forced: Option<&'static Entity>) -> Result<Change, ApiError> {
+    change(v, at.into(), forced)
+}
+
+/// [`parse_change`], compiled once (not once per type of `at`).
+fn change(v: &Value, at: At<'_>, forced: Option<&'static Entity>) -> Result<Change, ApiError> {
+    let obj = v.as_object().ok_or_else(|| ApiError::field(at.path(), "must be an object"))?;
     let entity = match (obj.get("type"), forced) {
         (None, Some(e)) => e,
         (None, None) => entities::entity("tasks").ok_or(ApiError::Internal("no tasks".into()))?,
         (Some(t), forced) => {
-            let p = join(path, "type");
-            let name = t.as_str().ok_or_else(|| ApiError::field(&p, "must be a string"))?;
+            let p = || at.key("type");
+            let name = t.as_str().ok_or_else(|| ApiError::field(p(), "must be a string"))?;
             let e =
-                entities::entity(name).ok_or_else(|| ApiError::field(&p, format!("unknown entity type '{name}'")))?;
+                entities::entity(name).ok_or_else(|| ApiError::field(p(), format!("unknown entity type '{name}'")))?;
             if forced.is_some_and(|f| f.name != e.name) {
-                return Err(ApiError::field(p, "does not match the type in the URL"));
+                return Err(ApiError::field(p(), "does not match the type in the URL"));
             }
             e
         }
@@ -154,16 +191,18 @@ pub fn parse_change(v: &Value, path: &str, forced: Option<&'static Entity>) -> R
     let mut values: Vec<Option<Value>> = vec![None; entity.fields.len()];
 
     for (key, value) in obj {
-        let p = join(path, key);
+        let p = || at.key(key);
         match key.as_str() {
             "type" => {}
-            "id" => id_value = Some(id(value, &p)?),
+            "id" => {
+                id_value = Some(value.as_str().and_then(RecordId::parse).ok_or_else(|| ApiError::field(p(), ID_RULE))?)
+            }
             "version" => {
                 version = match value {
                     Value::Null => None,
                     _ => match as_int(value) {
                         Some(n) if n >= 1 => Some(n),
-                        _ => return Err(ApiError::field(p, "must be an integer >= 1")),
+                        _ => return Err(ApiError::field(p(), "must be an integer >= 1")),
                     },
                 }
             }
@@ -171,14 +210,14 @@ pub fn parse_change(v: &Value, path: &str, forced: Option<&'static Entity>) -> R
                 device_id = match value {
                     Value::Null => None,
                     Value::String(s) if s.chars().count() <= 128 => Some(s.clone()),
-                    _ => return Err(ApiError::field(p, "must be a string of at most 128 characters")),
+                    _ => return Err(ApiError::field(p(), "must be a string of at most 128 characters")),
                 }
             }
             "deleted" => {
                 deleted = match value {
                     Value::Bool(b) => Some(*b),
                     Value::Null => None,
-                    _ => return Err(ApiError::field(p, "must be a boolean")),
+                    _ => return Err(ApiError::field(p(), "must be a boolean")),
                 }
             }
             // A delete marker: null (live) or a positive time in ms (deleted; the server
@@ -189,7 +228,7 @@ pub fn parse_change(v: &Value, path: &str, forced: Option<&'static Entity>) -> R
                     Value::Null => false,
                     _ => match as_int(value) {
                         Some(n) if n >= 1 => true,
-                        _ => return Err(ApiError::field(p, "must be null or a positive integer (ms)")),
+                        _ => return Err(ApiError::field(p(), "must be null or a positive integer (ms)")),
                     },
                 }
             }
@@ -198,19 +237,19 @@ pub fn parse_change(v: &Value, path: &str, forced: Option<&'static Entity>) -> R
             _ => {
                 let Some(idx) = entity.fields.iter().position(|f| f.name == key || f.aliases.contains(&key.as_str()))
                 else {
-                    return Err(ApiError::field(p, format!("unknown field for type '{}'", entity.name)));
+                    return Err(ApiError::field(p(), format!("unknown field for type '{}'", entity.name)));
                 };
                 if values[idx].is_some() {
-                    return Err(ApiError::field(p, "given twice (by name and by alias)"));
+                    return Err(ApiError::field(p(), "given twice (by name and by alias)"));
                 }
-                values[idx] = Some(field_value(entity.fields[idx].kind, value, &p)?);
+                values[idx] = Some(field_value(entity.fields[idx].kind, value).map_err(|d| ApiError::field(p(), d))?);
             }
         }
     }
 
-    let id = id_value.ok_or_else(|| ApiError::field(join(path, "id"), "is required"))?;
+    let id = id_value.ok_or_else(|| ApiError::field(at.key("id"), "is required"))?;
     if deleted == Some(false) && deleted_at_set {
-        return Err(ApiError::field(join(path, "deleted"), "is false but deleted_at is set"));
+        return Err(ApiError::field(at.key("deleted"), "is false but deleted_at is set"));
     }
     let op = if deleted == Some(true) || deleted_at_set {
         Op::Delete
@@ -219,7 +258,7 @@ pub fn parse_change(v: &Value, path: &str, forced: Option<&'static Entity>) -> R
         for (f, v) in entity.fields.iter().zip(values) {
             match v {
                 Some(v) => full.push(v),
-                None if f.required => return Err(ApiError::field(join(path, f.name), "is required")),
+                None if f.required => return Err(ApiError::field(at.key(f.name), "is required")),
                 None => full.push(default_for(f)),
             }
         }
@@ -238,38 +277,37 @@ pub fn default_for(f: &Field) -> Value {
     }
 }
 
-/// Checks one field value against its kind; returns it normalized.
-fn field_value(kind: Kind, v: &Value, path: &str) -> Result<Value, ApiError> {
+/// Checks one field value against its kind; returns it normalized, or what is wrong with
+/// it (the caller names the field).
+fn field_value(kind: Kind, v: &Value) -> Result<Value, String> {
     let int = as_int;
     match kind {
         Kind::Str { max } => match v.as_str() {
             Some(s) if s.chars().count() <= max => Ok(v.clone()),
-            Some(_) => Err(ApiError::field(path, format!("must be at most {max} characters"))),
-            None => Err(ApiError::field(path, "must be a string")),
+            Some(_) => Err(format!("must be at most {max} characters")),
+            None => Err("must be a string".into()),
         },
         Kind::Bool => match v {
             Value::Bool(_) => Ok(v.clone()),
-            _ => Err(ApiError::field(path, "must be a boolean")),
+            _ => Err("must be a boolean".into()),
         },
-        Kind::Int => {
-            int(v).map(Value::from).ok_or_else(|| ApiError::field(path, "must be an integer within ±(2^53-1)"))
-        }
+        Kind::Int => int(v).map(Value::from).ok_or_else(|| "must be an integer within ±(2^53-1)".into()),
         Kind::NullableInt => match v {
             Value::Null => Ok(Value::Null),
-            _ => int(v).map(Value::from).ok_or_else(|| ApiError::field(path, "must be an integer (ms) or null")),
+            _ => int(v).map(Value::from).ok_or_else(|| "must be an integer (ms) or null".into()),
         },
         Kind::NullableId => match v {
             Value::Null => Ok(Value::Null),
-            _ => id(v, path).map(|id| Value::from(id.as_str())),
+            _ => v.as_str().and_then(RecordId::parse).map(|id| Value::from(id.as_str())).ok_or_else(|| ID_RULE.into()),
         },
         Kind::Enum(allowed) => match v.as_str() {
             Some(s) if allowed.contains(&s) => Ok(v.clone()),
-            _ => Err(ApiError::field(path, format!("must be one of {}", allowed.join(", ")))),
+            _ => Err(format!("must be one of {}", allowed.join(", "))),
         },
         Kind::Json { max_bytes } => {
             let len = serde_json::to_string(v).map(|s| s.len()).unwrap_or(usize::MAX);
             if len > max_bytes {
-                return Err(ApiError::field(path, format!("serializes to more than {max_bytes} bytes")));
+                return Err(format!("serializes to more than {max_bytes} bytes"));
             }
             Ok(v.clone())
         }
@@ -316,7 +354,7 @@ pub fn parse_sync(body: &Value, limits: Limits) -> Result<SyncRequest, ApiError>
             items
                 .iter()
                 .enumerate()
-                .map(|(i, c)| parse_change(c, &format!("changes[{i}]"), None))
+                .map(|(i, c)| parse_change(c, At::item("changes", i), None))
                 .collect::<Result<_, _>>()?
         }
     };
@@ -348,7 +386,7 @@ pub fn parse_delta(body: &Value, entity: &'static Entity, limits: Limits) -> Res
     for (name, items) in [("created", created), ("updated", updated)] {
         for (i, v) in items.iter().enumerate() {
             let path = format!("changes.{name}[{i}]");
-            let c = parse_change(v, &path, Some(entity))?;
+            let c = parse_change(v, path.as_str(), Some(entity))?;
             if c.op == Op::Delete {
                 return Err(ApiError::field(delete_marker(v, &path), "deletions belong in changes.deleted"));
             }
@@ -365,7 +403,7 @@ pub fn parse_delta(body: &Value, entity: &'static Entity, limits: Limits) -> Res
                 if o.get("deleted").is_none_or(Value::is_null) {
                     o.insert("deleted".into(), Value::Bool(true));
                 }
-                let c = parse_change(&Value::Object(o), &path, Some(entity))?;
+                let c = parse_change(&Value::Object(o), path.as_str(), Some(entity))?;
                 if c.op != Op::Delete {
                     return Err(ApiError::field(join(&path, "deleted"), "must be true in changes.deleted"));
                 }
@@ -394,7 +432,7 @@ pub fn parse_full_upload(body: &Value, entity: &'static Entity, limits: Limits) 
     let mut records = Vec::with_capacity(items.len());
     for (i, v) in items.iter().enumerate() {
         let path = format!("data[{i}]");
-        let c = parse_change(v, &path, Some(entity))?;
+        let c = parse_change(v, path.as_str(), Some(entity))?;
         if c.op == Op::Delete {
             return Err(ApiError::field(delete_marker(v, &path), "a full upload holds live records only"));
         }
