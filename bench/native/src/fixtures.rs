@@ -126,7 +126,7 @@ impl User {
 fn push_into(p: &mut Pages, changes: &[protocol::Change], now: i64) {
     let keys: Vec<Key> = changes.iter().map(|c| (c.entity.name, c.id.as_str().to_owned())).collect();
     let cur = p.current(keys).unwrap();
-    let plan = plan::plan(changes, cur.stored, p.head.seq, now);
+    let plan = plan::plan(changes, cur.stored, p.head.seq, now).unwrap();
     p.apply(&plan, &cur.prior).unwrap();
     if let Some(s) = p.spill_needed() {
         for b in s.reads() {
@@ -317,7 +317,7 @@ pub fn step_plan(
     step_read(u, p, wanted);
     let current = p.current(keys).unwrap();
     let seq = p.head.seq;
-    (plan::plan(changes, current.stored, seq, now), current.prior)
+    (plan::plan(changes, current.stored, seq, now).unwrap(), current.prior)
 }
 
 /// `Pages::apply`, then `spill_needed` and, when due, the spill's bucket reads and `spill`.

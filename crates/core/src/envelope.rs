@@ -96,9 +96,15 @@ pub struct Stored {
 impl Stored {
     /// Decodes a record read back from storage; fails with the reason.
     pub fn decode(record: Record) -> Result<Stored, String> {
-        let envelope = Envelope::deserialize(Value::Object(record.clone()))
-            .map_err(|e| format!("stored record without a valid envelope: {e}"))?;
-        Ok(Stored { envelope, record })
+        // Deserialized from a borrow of the record (serde_json reads a `&Value`), not from
+        // a copy of it: an edit's lookup decodes every stored record it touches.
+        let record = Value::Object(record);
+        let envelope =
+            Envelope::deserialize(&record).map_err(|e| format!("stored record without a valid envelope: {e}"))?;
+        match record {
+            Value::Object(record) => Ok(Stored { envelope, record }),
+            _ => Err("stored record is not an object".into()),
+        }
     }
 
     pub fn is_deleted(&self) -> bool {

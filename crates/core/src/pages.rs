@@ -296,19 +296,16 @@ impl Pages {
 
     /// Writes a plan's records into the head and advances the sequence.
     pub fn apply(&mut self, plan: &Plan, prior: &HashMap<Key, (i64, bool)>) -> Result<(), ApiError> {
-        for (entity, records) in &plan.writes {
-            for record in records {
-                let id = record.get(crate::envelope::ID).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-                let rev = record.get(crate::envelope::REV).and_then(serde_json::Value::as_i64).unwrap_or(0);
-                let deleted = !record.get(crate::envelope::DELETED_AT).is_none_or(serde_json::Value::is_null);
+        for (entity, writes) in &plan.writes {
+            for w in writes {
+                let (id, rev, deleted) = (w.id.as_str().to_owned(), w.rev, w.deleted);
                 let key: Key = (entity.name, id.clone());
                 // A record that comes back from a tombstone counts as created again.
                 let created_rev = match prior.get(&key) {
                     Some(&(created, was_deleted)) if !was_deleted || deleted => created,
                     _ => rev,
                 };
-                let raw = serde_json::value::to_raw_value(record)?;
-                let entry = Entry { entity: entity.name, id, rev, created_rev, deleted, record: raw };
+                let entry = Entry { entity: entity.name, id, rev, created_rev, deleted, record: w.record.clone() };
                 match self.index.get(&key) {
                     Some(&i) => self.head.entries[i] = entry,
                     None => {
@@ -586,7 +583,7 @@ mod tests {
         let changes: Vec<_> = changes.iter().map(|c| parse_change(c, "c", None).unwrap()).collect();
         let keys: Vec<Key> = changes.iter().map(|c| (c.entity.name, c.id.as_str().to_string())).collect();
         let cur = p.current(keys).unwrap();
-        let plan = plan(&changes, cur.stored, p.head.seq, now);
+        let plan = plan(&changes, cur.stored, p.head.seq, now).unwrap();
         p.apply(&plan, &cur.prior).unwrap();
         if let Some(s) = p.spill_needed() {
             p.spill(&s).unwrap();
@@ -677,8 +674,9 @@ mod tests {
             }
             now += 1_000;
             let plan = push(&mut p, &changes, now);
-            for (_, records) in &plan.writes {
-                for r in records {
+            for (_, writes) in &plan.writes {
+                for w in writes {
+                    let r: serde_json::Value = serde_json::from_str(w.record.get()).unwrap();
                     truth
                         .insert(r["id"].as_str().unwrap().into(), (r["rev"].as_i64().unwrap(), r["title"].to_string()));
                 }

@@ -5,10 +5,12 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::entities::Entity;
-use crate::envelope::{self as env, Envelope, Record, RecordId, Stored, MAX_SAFE_INT};
+use crate::envelope::{self as env, Record, RecordId, Stored, MAX_SAFE_INT};
+use crate::error::ApiError;
 use crate::parse::{default_for, Change, Op};
 
 /// Key of a record within one user's data.
@@ -80,11 +82,28 @@ pub struct Conflict {
     pub server: Option<Record>,
 }
 
+/// A record a push writes, in its final state, serialized once: the pages store its text.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub id: RecordId,
+    pub rev: i64,
+    pub deleted: bool,
+    /// The record as clients see it, its keys in the order a [`Record`] map has them.
+    pub record: Box<RawValue>,
+}
+
+impl Write {
+    /// The record decoded again, for a later change of the same key in the same push.
+    fn stored(&self) -> Result<Stored, ApiError> {
+        Stored::decode(serde_json::from_str(self.record.get())?).map_err(ApiError::Internal)
+    }
+}
+
 /// What a push does: the final state of every record it changes, and its report.
 #[derive(Debug, Default)]
 pub struct Plan {
     /// Records to write, grouped by entity; each key appears once with its final state.
-    pub writes: Vec<(&'static Entity, Vec<Record>)>,
+    pub writes: Vec<(&'static Entity, Vec<Write>)>,
     pub applied: Vec<Applied>,
     pub conflicts: Vec<Conflict>,
     /// The decision for each change, in request order.
@@ -106,17 +125,20 @@ impl Plan {
 /// Applies `changes` in order over `stored` (the current records of every key the push
 /// names). Revs continue the user's sequence `seq`: the first is `max(now, seq + 1)`,
 /// each next one is one more, so they stay strictly increasing whatever the clock does.
-pub fn plan(changes: &[Change], mut stored: HashMap<Key, Stored>, seq: i64, now: i64) -> Plan {
+pub fn plan(changes: &[Change], stored: HashMap<Key, Stored>, seq: i64, now: i64) -> Result<Plan, ApiError> {
     let mut out = Plan { base: seq, seq, ..Plan::default() };
     let mut next_rev = now.max(seq + 1);
-    // Keys in first-write order, so the rows written are deterministic; the set keeps
-    // the membership test O(1) (a Vec scan made 1,000-change pushes quadratic).
-    let mut written: Vec<Key> = Vec::new();
-    let mut seen: std::collections::HashSet<Key> = std::collections::HashSet::new();
+    // Keys in first-write order, so the rows written are deterministic; the map holds
+    // each key's latest write (a Vec scan made 1,000-change pushes quadratic).
+    let mut order: Vec<Key> = Vec::new();
+    let mut written: HashMap<Key, Write> = HashMap::new();
 
     for c in changes {
         let key: Key = (c.entity.name, c.id.as_str().to_owned());
-        let current = stored.get(&key);
+        // A key this push already wrote is decoded from that write: rare, and cheaper
+        // than keeping every write as a map too.
+        let rewritten = written.get(&key).map(Write::stored).transpose()?;
+        let current = rewritten.as_ref().or_else(|| stored.get(&key));
         let decision = decide(c.entity, current, c);
         out.decisions.push(decision);
         match decision {
@@ -135,60 +157,89 @@ pub fn plan(changes: &[Change], mut stored: HashMap<Key, Stored>, seq: i64, now:
             Decision::Apply { version } => {
                 let rev = next_rev;
                 next_rev += 1;
-                let record = apply(c, current, version, rev, now);
+                let write = apply(c, current, version, rev, now)?;
                 out.applied.push(Applied { entity: c.entity.name, id: c.id.clone(), version, rev });
                 out.revs.push(rev);
                 out.seq = rev;
-                if seen.insert(key.clone()) {
-                    written.push(key.clone());
+                if written.insert(key.clone(), write).is_none() {
+                    order.push(key);
                 }
-                stored.insert(key, record);
             }
         }
     }
 
-    for key in written {
-        let Some(Stored { record, .. }) = stored.remove(&key) else { continue };
+    for key in order {
+        let Some(write) = written.remove(&key) else { continue };
         let Some(entity) = crate::entities::entity(key.0) else { continue };
         match out.writes.iter_mut().find(|(e, _)| e.name == entity.name) {
-            Some((_, rows)) => rows.push(record),
-            None => out.writes.push((entity, vec![record])),
+            Some((_, rows)) => rows.push(write),
+            None => out.writes.push((entity, vec![write])),
         }
     }
-    out
+    Ok(out)
+}
+
+/// A member of a record being written.
+enum Member<'a> {
+    Int(i64),
+    Str(&'a str),
+    Null,
+    Json(&'a Value),
+}
+
+/// A record's members sorted by key, serialized as a JSON object: the text a [`Record`]
+/// map of the same members serializes to, without building the map.
+struct Members<'a>(Vec<(&'a str, Member<'a>)>);
+
+impl Serialize for Members<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (key, member) in &self.0 {
+            match member {
+                Member::Int(n) => map.serialize_entry(key, n)?,
+                Member::Str(v) => map.serialize_entry(key, v)?,
+                Member::Null => map.serialize_entry(key, &())?,
+                Member::Json(v) => map.serialize_entry(key, v)?,
+            }
+        }
+        map.end()
+    }
 }
 
 /// The record after an applied change. Deletes keep the last field values (a tombstone
 /// still says what was deleted); created_at survives every later change.
-fn apply(c: &Change, current: Option<&Stored>, version: i64, rev: i64, now: i64) -> Stored {
-    let envelope = Envelope {
-        id: c.id.as_str().to_owned(),
-        version,
-        rev,
-        created_at: current.map_or(now, |cur| cur.envelope.created_at),
-        updated_at: now,
-        deleted_at: matches!(c.op, Op::Delete).then_some(now),
-        device_id: c.device_id.clone(),
+fn apply(c: &Change, current: Option<&Stored>, version: i64, rev: i64, now: i64) -> Result<Write, ApiError> {
+    let created_at = current.map_or(now, |cur| cur.envelope.created_at);
+    let deleted_at = matches!(c.op, Op::Delete).then_some(now);
+    static NULL: Value = Value::Null;
+    // A delete without a stored record (or a field it lacks) takes the defaults.
+    let defaults: Vec<Value> = match (&c.op, current) {
+        (Op::Delete, _) => c.entity.fields.iter().map(default_for).collect(),
+        _ => Vec::new(),
     };
-    let mut r = Record::new();
-    r.insert(env::ID.into(), envelope.id.clone().into());
-    r.insert(env::VERSION.into(), version.into());
-    r.insert(env::REV.into(), rev.into());
-    r.insert(env::CREATED_AT.into(), envelope.created_at.into());
-    r.insert(env::UPDATED_AT.into(), now.into());
-    r.insert(env::DELETED_AT.into(), envelope.deleted_at.map_or(Value::Null, Value::from));
-    r.insert(env::DEVICE_ID.into(), envelope.device_id.clone().map_or(Value::Null, Value::from));
+    let mut members = Vec::with_capacity(env::FIELDS.len() + c.entity.fields.len());
+    members.extend([
+        (env::ID, Member::Str(c.id.as_str())),
+        (env::VERSION, Member::Int(version)),
+        (env::REV, Member::Int(rev)),
+        (env::CREATED_AT, Member::Int(created_at)),
+        (env::UPDATED_AT, Member::Int(now)),
+        (env::DELETED_AT, deleted_at.map_or(Member::Null, Member::Int)),
+        (env::DEVICE_ID, c.device_id.as_deref().map_or(Member::Null, Member::Str)),
+    ]);
+    // Field names are unique and none is an envelope name (the declaration is checked
+    // at build time, declaration.rs), so sorting gives a map's order.
     for (i, f) in c.entity.fields.iter().enumerate() {
         let v = match &c.op {
-            Op::Upsert(values) => values.get(i).cloned().unwrap_or(Value::Null),
-            Op::Delete => match current.and_then(|cur| cur.record.get(f.name)) {
-                Some(v) => v.clone(),
-                None => default_for(f),
-            },
+            Op::Upsert(values) => values.get(i).unwrap_or(&NULL),
+            Op::Delete => current.and_then(|cur| cur.record.get(f.name)).or(defaults.get(i)).unwrap_or(&NULL),
         };
-        r.insert(f.name.into(), v);
+        members.push((f.name, Member::Json(v)));
     }
-    Stored { envelope, record: r }
+    members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let record = serde_json::value::to_raw_value(&Members(members))?;
+    Ok(Write { id: c.id.clone(), rev, deleted: deleted_at.is_some(), record })
 }
 
 #[cfg(test)]
@@ -201,9 +252,14 @@ mod tests {
         parse_change(&v, "c", None).unwrap()
     }
 
+    /// A written record as JSON, to look at its members.
+    fn row(w: &Write) -> Value {
+        serde_json::from_str(w.record.get()).unwrap()
+    }
+
     fn stored_task(version: i64, title: &str, deleted: bool) -> Stored {
         let c = change(json!({"id": "t", "title": title}));
-        let mut r = apply(&c, None, version, 100, 50);
+        let mut r = apply(&c, None, version, 100, 50).unwrap().stored().unwrap();
         if deleted {
             r.record.insert("deleted_at".into(), 60.into());
             r.envelope.deleted_at = Some(60);
@@ -247,11 +303,11 @@ mod tests {
     fn revs_follow_the_sequence_not_the_clock() {
         let changes = vec![change(json!({"id": "a", "title": "1"})), change(json!({"id": "b", "title": "2"}))];
         // Clock behind the sequence: revs continue from seq.
-        let p = plan(&changes, HashMap::new(), 1_000, 10);
+        let p = plan(&changes, HashMap::new(), 1_000, 10).unwrap();
         assert_eq!(p.revs, vec![1_001, 1_002]);
         assert_eq!(p.seq, 1_002);
         // Clock ahead: revs read as the server time.
-        let p = plan(&changes, HashMap::new(), 1_000, 5_000);
+        let p = plan(&changes, HashMap::new(), 1_000, 5_000).unwrap();
         assert_eq!(p.revs, vec![5_000, 5_001]);
     }
 
@@ -259,7 +315,7 @@ mod tests {
     fn conflicts_carry_the_server_record_and_write_nothing() {
         let mut stored = HashMap::new();
         stored.insert(("tasks", "t".to_string()), stored_task(2, "server", false));
-        let p = plan(&[change(json!({"id": "t", "title": "mine", "version": 2}))], stored, 100, 200);
+        let p = plan(&[change(json!({"id": "t", "title": "mine", "version": 2}))], stored, 100, 200).unwrap();
         assert!(!p.changes_anything());
         assert_eq!(p.seq, 100);
         assert_eq!(p.conflicts.len(), 1);
@@ -274,15 +330,17 @@ mod tests {
             change(json!({"id": "t", "title": "2"})),
             change(json!({"id": "t", "deleted": true})),
         ];
-        let p = plan(&changes, HashMap::new(), 0, 10);
+        let p = plan(&changes, HashMap::new(), 0, 10).unwrap();
         assert_eq!(p.applied.iter().map(|a| a.version).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert_eq!(p.writes.len(), 1);
         let rows = &p.writes[0].1;
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0]["version"], 3);
-        assert_eq!(rows[0]["title"], "2", "a tombstone keeps the last fields");
-        assert_eq!(rows[0]["deleted_at"], 10);
-        assert_eq!(rows[0]["rev"], 12);
+        assert!(rows[0].deleted);
+        let r = row(&rows[0]);
+        assert_eq!(r["version"], 3);
+        assert_eq!(r["title"], "2", "a tombstone keeps the last fields");
+        assert_eq!(r["deleted_at"], 10);
+        assert_eq!(r["rev"], 12);
     }
 
     #[test]
@@ -291,28 +349,50 @@ mod tests {
         stored.insert(("tasks", "t".to_string()), stored_task(MAX_SAFE_INT, "a", false));
         let edit = change(json!({"id": "t", "title": "b"}));
         let other = change(json!({"id": "u", "title": "fine"}));
-        let p = plan(&[edit, other], stored.clone(), 100, 200);
+        let p = plan(&[edit, other], stored.clone(), 100, 200).unwrap();
         assert_eq!(p.conflicts.len(), 1);
         assert_eq!(p.conflicts[0].reason, VERSION_EXHAUSTED);
         assert_eq!(p.conflicts[0].server.as_ref().unwrap()["version"], MAX_SAFE_INT);
         assert_eq!(p.revs.len(), 1, "the rest of the push is applied");
         assert!(
-            p.writes.iter().all(|(_, rows)| rows.iter().all(|r| r["id"] == "u")),
+            p.writes.iter().all(|(_, rows)| rows.iter().all(|r| row(r)["id"] == "u")),
             "the exhausted record is not written"
         );
         // A replay of the same content and an explicit stale version still answer as before.
-        assert!(plan(&[change(json!({"id": "t", "title": "a"}))], stored.clone(), 100, 200).conflicts.is_empty());
-        let stale = plan(&[change(json!({"id": "t", "title": "b", "version": 5}))], stored, 100, 200);
+        assert!(plan(&[change(json!({"id": "t", "title": "a"}))], stored.clone(), 100, 200)
+            .unwrap()
+            .conflicts
+            .is_empty());
+        let stale = plan(&[change(json!({"id": "t", "title": "b", "version": 5}))], stored, 100, 200).unwrap();
         assert_eq!(stale.conflicts[0].reason, STALE_VERSION);
+    }
+
+    #[test]
+    fn a_written_record_is_the_text_its_map_serializes_to() {
+        // Written directly, not through a `Record` map: the same bytes the map gives
+        // (keys sorted, serde_json's formatting), so stored records do not change.
+        let current = stored_task(2, "old \"one\"", false);
+        for (c, cur) in [
+            (change(json!({"id": "t", "title": "é\n\u{1}", "device_id": "d-1", "priority": "high"})), None),
+            (change(json!({"id": "t", "deleted": true})), Some(&current)),
+            (change(json!({"id": "t", "deleted": true})), None),
+            (change(json!({"type": "settings", "id": "s", "value": {"b": [1, 2.5, null], "a": "x"}})), None),
+        ] {
+            let w = apply(&c, cur, 3, 7, 1_000).unwrap();
+            let map: Record = serde_json::from_str(w.record.get()).unwrap();
+            assert_eq!(serde_json::to_string(&map).unwrap(), w.record.get());
+            assert_eq!((map["rev"].as_i64(), map["version"].as_i64()), (Some(7), Some(3)));
+            assert_eq!(w.deleted, !map["deleted_at"].is_null());
+        }
     }
 
     #[test]
     fn created_at_survives_updates() {
         let mut stored = HashMap::new();
         stored.insert(("tasks", "t".to_string()), stored_task(1, "a", false));
-        let p = plan(&[change(json!({"id": "t", "title": "b"}))], stored, 100, 999);
-        let row = &p.writes[0].1[0];
-        assert_eq!(row["created_at"], 50);
-        assert_eq!(row["updated_at"], 999);
+        let p = plan(&[change(json!({"id": "t", "title": "b"}))], stored, 100, 999).unwrap();
+        let r = row(&p.writes[0].1[0]);
+        assert_eq!(r["created_at"], 50);
+        assert_eq!(r["updated_at"], 999);
     }
 }

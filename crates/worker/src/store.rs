@@ -472,7 +472,7 @@ impl<'a> Store<'a> {
         let wanted = p.buckets_for(keys.iter().map(|(t, id)| (*t, id.as_str())));
         self.read(&mut p, wanted).await?;
         let current = p.current(keys)?;
-        let plan = plan::plan(changes, current.stored, state.seq, now);
+        let plan = plan::plan(changes, current.stored, state.seq, now)?;
 
         if !plan.changes_anything() {
             let page = match pull {
@@ -555,7 +555,7 @@ impl<'a> Store<'a> {
             let id = RecordId::parse(id).ok_or_else(|| ApiError::Internal(format!("stored id {id:?} is not an id")))?;
             changes.push(Change { entity: e, id, version: None, device_id: None, op: Op::Delete });
         }
-        let plan = plan::plan(&changes, current.stored.clone(), state.seq, now);
+        let plan = plan::plan(&changes, current.stored.clone(), state.seq, now)?;
         // Upload versions are the server's to pick, so the only conflict is a record that
         // can take no more versions; the upload is the whole truth, so it is refused whole.
         if let Some(c) = plan.conflicts.first() {
