@@ -1,18 +1,18 @@
 // Runs bench/native's examples/wasm_cpu.rs (built for wasm32-wasip1) in this Node's V8,
 // the engine workerd runs the worker's wasm in, and writes its timings as JSON.
-//   node bench/wasm-cpu.mjs <file.wasm> <out.json> [quick]
+//   node bench/wasm-cpu.mjs <file.wasm> <out.json> [quick] [only=<id prefix> ...]
 import fs from 'node:fs';
 import { WASI } from 'node:wasi';
 
-const [file, out, quick] = process.argv.slice(2);
+const [file, out, ...rest] = process.argv.slice(2);
 if (!file || !out) {
-  console.error('usage: node bench/wasm-cpu.mjs <file.wasm> <out.json> [quick]');
+  console.error('usage: node bench/wasm-cpu.mjs <file.wasm> <out.json> [quick] [only=<id prefix> ...]');
   process.exit(2);
 }
 const lines = [];
 const tmp = `${out}.stdout`;
 const fd = fs.openSync(tmp, 'w');
-const wasi = new WASI({ version: 'preview1', args: ['wasm_cpu', ...(quick ? ['quick'] : [])], env: {}, stdout: fd, returnOnExit: true });
+const wasi = new WASI({ version: 'preview1', args: ['wasm_cpu', ...rest], env: {}, stdout: fd, returnOnExit: true });
 const module = await WebAssembly.compile(fs.readFileSync(file));
 const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
 const code = wasi.start(instance);

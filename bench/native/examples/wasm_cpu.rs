@@ -62,6 +62,9 @@ fn stamp() -> u64 {
 /// the wall-time median beside it); inputs come from `setup` outside the timing, outputs
 /// are dropped inside it.
 fn measure<I, O>(id: &str, budget: Duration, mut setup: impl FnMut() -> I, mut routine: impl FnMut(I) -> O) {
+    if !selected(id) {
+        return;
+    }
     let t0 = Instant::now();
     drop(black_box(routine(setup())));
     let once = t0.elapsed().max(Duration::from_nanos(50));
@@ -91,6 +94,14 @@ fn measure<I, O>(id: &str, budget: Duration, mut setup: impl FnMut() -> I, mut r
         serde_json::json!({"id": id, "median_ns": median, "min_ns": per_call[0], "wall_median_ns": wall[wall.len() / 2],
             "clock": clock_name(), "samples": per_call.len(), "per_sample": k})
     );
+}
+
+/// Whether `id` is measured: every operation, or with arguments `only=<prefix>` (any
+/// number of them) those whose id starts with one of the prefixes, e.g.
+/// `node bench/wasm-cpu.mjs <wasm> <out.json> quick only=codec/ only=push_10_new_h5000/`.
+fn selected(id: &str) -> bool {
+    let mut prefixes = std::env::args().filter_map(|a| a.strip_prefix("only=").map(str::to_owned)).peekable();
+    prefixes.peek().is_none() || prefixes.any(|p| id.starts_with(&p))
 }
 
 fn main() {
