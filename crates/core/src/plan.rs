@@ -128,16 +128,16 @@ impl Plan {
 pub fn plan(changes: &[Change], stored: HashMap<Key, Stored>, seq: i64, now: i64) -> Result<Plan, ApiError> {
     let mut out = Plan { base: seq, seq, ..Plan::default() };
     let mut next_rev = now.max(seq + 1);
-    // Keys in first-write order, so the rows written are deterministic; the map holds
-    // each key's latest write (a Vec scan made 1,000-change pushes quadratic).
-    let mut order: Vec<Key> = Vec::new();
-    let mut written: HashMap<Key, Write> = HashMap::new();
+    // Each key's latest write, in first-write order so the rows written are
+    // deterministic, and where it is by key (a Vec scan made 1,000-change pushes quadratic).
+    let mut writes: Vec<(&'static Entity, Write)> = Vec::new();
+    let mut written: HashMap<Key, usize> = HashMap::new();
 
     for c in changes {
         let key: Key = (c.entity.name, c.id.as_str().to_owned());
         // A key this push already wrote is decoded from that write: rare, and cheaper
         // than keeping every write as a map too.
-        let rewritten = written.get(&key).map(Write::stored).transpose()?;
+        let rewritten = written.get(&key).map(|&i| writes[i].1.stored()).transpose()?;
         let current = rewritten.as_ref().or_else(|| stored.get(&key));
         let decision = decide(c.entity, current, c);
         out.decisions.push(decision);
@@ -161,16 +161,18 @@ pub fn plan(changes: &[Change], stored: HashMap<Key, Stored>, seq: i64, now: i64
                 out.applied.push(Applied { entity: c.entity.name, id: c.id.clone(), version, rev });
                 out.revs.push(rev);
                 out.seq = rev;
-                if written.insert(key.clone(), write).is_none() {
-                    order.push(key);
+                match written.get(&key) {
+                    Some(&i) => writes[i].1 = write,
+                    None => {
+                        written.insert(key, writes.len());
+                        writes.push((c.entity, write));
+                    }
                 }
             }
         }
     }
 
-    for key in order {
-        let Some(write) = written.remove(&key) else { continue };
-        let Some(entity) = crate::entities::entity(key.0) else { continue };
+    for (entity, write) in writes {
         match out.writes.iter_mut().find(|(e, _)| e.name == entity.name) {
             Some((_, rows)) => rows.push(write),
             None => out.writes.push((entity, vec![write])),
