@@ -63,8 +63,10 @@ node bench/check-lock.mjs || fail "lockfile versions"
 # --- 1. beside the reference workers (issue #11), and CPU profiles of the isolate ----------
 # Before the capacity replay starts: its worker and requests beside these would weigh on
 # one side of the ratios (a run with it alongside spread 0.43-1.08 per round).
+# Nine rounds, not floor.mjs's default five: on two shared cores a round's ratio moves by
+# ±0.1, and the median of nine is steadier (a quick run keeps its own small count).
 log "edgesync beside the reference workers (floor, seed)"
-timeout 900 node bench/floor.mjs $qflag || fail "reference workers (bench/floor.mjs)"
+timeout 1200 node bench/floor.mjs ${qflag:---rounds 9} || fail "reference workers (bench/floor.mjs)"
 for kind in check304 health; do
   log "CPU profile of the isolate: $kind"
   if timeout 300 node bench/profile.mjs --kind "$kind" $qflag >"$results/profile-$kind.txt" 2>"$results/profile-$kind.log"; then
