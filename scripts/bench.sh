@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm run bench` (after scripts/setup.sh): builds the worker, measures it, and writes
-# BENCHMARKS.md and BENCHMARKS-capacity.svg. About 12-14 minutes on 2 cores; most of it is
+# BENCHMARKS.md and BENCHMARKS-capacity.svg. About 17 minutes on 2 cores; most of it is
 # the capacity replay, which runs in real time and overlaps the other measurements.
 #   bash scripts/bench.sh            everything
 #   bash scripts/bench.sh --quick    short runs for iterating (~3 min); the report says so
