@@ -125,9 +125,10 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> worker::Re
 /// A stage's future, boxed: polled through a function of its own instead of being inlined
 /// into the request's one state machine, which makes the wasm smaller (measured); the two
 /// `wait_until` futures then also share one instantiation of its promise glue.
-type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+/// `handlers::dispatch` boxes each endpoint's handler the same way.
+pub(crate) type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
-fn boxed<'a, T>(f: impl Future<Output = T> + 'a) -> Boxed<'a, T> {
+pub(crate) fn boxed<'a, T>(f: impl Future<Output = T> + 'a) -> Boxed<'a, T> {
     Box::pin(f)
 }
 

@@ -2,9 +2,6 @@
 //! its handler. Each handler gets its input parsed and typed, and the user's store;
 //! it returns a [`Reply`], or an [`ApiError`] the driver renders.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use edgesync_core::auth;
 use edgesync_core::entities::Entity;
 use edgesync_core::error::ApiError;
@@ -16,6 +13,7 @@ use edgesync_core::reply::{
     self, conditional, ChangesReply, DeltaReply, DownloadReply, Processed, Reply, SyncReply, UploadReply,
 };
 
+use crate::driver::{boxed, Boxed};
 use crate::isolate::Isolate;
 use crate::store::Store;
 
@@ -42,28 +40,26 @@ impl<'a> Cx<'a> {
     }
 }
 
-/// A handler's future, boxed: each endpoint's state machine is polled through its own
-/// function instead of all of them being inlined into the request's one future (smaller
-/// wasm, measured).
-type Handler<'a> = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + 'a>>;
-
+/// Each endpoint's handler future is boxed ([`boxed`], as the driver's stages are): it is
+/// polled through its own function instead of all of them being inlined into the
+/// request's one future (smaller wasm, measured).
 pub async fn dispatch(cx: &Cx<'_>, call: Call) -> Result<Reply, ApiError> {
-    let handler: Handler<'_> = match call {
+    let handler: Boxed<'_, Result<Reply, ApiError>> = match call {
         Call::Health => return health(cx),
         Call::OpenApi => return Ok(Reply::raw_json(cx.isolate.openapi().to_string())),
         Call::DevLogin(user) => return dev_login(cx, &user),
-        Call::AdminUsage => Box::pin(admin_usage(cx)),
+        Call::AdminUsage => boxed(admin_usage(cx)),
         Call::AdminReshard(r) => {
             admin(cx)?;
-            Box::pin(crate::reshard::step(cx.isolate.router(cx.env), cx.ops, cx.now, r))
+            boxed(crate::reshard::step(cx.isolate.router(cx.env), cx.ops, cx.now, r))
         }
-        Call::AdminRecords(user) => Box::pin(admin_records(cx, user)),
-        Call::Check => Box::pin(check(cx)),
-        Call::Sync(req) => Box::pin(sync(cx, req)),
-        Call::Download(e, q) => Box::pin(download(cx, e, q)),
-        Call::Changes { entity, since, limit } => Box::pin(changes(cx, entity, since, limit)),
-        Call::Upload(e, req) => Box::pin(upload(cx, e, req)),
-        Call::Delta(e, req) => Box::pin(delta(cx, e, req)),
+        Call::AdminRecords(user) => boxed(admin_records(cx, user)),
+        Call::Check => boxed(check(cx)),
+        Call::Sync(req) => boxed(sync(cx, req)),
+        Call::Download(e, q) => boxed(download(cx, e, q)),
+        Call::Changes { entity, since, limit } => boxed(changes(cx, entity, since, limit)),
+        Call::Upload(e, req) => boxed(upload(cx, e, req)),
+        Call::Delta(e, req) => boxed(delta(cx, e, req)),
     };
     handler.await
 }
