@@ -123,8 +123,13 @@ fn check_count(n: usize, limits: Limits) -> Result<(), ApiError> {
 
 const ID_RULE: &str = "must be 1-128 characters of [A-Za-z0-9_.:-]";
 
+/// `v` as a record id, when it is a string that is one ([`ID_RULE`]).
+fn record_id(v: &Value) -> Option<RecordId> {
+    v.as_str().and_then(RecordId::parse)
+}
+
 fn id(v: &Value, path: &str) -> Result<RecordId, ApiError> {
-    v.as_str().and_then(RecordId::parse).ok_or_else(|| ApiError::field(path, ID_RULE))
+    record_id(v).ok_or_else(|| ApiError::field(path, ID_RULE))
 }
 
 /// Where a change is in the request body (`changes[3]`), for its errors: turned into
@@ -194,9 +199,7 @@ fn change(v: &Value, at: At<'_>, forced: Option<&'static Entity>) -> Result<Chan
         let p = || at.key(key);
         match key.as_str() {
             "type" => {}
-            "id" => {
-                id_value = Some(value.as_str().and_then(RecordId::parse).ok_or_else(|| ApiError::field(p(), ID_RULE))?)
-            }
+            "id" => id_value = Some(record_id(value).ok_or_else(|| ApiError::field(p(), ID_RULE))?),
             "version" => {
                 version = match value {
                     Value::Null => None,
@@ -298,7 +301,7 @@ fn field_value(kind: Kind, v: &Value) -> Result<Value, String> {
         },
         Kind::NullableId => match v {
             Value::Null => Ok(Value::Null),
-            _ => v.as_str().and_then(RecordId::parse).map(|id| Value::from(id.as_str())).ok_or_else(|| ID_RULE.into()),
+            _ => record_id(v).map(|id| Value::from(id.as_str())).ok_or_else(|| ID_RULE.into()),
         },
         Kind::Enum(allowed) => match v.as_str() {
             Some(s) if allowed.contains(&s) => Ok(v.clone()),

@@ -216,9 +216,9 @@ fn apply(c: &Change, current: Option<&Stored>, version: i64, rev: i64, now: i64)
     let deleted_at = matches!(c.op, Op::Delete).then_some(now);
     static NULL: Value = Value::Null;
     // A delete without a stored record (or a field it lacks) takes the defaults.
-    let defaults: Vec<Value> = match (&c.op, current) {
-        (Op::Delete, _) => c.entity.fields.iter().map(default_for).collect(),
-        _ => Vec::new(),
+    let defaults: Vec<Value> = match c.op {
+        Op::Delete => c.entity.fields.iter().map(default_for).collect(),
+        Op::Upsert(_) => Vec::new(),
     };
     let mut members = Vec::with_capacity(env::FIELDS.len() + c.entity.fields.len());
     members.extend([
