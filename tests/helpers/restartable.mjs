@@ -61,7 +61,7 @@ export async function startRestartableWorker({ vars = {}, timeoutMs = 60_000 } =
   let output = '';
   const self = { persistDir, url: null, port: null, starts: 0, logs: () => output };
 
-  async function launch() {
+  async function launch(portRetries = 3) {
     const t0 = Date.now();
     const port = await freePort();
     const inspectorPort = await freePort();
@@ -69,6 +69,7 @@ export async function startRestartableWorker({ vars = {}, timeoutMs = 60_000 } =
       '--persist-to', persistDir, '--show-interactive-dev-session=false', '--live-reload=false', '--log-level', process.env.EDGESYNC_TEST_LOG_LEVEL || 'log'];
     for (const [k, v] of Object.entries(allVars)) args.push('--var', `${k}:${v}`);
     output += `\n===== start ${self.starts + 1} on port ${port} =====\n`;
+    let mine = ''; // this start's output (`output` is trimmed when long)
     const c = spawn(WRANGLER, args, {
       cwd: ROOT,
       env: { ...baseEnv(), WRANGLER_LOG_PATH: path.join(persistDir, 'wrangler-logs') },
@@ -76,6 +77,7 @@ export async function startRestartableWorker({ vars = {}, timeoutMs = 60_000 } =
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const append = (d) => {
+      mine += d;
       output += d;
       if (output.length > 400_000) output = output.slice(-200_000);
     };
@@ -95,6 +97,14 @@ export async function startRestartableWorker({ vars = {}, timeoutMs = 60_000 } =
     self.starts++;
     let lastErr = 'no answer';
     for (;;) {
+      // As in server.mjs: the ports were free when picked, but another process can bind one
+      // before workerd does (whether or not wrangler then exits). Nothing was served on
+      // them yet: pick new ones.
+      if (/Address already in use/.test(mine) && portRetries > 0) {
+        await self.kill();
+        self.starts--;
+        return launch(portRetries - 1);
+      }
       if (exited) throw new Error(`wrangler dev exited (${exited.code ?? exited.signal}) before the worker was ready:\n${output.slice(-4000)}`);
       if (Date.now() - t0 > timeoutMs) {
         await self.kill();
