@@ -168,15 +168,17 @@ pub fn step_parse_head(u: &User) -> Pages {
 }
 
 /// store.rs `read`: buckets wanted, parsed from their bodies (a bucket past the head's
-/// count does not exist yet and reads empty, as there).
-pub fn step_read(u: &User, p: &mut Pages, wanted: Vec<u32>) {
-    for b in wanted {
+/// count does not exist yet and reads empty, as there; a sealed one is decoded; with a
+/// push's `keys`, a bucket holding none of them stays sealed).
+pub fn step_read(u: &User, p: &mut Pages, wanted: Vec<u32>, keys: Option<&[Key]>) {
+    for b in p.unseal(wanted).unwrap() {
         if p.buckets.contains_key(&b) {
             continue;
         }
-        match u.buckets.get(&b).filter(|_| b < p.head.buckets) {
-            Some(body) => p.add_bucket(pages::page_of(b), codec::decode_hex(body).unwrap()),
-            None => {
+        match (u.buckets.get(&b).filter(|_| b < p.head.buckets), keys) {
+            (Some(body), Some(keys)) => p.add_bucket_for(pages::page_of(b), body, keys).unwrap(),
+            (Some(body), None) => p.add_bucket(pages::page_of(b), codec::decode_hex(body).unwrap()),
+            (None, _) => {
                 p.buckets.insert(b, Vec::new());
             }
         }
@@ -244,7 +246,7 @@ pub fn pull_request(u: &User, body: &[u8], now: i64) -> (String, usize) {
     let req = protocol::parse_sync(&v, LIMITS).unwrap();
     let mut p = step_parse_head(u);
     let wanted = p.buckets_after(req.cursor);
-    step_read(u, &mut p, wanted);
+    step_read(u, &mut p, wanted, None);
     let state_seq = p.head.seq;
     let page = Page::cut(p.changes(req.cursor, None, &[], req.limit).unwrap(), req.limit, state_seq);
     let rows = page.rows.len();
@@ -314,7 +316,7 @@ pub fn step_plan(
 ) -> (plan::Plan, HashMap<Key, (i64, bool)>) {
     let keys: Vec<Key> = changes.iter().map(|c| (c.entity.name, c.id.as_str().to_owned())).collect();
     let wanted = p.buckets_for(keys.iter().map(|(t, id)| (*t, id.as_str())));
-    step_read(u, p, wanted);
+    step_read(u, p, wanted, Some(&keys));
     let current = p.current(keys).unwrap();
     let seq = p.head.seq;
     (plan::plan(changes, current.stored, seq, now).unwrap(), current.prior)
@@ -325,7 +327,7 @@ pub fn step_apply(u: &User, p: &mut Pages, plan: &plan::Plan, prior: &HashMap<Ke
     p.apply(plan, prior).unwrap();
     match p.spill_needed() {
         Some(s) => {
-            step_read(u, p, s.reads());
+            step_read(u, p, s.reads(), None);
             p.spill(&s).unwrap();
             true
         }
@@ -336,7 +338,7 @@ pub fn step_apply(u: &User, p: &mut Pages, plan: &plan::Plan, prior: &HashMap<Ke
 /// The pull in the push's transaction (its own revs left out) and the reply body.
 pub fn step_reply(u: &User, p: &mut Pages, req: &protocol::SyncRequest, plan: &plan::Plan, now: i64) -> String {
     let wanted = p.buckets_after(req.cursor);
-    step_read(u, p, wanted);
+    step_read(u, p, wanted, None);
     let page = Page::cut(p.changes(req.cursor, None, &plan.revs, req.limit).unwrap(), req.limit, plan.seq);
     serde_json::to_string(&SyncReply::new(&plan.applied, &plan.conflicts, &page, now)).unwrap()
 }

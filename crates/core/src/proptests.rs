@@ -233,6 +233,40 @@ proptest! {
         prop_assert_eq!(codec::tomb(&entries).unwrap(), earliest);
     }
 
+    /// `codec::mentions` answers exactly whether a JSON string of the page (a key or a
+    /// value, unescaped) is one of the ids, in either format: so every entry's own id is
+    /// mentioned, and a bucket it calls free of a push's keys holds none of them.
+    #[test]
+    fn mentions_is_whether_some_json_string_of_the_page_is_an_id(
+        entries in prop::collection::vec(entry(), 0..20),
+        probes in prop::collection::vec(record_string(), 0..4),
+    ) {
+        use crate::codec;
+        use std::collections::HashSet;
+        fn strings(v: &Value, out: &mut HashSet<String>) {
+            match v {
+                Value::String(s) => { out.insert(s.clone()); }
+                Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+                Value::Object(m) => m.iter().for_each(|(k, v)| { out.insert(k.clone()); strings(v, out); }),
+                _ => {}
+            }
+        }
+        let format1 = codec::deflate(serde_json::to_string(&entries).unwrap().as_bytes());
+        for body in [codec::encode(&entries).unwrap(), format1] {
+            let (_, json) = codec::inflate(&body).unwrap();
+            let mut all = HashSet::new();
+            strings(&serde_json::from_str(&json).unwrap(), &mut all);
+            for e in &entries {
+                prop_assert!(codec::mentions(&json, &[e.id.as_str()]), "{:?} in {}", e.id, json);
+            }
+            for probe in &probes {
+                prop_assert_eq!(codec::mentions(&json, &[probe.as_str()]), all.contains(probe), "{:?} in {}", probe, json);
+            }
+            let ids: Vec<&str> = probes.iter().map(String::as_str).collect();
+            prop_assert_eq!(codec::mentions(&json, &ids), probes.iter().any(|p| all.contains(p)));
+        }
+    }
+
     /// A stored page's columns damaged (a byte changed, or the text cut short) decode to
     /// an error or to entries whose records are valid JSON, never to a panic.
     #[test]

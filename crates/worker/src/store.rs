@@ -178,10 +178,14 @@ fn keys(changes: &[Change]) -> Vec<Key> {
     changes.iter().map(|c| (c.entity.name, c.id.as_str().to_owned())).collect()
 }
 
-/// Bucket reads add what they found; a bucket not in D1 yet (never written) reads empty.
-fn absorb(p: &mut Pages, wanted: &[u32], res: &D1Result) -> Result<(), ApiError> {
+/// Bucket reads add what they found (for a push's `keys`: [`Pages::add_bucket_for`]); a
+/// bucket not in D1 yet (never written) reads empty.
+fn absorb(p: &mut Pages, wanted: &[u32], res: &D1Result, keys: Option<&[Key]>) -> Result<(), ApiError> {
     for row in io::rows::<BucketRow>(res)? {
-        p.add_bucket(row.page, codec::decode_hex(&row.body)?);
+        match keys {
+            Some(keys) => p.add_bucket_for(row.page, &row.body, keys)?,
+            None => p.add_bucket(row.page, codec::decode_hex(&row.body)?),
+        }
     }
     for &b in wanted {
         p.buckets.entry(b).or_default();
@@ -278,9 +282,11 @@ impl<'a> Store<'a> {
         Ok(Pages::new(head))
     }
 
-    /// Reads the buckets in `wanted` (0-based) that are not read yet; a bucket past the
-    /// head's count does not exist yet and reads as empty without asking D1.
-    async fn read(&self, p: &mut Pages, wanted: Vec<u32>) -> Result<(), ApiError> {
+    /// Reads the buckets in `wanted` (0-based) that are not read yet (a sealed one is
+    /// decoded from the text already read); a bucket past the head's count does not exist
+    /// yet and reads as empty without asking D1. With a push's `keys`, see [`absorb`].
+    async fn read(&self, p: &mut Pages, wanted: Vec<u32>, keys: Option<&[Key]>) -> Result<(), ApiError> {
+        let wanted = p.unseal(wanted)?;
         let (wanted, fresh): (Vec<u32>, Vec<u32>) =
             wanted.into_iter().filter(|b| !p.buckets.contains_key(b)).partition(|&b| b < p.head.buckets);
         for b in fresh {
@@ -290,7 +296,7 @@ impl<'a> Store<'a> {
             return Ok(());
         }
         let res = self.batch(vec![self.buckets_stmt(&wanted)?]).await?;
-        absorb(p, &wanted, &res[0])
+        absorb(p, &wanted, &res[0], keys)
     }
 
     /// Every page of the user in one statement, for a read or a `write`.
@@ -325,7 +331,7 @@ impl<'a> Store<'a> {
         let state = state_of(&p);
         check_horizon(since, state)?;
         let wanted = p.buckets_after(since);
-        self.read(&mut p, wanted).await?;
+        self.read(&mut p, wanted, None).await?;
         Ok((state, Page::cut(p.changes(since, entity, &[], limit)?, limit, state.seq)))
     }
 
@@ -439,7 +445,7 @@ impl<'a> Store<'a> {
     ) -> Result<(), ApiError> {
         p.apply(plan, prior)?;
         if let Some(spill) = p.spill_needed() {
-            self.read(p, spill.reads()).await?;
+            self.read(p, spill.reads(), None).await?;
             p.spill(&spill)?;
         }
         Ok(())
@@ -470,7 +476,7 @@ impl<'a> Store<'a> {
         }
         let keys = keys(changes);
         let wanted = p.buckets_for(keys.iter().map(|(t, id)| (*t, id.as_str())));
-        self.read(&mut p, wanted).await?;
+        self.read(&mut p, wanted, Some(&keys)).await?;
         let current = p.current(keys)?;
         let plan = plan::plan(changes, current.stored, state.seq, now)?;
 
@@ -478,7 +484,7 @@ impl<'a> Store<'a> {
             let page = match pull {
                 Some((since, limit)) => {
                     let wanted = p.buckets_after(since);
-                    self.read(&mut p, wanted).await?;
+                    self.read(&mut p, wanted, None).await?;
                     Some(Page::cut(p.changes(since, None, &[], limit)?, limit, state.seq))
                 }
                 None => None,
@@ -491,7 +497,10 @@ impl<'a> Store<'a> {
         let mut stmts = self.write_stmts(&p, read_push_id.as_deref(), now)?;
         // The pull reads, in the same transaction, the buckets this push did not.
         let pull_reads = match pull {
-            Some((since, _)) => p.buckets_after(since),
+            Some((since, _)) => {
+                let after = p.buckets_after(since);
+                p.unseal(after)?
+            }
             None => Vec::new(),
         };
         if !pull_reads.is_empty() {
@@ -505,7 +514,7 @@ impl<'a> Store<'a> {
         let page = match pull {
             Some((since, limit)) => {
                 if let (false, Some(last)) = (pull_reads.is_empty(), res.last()) {
-                    absorb(&mut p, &pull_reads, last)?;
+                    absorb(&mut p, &pull_reads, last, None)?;
                 }
                 Some(Page::cut(p.changes(since, None, &plan.revs, limit)?, limit, plan.seq))
             }
