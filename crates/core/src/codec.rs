@@ -105,8 +105,17 @@ pub fn decode(body: &[u8]) -> Result<Vec<Entry>, ApiError> {
 /// The entries of a body's JSON text, as [`inflate`] gives it with its format tag.
 pub fn decode_json(tag: u8, json: &str) -> Result<Vec<Entry>, ApiError> {
     match tag {
-        COLUMNS => serde_json::from_str::<Columns>(json)?.entries(),
+        COLUMNS => serde_json::from_str::<Columns>(json)?.entries(None),
         _ => pages::parse_body(json),
+    }
+}
+
+/// The entries of a body's JSON text whose id is one of `ids` (the others' records are
+/// not rebuilt): what a push needs of a bucket it does not write.
+pub fn decode_json_only(tag: u8, json: &str, ids: &[&str]) -> Result<Vec<Entry>, ApiError> {
+    match tag {
+        COLUMNS => serde_json::from_str::<Columns>(json)?.entries(Some(ids)),
+        _ => Ok(pages::parse_body(json)?.into_iter().filter(|e| ids.contains(&e.id.as_str())).collect()),
     }
 }
 
@@ -329,6 +338,26 @@ impl<'c> Cursors<'c> {
         Ok(Rebuilt { record: trusted(text)?, id_json, rev })
     }
 
+    /// The JSON of the `id` of the next record of `shape` (as [`Cursors::record`] gives it),
+    /// without moving on.
+    fn id_json(&self, shape: &Shape) -> Result<Option<&'c str>, ApiError> {
+        match shape.id.and_then(|pos| shape.keys.get(pos)) {
+            Some((_, Col::Json(c))) => Ok(Some(self.columns.k[*c].1.get(self.json_at[*c]).ok_or_else(damaged)?.get())),
+            _ => Ok(None),
+        }
+    }
+
+    /// Moves past the next record of `shape` without rebuilding it (a column overrun
+    /// shows at [`Cursors::all_used`]).
+    fn skip(&mut self, shape: &Shape) {
+        for (_, col) in &shape.keys {
+            match *col {
+                Col::Json(c) => self.json_at[c] += 1,
+                Col::Int(c) => self.int_at[c] += 1,
+            }
+        }
+    }
+
     /// Whether every value of every column was used, exactly once.
     fn all_used(&self) -> bool {
         self.json_at.iter().zip(&self.columns.k).all(|(&a, (_, v))| a == v.len())
@@ -337,8 +366,18 @@ impl<'c> Cursors<'c> {
     }
 }
 
+/// The string a record's `id` value (its JSON text) holds.
+fn id_text(json: &str) -> Result<std::borrow::Cow<'_, str>, ApiError> {
+    Ok(match json.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(plain) if !plain.contains('\\') => std::borrow::Cow::Borrowed(plain),
+        _ => std::borrow::Cow::Owned(serde_json::from_str::<String>(json)?),
+    })
+}
+
 impl Columns<'_> {
-    fn entries(&self) -> Result<Vec<Entry>, ApiError> {
+    /// The entries, or `only` those whose id is one of these (the others are passed over
+    /// without rebuilding their records, nor checking more of them than where they end).
+    fn entries(&self, only: Option<&[&str]>) -> Result<Vec<Entry>, ApiError> {
         let n = self.e.len();
         if [self.i.len(), self.r.len(), self.c.len(), self.d.len()].iter().any(|&l| l != n)
             || self.w.len() != self.t.len()
@@ -392,9 +431,26 @@ impl Columns<'_> {
         let mut total = 0usize;
         let mut out = Vec::with_capacity(n);
         for j in 0..n {
-            let (entity, record, id_json, record_rev) = match self.e[j] {
-                Some(s) => {
-                    let shape = usize::try_from(s).ok().and_then(|s| shapes.get(s)).ok_or_else(damaged)?;
+            let shape = match self.e[j] {
+                Some(s) => Some(usize::try_from(s).ok().and_then(|s| shapes.get(s)).ok_or_else(damaged)?),
+                None => None,
+            };
+            if let Some(ids) = only {
+                let id = match (&self.i[j], shape.map_or(Ok(None), |s| at.id_json(s))?) {
+                    (Some(id), _) => std::borrow::Cow::Borrowed(id.as_str()),
+                    (None, Some(json)) => id_text(json)?,
+                    (None, None) => return Err(damaged()),
+                };
+                if !ids.contains(&id.as_ref()) {
+                    match shape {
+                        Some(shape) => at.skip(shape),
+                        None => at.whole_at += 1,
+                    }
+                    continue;
+                }
+            }
+            let (entity, record, id_json, record_rev) = match shape {
+                Some(shape) => {
                     let r = at.record(shape, &mut text)?;
                     (shape.entity, r.record, r.id_json, r.rev)
                 }
@@ -411,10 +467,7 @@ impl Columns<'_> {
             }
             let id = match (&self.i[j], id_json) {
                 (Some(id), _) => id.clone(),
-                (None, Some(json)) => match json.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-                    Some(plain) if !plain.contains('\\') => plain.to_owned(),
-                    _ => serde_json::from_str::<String>(json)?,
-                },
+                (None, Some(json)) => id_text(json)?.into_owned(),
                 (None, None) => return Err(damaged()),
             };
             let rev = match self.r[j] {

@@ -41,9 +41,9 @@ pub const SPILL_BUCKETS: usize = 8;
 pub const BUCKET_LOAD: u64 = 256;
 /// Splits one push does at most.
 pub const MAX_SPLITS: usize = 4;
-/// Keys of one push in one bucket above which the bucket is decoded without looking for
-/// them first ([`Pages::add_bucket_for`]): the scan compares every string of the page with
-/// each key, and a push of that many new records spills into most buckets anyway.
+/// Keys of one push in one bucket above which the bucket is decoded whole at once
+/// ([`Pages::add_bucket_for`]): the scan compares every string of the page with each key,
+/// and a push of that many records spills into most buckets anyway.
 pub const SEAL_KEYS: usize = 8;
 
 /// One stored record. Wire form, in a page's JSON array:
@@ -154,21 +154,22 @@ pub struct Pages {
     pub head: Head,
     /// Buckets read and decoded.
     pub buckets: HashMap<u32, Vec<Entry>>,
-    /// Buckets read for a push's keys that hold none of them ([`Pages::add_bucket_for`]),
-    /// decoded only if the push needs them after all ([`Pages::unseal`]: a spill into
-    /// them, a pull through them).
+    /// Buckets read for a push's keys, kept with only those keys' records
+    /// ([`Pages::add_bucket_for`]), decoded whole only if the push needs them after all
+    /// ([`Pages::unseal`]: a spill into them, a pull through them).
     sealed: HashMap<u32, Sealed>,
     dirty: HashSet<u32>,
     index: HashMap<Key, usize>,
 }
 
-/// A bucket read but not decoded: its JSON text and format tag, and the keys known not to
-/// be in it.
+/// A bucket read but not decoded: its JSON text and format tag, the keys looked for in it,
+/// and the entries of those found.
 #[derive(Debug, Clone)]
 struct Sealed {
     tag: u8,
     json: String,
-    absent: Vec<Key>,
+    checked: Vec<Key>,
+    found: Vec<Entry>,
 }
 
 /// The spill a push must do, and the buckets it needs read first.
@@ -219,21 +220,32 @@ impl Pages {
     }
 
     /// Adds a bucket read from D1 (`page` >= 1, its `hex(body)`) for a push of `keys`. A
-    /// push of new records asks for the buckets their keys address only to learn they are
-    /// not there: when no string in the page is the id of a key it would hold, the page is
-    /// kept sealed (inflated, not decoded) and those keys are known absent.
+    /// push asks for the buckets its keys address only for their stored records, and
+    /// writes few of those buckets (a spill's): the page is kept sealed (inflated, not
+    /// decoded) with the records of those keys. When no string in the page is one of their
+    /// ids (new records) nothing is parsed; otherwise only their records are rebuilt.
     pub fn add_bucket_for(&mut self, page: u32, hex: &str, keys: &[Key]) -> Result<(), ApiError> {
         let Some(b) = page.checked_sub(1) else { return Ok(()) };
         let (tag, json) = crate::codec::inflate(&crate::codec::from_hex(hex)?)?;
         let n = self.head.buckets;
         let mine = |k: &&Key| bucket_of(k.0, &k.1, n) == b && !self.index.contains_key(*k);
         let ids: Vec<&str> = keys.iter().filter(mine).take(SEAL_KEYS + 1).map(|k| k.1.as_str()).collect();
-        if ids.is_empty() || ids.len() > SEAL_KEYS || crate::codec::mentions(&json, &ids) {
+        if ids.is_empty() || ids.len() > SEAL_KEYS {
             self.buckets.insert(b, crate::codec::decode_json(tag, &json)?);
-        } else {
-            let absent = keys.iter().filter(mine).cloned().collect();
-            self.sealed.insert(b, Sealed { tag, json, absent });
+            return Ok(());
         }
+        let found = match crate::codec::mentions(&json, &ids) {
+            false => Vec::new(),
+            // A push that may spill decodes its spill's buckets whole later: a partial decode
+            // first would parse them twice.
+            true if self.head.entries.len().saturating_add(keys.len()) > HEAD_MAX => {
+                self.buckets.insert(b, crate::codec::decode_json(tag, &json)?);
+                return Ok(());
+            }
+            true => crate::codec::decode_json_only(tag, &json, &ids)?,
+        };
+        let checked = keys.iter().filter(mine).cloned().collect();
+        self.sealed.insert(b, Sealed { tag, json, checked, found });
         Ok(())
     }
 
@@ -295,8 +307,10 @@ impl Pages {
         let b = bucket_of(key.0, &key.1, self.head.buckets);
         match self.buckets.get(&b) {
             Some(bucket) => Ok(bucket.iter().find(|e| e.entity == key.0 && e.id == key.1)),
-            None if self.sealed.get(&b).is_some_and(|s| s.absent.contains(key)) => Ok(None),
-            None => Err(ApiError::Internal(format!("bucket {b} was not read"))),
+            None => match self.sealed.get(&b) {
+                Some(s) if s.checked.contains(key) => Ok(s.found.iter().find(|e| e.entity == key.0 && e.id == key.1)),
+                _ => Err(ApiError::Internal(format!("bucket {b} was not read"))),
+            },
         }
     }
 

@@ -235,7 +235,8 @@ proptest! {
 
     /// `codec::mentions` answers exactly whether a JSON string of the page (a key or a
     /// value, unescaped) is one of the ids, in either format: so every entry's own id is
-    /// mentioned, and a bucket it calls free of a push's keys holds none of them.
+    /// mentioned, and a bucket it calls free of a push's keys holds none of them. And
+    /// `codec::decode_json_only` gives what the full decode gives of those ids.
     #[test]
     fn mentions_is_whether_some_json_string_of_the_page_is_an_id(
         entries in prop::collection::vec(entry(), 0..20),
@@ -264,6 +265,18 @@ proptest! {
             }
             let ids: Vec<&str> = probes.iter().map(String::as_str).collect();
             prop_assert_eq!(codec::mentions(&json, &ids), probes.iter().any(|p| all.contains(p)));
+            // Only some ids (every other entry's, and the probes): exactly the full decode's
+            // entries of those ids, in order, rebuilt byte for byte.
+            let (tag, _) = codec::inflate(&body).unwrap();
+            let mut some: Vec<&str> = entries.iter().step_by(2).map(|e| e.id.as_str()).collect();
+            some.extend(&ids);
+            let only = codec::decode_json_only(tag, &json, &some).unwrap();
+            let want: Vec<_> = entries.iter().filter(|e| some.contains(&e.id.as_str())).collect();
+            prop_assert_eq!(only.len(), want.len());
+            for (a, b) in want.iter().zip(&only) {
+                prop_assert_eq!((a.entity, &a.id, a.rev, a.created_rev, a.deleted), (b.entity, &b.id, b.rev, b.created_rev, b.deleted));
+                prop_assert_eq!(a.record.get(), b.record.get());
+            }
         }
     }
 
