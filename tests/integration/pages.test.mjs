@@ -121,6 +121,29 @@ describe('a user with several pages (5,000 records)', () => {
     assert.ok(many.ops['rows-written'] >= 2, show(many.res));
   });
 
+  test('a small push into the large user sees the old records it names, and its pull misses none', async () => {
+    // A push reads the buckets its keys address but decodes them only as far as it must
+    // (README "Storage"): the stored records must still be found (the version rule, the
+    // server's copy in a conflict) and its pull must still read through those buckets.
+    const { c } = await userWith(3000, 'q');
+    const before = ok(await c.sync({ cursor: 0, limit: 1000 }));
+    assert.equal(before.updates.length, 1000);
+    const changes = [
+      task('q5', { title: 'stale', version: 1 }), // q5 is at version 1: not above it
+      task('q9', { title: 'edited' }), // no version: one above the stored one
+      task('q-new', { title: 'new' }),
+    ];
+    const res = await c.sync({ cursor: 0, limit: 999, changes });
+    const p = ok(res);
+    assert.deepEqual(p.conflicts.map((x) => [x.id, x.reason]), [['q5', 'stale_version']], show(res));
+    assert.equal(p.conflicts[0].server?.title, 'task 5', show(res));
+    const applied = Object.fromEntries(p.applied.map((a) => [a.id, a.version]));
+    assert.deepEqual(applied, { q9: 2, 'q-new': 1 }, show(res));
+    // Its pull from 0 (its own changes left out) is the first page as before, q9 gone from it.
+    const ids = (b) => b.updates.map((r) => r.id);
+    assert.deepEqual(ids(p), ids(before).filter((id) => id !== 'q9').slice(0, 999), 'the push\'s pull from 0');
+  });
+
   test('two devices editing records on different pages converge, nothing acknowledged lost', async () => {
     const userId = newUserId('pages2');
     const A = api(srv.url, await token(userId, { claims: { device: 'a' } }));

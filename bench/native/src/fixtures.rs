@@ -171,18 +171,10 @@ pub fn step_parse_head(u: &User) -> Pages {
 /// count does not exist yet and reads empty, as there; a sealed one is decoded; with a
 /// push's `keys`, a bucket holding none of them stays sealed).
 pub fn step_read(u: &User, p: &mut Pages, wanted: Vec<u32>, keys: Option<&[Key]>) {
-    for b in p.unseal(wanted).unwrap() {
-        if p.buckets.contains_key(&b) {
-            continue;
-        }
-        match (u.buckets.get(&b).filter(|_| b < p.head.buckets), keys) {
-            (Some(body), Some(keys)) => p.add_bucket_for(pages::page_of(b), body, keys).unwrap(),
-            (Some(body), None) => p.add_bucket(pages::page_of(b), codec::decode_hex(body).unwrap()),
-            (None, _) => {
-                p.buckets.insert(b, Vec::new());
-            }
-        }
-    }
+    let wanted: Vec<u32> = p.unseal(wanted).unwrap().into_iter().filter(|b| !p.buckets.contains_key(b)).collect();
+    let n = p.head.buckets;
+    let rows = wanted.iter().filter(|&&b| b < n).filter_map(|b| Some((pages::page_of(*b), u.buckets.get(b)?.as_str())));
+    p.absorb(&wanted, rows, keys).unwrap();
 }
 
 /// What a push writes and answers: the head's body (deflated) and directory, the changed

@@ -219,6 +219,30 @@ impl Pages {
         }
     }
 
+    /// Adds what a read of the buckets `wanted` (0-based) returned: each row's page and
+    /// `hex(body)`, for a push's `keys` through [`Pages::add_bucket_for`]. A wanted bucket
+    /// without a row (never written) reads as empty.
+    pub fn absorb<'r>(
+        &mut self,
+        wanted: &[u32],
+        rows: impl IntoIterator<Item = (u32, &'r str)>,
+        keys: Option<&[Key]>,
+    ) -> Result<(), ApiError> {
+        for (page, hex) in rows {
+            match keys {
+                Some(keys) => self.add_bucket_for(page, hex, keys)?,
+                None => self.add_bucket(page, crate::codec::decode_hex(hex)?),
+            }
+        }
+        for &b in wanted {
+            // A sealed bucket was read: an empty one in its place would hide its records.
+            if !self.sealed.contains_key(&b) {
+                self.buckets.entry(b).or_default();
+            }
+        }
+        Ok(())
+    }
+
     /// Adds a bucket read from D1 (`page` >= 1, its `hex(body)`) for a push of `keys`. A
     /// push asks for the buckets its keys address only for their stored records, and
     /// writes few of those buckets (a spill's): the page is kept sealed (inflated, not
@@ -305,6 +329,9 @@ impl Pages {
             return Ok(None);
         }
         let b = bucket_of(key.0, &key.1, self.head.buckets);
+        if self.sealed.contains_key(&b) && self.buckets.contains_key(&b) {
+            return Err(ApiError::Internal(format!("bucket {b} both sealed and decoded")));
+        }
         match self.buckets.get(&b) {
             Some(bucket) => Ok(bucket.iter().find(|e| e.entity == key.0 && e.id == key.1)),
             None => match self.sealed.get(&b) {
@@ -809,17 +836,12 @@ mod tests {
         changes: &[serde_json::Value],
         now: i64,
     ) -> (Pages, Plan, usize) {
+        // As store.rs `read`: unseal, then one read of the rest, absorbed.
         let read = |p: &mut Pages, wanted: Vec<u32>, keys: Option<&[Key]>| {
-            for b in p.unseal(wanted).unwrap() {
-                match (stored.get(&b), keys) {
-                    _ if p.buckets.contains_key(&b) => {}
-                    (Some(hex), Some(keys)) => p.add_bucket_for(page_of(b), hex, keys).unwrap(),
-                    (Some(hex), None) => p.add_bucket(page_of(b), crate::codec::decode_hex(hex).unwrap()),
-                    (None, _) => {
-                        p.buckets.insert(b, Vec::new());
-                    }
-                }
-            }
+            let wanted: Vec<u32> =
+                p.unseal(wanted).unwrap().into_iter().filter(|b| !p.buckets.contains_key(b)).collect();
+            let rows = wanted.iter().filter_map(|b| Some((page_of(*b), stored.get(b)?.as_str())));
+            p.absorb(&wanted, rows, keys).unwrap();
         };
         let mut p = Pages::new(head.clone());
         let changes: Vec<_> = changes.iter().map(|c| parse_change(c, "c", None).unwrap()).collect();

@@ -178,19 +178,11 @@ fn keys(changes: &[Change]) -> Vec<Key> {
     changes.iter().map(|c| (c.entity.name, c.id.as_str().to_owned())).collect()
 }
 
-/// Bucket reads add what they found (for a push's `keys`: [`Pages::add_bucket_for`]); a
-/// bucket not in D1 yet (never written) reads empty.
+/// Bucket reads add what they found ([`Pages::absorb`]; for a push's `keys`, sealed where
+/// it can); a bucket not in D1 yet (never written) reads empty.
 fn absorb(p: &mut Pages, wanted: &[u32], res: &D1Result, keys: Option<&[Key]>) -> Result<(), ApiError> {
-    for row in io::rows::<BucketRow>(res)? {
-        match keys {
-            Some(keys) => p.add_bucket_for(row.page, &row.body, keys)?,
-            None => p.add_bucket(row.page, codec::decode_hex(&row.body)?),
-        }
-    }
-    for &b in wanted {
-        p.buckets.entry(b).or_default();
-    }
-    Ok(())
+    let rows = io::rows::<BucketRow>(res)?;
+    p.absorb(wanted, rows.iter().map(|r| (r.page, r.body.as_str())), keys)
 }
 
 impl<'a> Store<'a> {
