@@ -171,9 +171,8 @@ pub fn step_parse_head(u: &User) -> Pages {
 /// count does not exist yet and reads empty, as there; a sealed one is decoded; with a
 /// push's `keys`, a bucket holding none of them stays sealed).
 pub fn step_read(u: &User, p: &mut Pages, wanted: Vec<u32>, keys: Option<&[Key]>) {
-    let wanted: Vec<u32> = p.unseal(wanted).unwrap().into_iter().filter(|b| !p.buckets.contains_key(b)).collect();
-    let n = p.head.buckets;
-    let rows = wanted.iter().filter(|&&b| b < n).filter_map(|b| Some((pages::page_of(*b), u.buckets.get(b)?.as_str())));
+    let wanted = p.to_read(wanted).unwrap();
+    let rows = wanted.iter().filter_map(|b| Some((pages::page_of(*b), u.buckets.get(b)?.as_str())));
     p.absorb(&wanted, rows, keys).unwrap();
 }
 

@@ -156,7 +156,7 @@ pub struct Pages {
     pub buckets: HashMap<u32, Vec<Entry>>,
     /// Buckets read for a push's keys, kept with only those keys' records
     /// ([`Pages::add_bucket_for`]), decoded whole only if the push needs them after all
-    /// ([`Pages::unseal`]: a spill into them, a pull through them).
+    /// ([`Pages::to_read`]: a spill into them, a pull through them).
     sealed: HashMap<u32, Sealed>,
     dirty: HashSet<u32>,
     index: HashMap<Key, usize>,
@@ -273,9 +273,26 @@ impl Pages {
         Ok(())
     }
 
-    /// Decodes the sealed buckets among `wanted`; returns the rest of `wanted`, those
-    /// still to read.
-    pub fn unseal(&mut self, wanted: Vec<u32>) -> Result<Vec<u32>, ApiError> {
+    /// The buckets of `wanted` to ask D1 for, then to give to [`Pages::absorb`]: a sealed
+    /// one is decoded from the text already read, a decoded one is left out, and one past
+    /// the head's count does not exist yet and reads as empty.
+    pub fn to_read(&mut self, wanted: Vec<u32>) -> Result<Vec<u32>, ApiError> {
+        let n = self.head.buckets;
+        let mut out = Vec::new();
+        for b in self.unseal(wanted)? {
+            match self.buckets.contains_key(&b) {
+                true => {}
+                false if b < n => out.push(b),
+                false => {
+                    self.buckets.insert(b, Vec::new());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decodes the sealed buckets among `wanted`; returns the rest of `wanted`.
+    fn unseal(&mut self, wanted: Vec<u32>) -> Result<Vec<u32>, ApiError> {
         let mut rest = Vec::with_capacity(wanted.len());
         for b in wanted {
             match self.sealed.remove(&b) {
@@ -836,10 +853,9 @@ mod tests {
         changes: &[serde_json::Value],
         now: i64,
     ) -> (Pages, Plan, usize) {
-        // As store.rs `read`: unseal, then one read of the rest, absorbed.
+        // As store.rs `read`: the buckets to read, then the rows of those read, absorbed.
         let read = |p: &mut Pages, wanted: Vec<u32>, keys: Option<&[Key]>| {
-            let wanted: Vec<u32> =
-                p.unseal(wanted).unwrap().into_iter().filter(|b| !p.buckets.contains_key(b)).collect();
+            let wanted = p.to_read(wanted).unwrap();
             let rows = wanted.iter().filter_map(|b| Some((page_of(*b), stored.get(b)?.as_str())));
             p.absorb(&wanted, rows, keys).unwrap();
         };
@@ -907,7 +923,7 @@ mod tests {
                 assert!(p.changes(since, None, &plan.revs, 100_000).is_err(), "a sealed bucket is not pulled through");
             }
             let after = p.buckets_after(since);
-            for b in p.unseal(after).unwrap() {
+            for b in p.to_read(after).unwrap() {
                 let entries = stored.get(&b).map_or(Vec::new(), |h| crate::codec::decode_hex(h).unwrap());
                 p.buckets.insert(b, entries);
             }

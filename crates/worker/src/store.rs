@@ -274,16 +274,11 @@ impl<'a> Store<'a> {
         Ok(Pages::new(head))
     }
 
-    /// Reads the buckets in `wanted` (0-based) that are not read yet (a sealed one is
-    /// decoded from the text already read); a bucket past the head's count does not exist
-    /// yet and reads as empty without asking D1. With a push's `keys`, see [`absorb`].
+    /// Reads the buckets in `wanted` (0-based) that are not read yet ([`Pages::to_read`]:
+    /// D1 is asked only for those neither decoded, sealed, nor past the head's count).
+    /// With a push's `keys`, see [`absorb`].
     async fn read(&self, p: &mut Pages, wanted: Vec<u32>, keys: Option<&[Key]>) -> Result<(), ApiError> {
-        let wanted = p.unseal(wanted)?;
-        let (wanted, fresh): (Vec<u32>, Vec<u32>) =
-            wanted.into_iter().filter(|b| !p.buckets.contains_key(b)).partition(|&b| b < p.head.buckets);
-        for b in fresh {
-            p.buckets.insert(b, Vec::new());
-        }
+        let wanted = p.to_read(wanted)?;
         if wanted.is_empty() {
             return Ok(());
         }
@@ -491,7 +486,7 @@ impl<'a> Store<'a> {
         let pull_reads = match pull {
             Some((since, _)) => {
                 let after = p.buckets_after(since);
-                p.unseal(after)?
+                p.to_read(after)?
             }
             None => Vec::new(),
         };
