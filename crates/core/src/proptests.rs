@@ -303,6 +303,32 @@ proptest! {
         }
     }
 
+    /// The page columns' reader (`jsontext`) accepts exactly the text serde's derive
+    /// accepted and reads the same columns from it, when the text is damaged too: a byte
+    /// changed, whitespace put in, or the text cut short.
+    #[test]
+    fn the_columns_reader_answers_as_serde_did(
+        entries in prop::collection::vec(entry(), 0..12),
+        at in any::<prop::sample::Index>(),
+        byte in prop_oneof![any::<u8>(), prop::sample::select(b"\"{}[],:0-1.eE \\un".to_vec())],
+        how in 0..4u8,
+    ) {
+        use crate::codec;
+        let (_, json) = codec::inflate(&codec::encode(&entries).unwrap()).unwrap();
+        prop_assert_eq!(codec::columns_agree_with_serde(&json), Ok(()));
+        let mut bytes = json.into_bytes();
+        let i = at.index(bytes.len());
+        match how {
+            0 => bytes[i] = byte,
+            1 => bytes.insert(i, byte),
+            2 => bytes.insert(i, b' '),
+            _ => bytes.truncate(i),
+        }
+        if let Ok(json) = String::from_utf8(bytes) {
+            prop_assert_eq!(codec::columns_agree_with_serde(&json), Ok(()), "{}", json);
+        }
+    }
+
     /// Whatever bytes a body holds, decoding answers (an error), never panics.
     #[test]
     fn damaged_bodies_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400), hex in "[0-9a-fA-Fxz]{0,64}") {
