@@ -132,15 +132,16 @@ pub fn mentions(json: &str, ids: &[&str]) -> bool {
         let start = at + open + 1;
         let (mut end, mut escaped) = (start, false);
         loop {
-            let Some(next) = b.get(end..).and_then(|rest| rest.iter().position(|&c| c == b'"' || c == b'\\')) else {
-                return true;
-            };
-            end += next;
-            if b.get(end) == Some(&b'"') {
-                break;
+            end = crate::jsontext::plain_run(b, end);
+            match b.get(end) {
+                None => return true,
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    escaped = true;
+                    end += 2;
+                }
+                Some(_) => end += 1,
             }
-            escaped = true;
-            end += 2;
         }
         let Some(text) = json.get(start..end) else { return true };
         let hit = if escaped {
@@ -794,6 +795,7 @@ fn value_end(b: &[u8], i: usize) -> Option<usize> {
 fn string_end(b: &[u8], i: usize) -> Option<usize> {
     let mut j = i + 1;
     loop {
+        j = crate::jsontext::plain_run(b, j);
         match *b.get(j)? {
             b'"' => return Some(j + 1),
             b'\\' => j += 2,

@@ -317,7 +317,7 @@ impl<'a> Reader<'a> {
 /// The first index from `j` of a byte that ends a string's plain run (`"`, `\\` or a
 /// control character), or `b.len()`: eight bytes at a time (the usual SWAR tests for a
 /// zero byte and for a byte below 0x20), since most of a page's text is string contents.
-fn plain_run(b: &[u8], mut j: usize) -> usize {
+pub(crate) fn plain_run(b: &[u8], mut j: usize) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     while let Some(chunk) = b.get(j..j + 8) {
