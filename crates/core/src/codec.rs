@@ -248,7 +248,8 @@ struct Columns<'a> {
 
 impl<'a> Columns<'a> {
     /// The columns of a page's JSON text: an object of exactly these members (others
-    /// passed over, as serde's derive would), each read once. Damage is an error.
+    /// passed over, as serde's derive would), each read once. Damage is an error. (serde's
+    /// derive would also read the fields from an array of them; pages are objects.)
     fn read(json: &'a str) -> Result<Self, ApiError> {
         use crate::jsontext::{Damaged, Reader};
         fn once<T>(slot: &mut Option<T>, v: T) -> Result<(), Damaged> {
@@ -260,11 +261,21 @@ impl<'a> Columns<'a> {
         let owned = |r: &mut Reader<'a>| r.string().map(std::borrow::Cow::into_owned);
         let (mut s, mut e, mut i, mut r_, mut c, mut d) = (None, None, None, None, None, None);
         let (mut w, mut t, mut k, mut n) = (None, None, None, None);
+        let mut left = json.len() / 2;
         let mut r = Reader::new(json);
         let read = r
             .object(|r, key| {
-                // The columns of one value per entry are as long as `e` (written first).
+                // The columns of one value per entry are as long as `e` (written first), and
+                // a column of `k` or `n` usually is: room is made for that many at once, but
+                // for all of `k` and `n` together never more than the text could hold (each
+                // value takes a byte and a comma), so that no damaged page reserves more than
+                // a few times its own size.
                 let per = e.as_ref().map_or(0, Vec::len);
+                let room = |room_left: &mut usize| {
+                    let n = per.min(*room_left);
+                    *room_left -= n;
+                    n
+                };
                 match key.as_ref() {
                     "s" => once(&mut s, r.array(|r| r.pair(owned, |r| r.array(owned)))?),
                     "e" => once(&mut e, r.array(|r| r.nullable(Reader::int))?),
@@ -274,8 +285,8 @@ impl<'a> Columns<'a> {
                     "d" => once(&mut d, r.array_of(per, Reader::int)?),
                     "w" => once(&mut w, r.array(Reader::raw)?),
                     "t" => once(&mut t, r.array(owned)?),
-                    "k" => once(&mut k, r.array(|r| r.pair(owned, |r| r.array_of(per, Reader::raw)))?),
-                    "n" => once(&mut n, r.array(|r| r.pair(owned, |r| r.array_of(per, Reader::int)))?),
+                    "k" => once(&mut k, r.array(|r| r.pair(owned, |r| r.array_of(room(&mut left), Reader::raw)))?),
+                    "n" => once(&mut n, r.array(|r| r.pair(owned, |r| r.array_of(room(&mut left), Reader::int)))?),
                     _ => r.raw().map(drop),
                 }
             })
@@ -1022,6 +1033,24 @@ mod tests {
         ] {
             assert!(decode(&body(&bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_damaged_page_reserves_no_more_than_its_text_could_hold() {
+        // Many entries and many empty columns: room for every entry in every column would
+        // be entries × columns values (a review found 977 MB for a 104 KB text).
+        let (entries, columns) = (4000, 4000);
+        let json = format!(
+            r#"{{"s":[],"e":[{}],"i":[],"r":[],"c":[],"d":[],"w":[],"t":[],"k":[{}],"n":[{}]}}"#,
+            vec!["null"; entries].join(","),
+            vec![r#"["",[]]"#; columns].join(","),
+            vec![r#"["",[]]"#; columns].join(","),
+        );
+        let read = Columns::read(&json).unwrap();
+        let reserved: usize =
+            read.k.iter().map(|c| c.1.capacity()).sum::<usize>() + read.n.iter().map(|c| c.1.capacity()).sum::<usize>();
+        assert!(reserved <= json.len() / 2, "{reserved} values reserved for {} bytes", json.len());
+        assert!(Columns::read(&json).unwrap().entries(None).is_err(), "and it is damage");
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! It accepts what serde_json accepts for the same target (the same grammar, whitespace
 //! anywhere between tokens, escapes checked, a string with escapes unescaped by
 //! serde_json itself); the codec's proptests hold the two readers to the same answers,
-//! damaged text included. Every error is the one answer a damaged page gets.
+//! damaged text included. (One difference: serde's derive reads a struct from an array of
+//! its fields too; `Columns::read` takes only the object pages are written as.) Every
+//! error is the one answer a damaged page gets.
 
 use std::borrow::Cow;
 
