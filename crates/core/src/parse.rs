@@ -669,6 +669,18 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn whole_number_floats_are_read_exactly() {
+        // Found by schemathesis (seed 714853522): serde_json's default float parser read
+        // this as -2157062085208783.25, one unit in the last place off, and a schema-valid
+        // integer was refused. The workspace builds serde_json with `float_roundtrip`.
+        for (text, n) in
+            [("-2157062085208783.0", -2157062085208783), ("9007199254740991.0", 9007199254740991), ("550.0", 550)]
+        {
+            assert_eq!(as_int(&serde_json::from_str(text).unwrap()), Some(n), "{text}");
+        }
+    }
+
+    #[test]
     fn reshard_steps_parse_and_refuse() {
         let r = parse_reshard(&json!({"step": "copy", "bucket": 7, "to": "DB_1", "after": "bob", "limit": 5})).unwrap();
         assert_eq!(
