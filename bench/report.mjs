@@ -417,7 +417,7 @@ if (Object.keys(native).length || wasmCpu) {
       'the request body parsed and validated, the head page\'s body parsed (`pages::parse_body`), the buckets the pushed keys need parsed, `Pages::current`, `plan::plan`, `Pages::apply`, ' +
       '`spill_needed` / `spill` when due (with its buckets), the head (and any changed bucket) serialized for the write batch, the pull of the same transaction and the reply serialized. ' +
       `Timed as wasm32 in V8 (${wasmCpu?.engine ?? 'not run'}; \`bench/wasm-cpu.mjs\`), the engine workerd runs the worker in, and natively with criterion. Both use the worker's release settings ` +
-      '(`opt-level = "z"`, fat LTO, one codegen unit). Medians; the share is of the Free plan\'s **10 ms CPU per request**. ' +
+      '(`opt-level = "z"`, miniz_oxide at 3, fat LTO, one codegen unit). Medians; the share is of the Free plan\'s **10 ms CPU per request**. ' +
       (wasmCpu?.results?.every((r) => r.clock === 'cpu')
         ? 'The wasm times are the thread\'s CPU time (WASI\'s CPU-time clock; the wall-time medians are in `bench/results/wasm-cpu.json`), so other work on the machine inflates them far less than wall time. '
         : 'The wasm times are wall time (this Node\'s WASI gave no CPU-time clock): on a loaded machine they overstate the CPU. ') +
