@@ -417,7 +417,7 @@ if (Object.keys(native).length || wasmCpu) {
       'the request body parsed and validated, the head page\'s body parsed (`pages::parse_body`), the buckets the pushed keys need parsed, `Pages::current`, `plan::plan`, `Pages::apply`, ' +
       '`spill_needed` / `spill` when due (with its buckets), the head (and any changed bucket) serialized for the write batch, the pull of the same transaction and the reply serialized. ' +
       `Timed as wasm32 in V8 (${wasmCpu?.engine ?? 'not run'}; \`bench/wasm-cpu.mjs\`), the engine workerd runs the worker in, and natively with criterion. Both use the worker's release settings ` +
-      '(`opt-level = "z"`, miniz_oxide at 3, fat LTO, one codegen unit). Medians; the share is of the Free plan\'s **10 ms CPU per request**. ' +
+      '(`opt-level = "z"`, miniz_oxide and the page codec `edgesync-codec` at 3, fat LTO, one codegen unit). Medians; the share is of the Free plan\'s **10 ms CPU per request**. ' +
       (wasmCpu?.results?.every((r) => r.clock === 'cpu')
         ? 'The wasm times are the thread\'s CPU time (WASI\'s CPU-time clock; the wall-time medians are in `bench/results/wasm-cpu.json`), so other work on the machine inflates them far less than wall time. '
         : 'The wasm times are wall time (this Node\'s WASI gave no CPU-time clock): on a loaded machine they overstate the CPU. ') +
@@ -608,7 +608,7 @@ else {
     'Bytes per record in the local D1 file (`bench/storage.mjs`): per level, a fresh worker gets users of typical tasks (`typicalTasks` in `bench/lib/common.mjs`: ' +
       'titles of 2–7 words, a third with a description, 40% with a due date; ids as the demo makes them), pushed 100 at a time, then 10% edited and 2% deleted; ' +
       'the worker is stopped and the file read with `sqlite3`. *Stored* is dbstat\'s pages of the `pages` table (leaf, interior and overflow pages, unused space included) ' +
-      'per current record; *deflated* the BLOB bodies\' bytes; *record JSON* a record as clients see it, *page JSON* the entry tuples the pages hold (superseded bucket copies included; format 1 stored this, deflated); *columns* what the bodies inflate to (format 2: the same entries as columns, `crates/core/src/codec.rs`); ' +
+      'per current record; *deflated* the BLOB bodies\' bytes; *record JSON* a record as clients see it, *page JSON* the entry tuples the pages hold (superseded bucket copies included; format 1 stored this, deflated); *columns* what the bodies inflate to (format 2: the same entries as columns, `crates/codec`); ' +
       '*as JSON text* the same rows with a TEXT body of that JSON (the page format before compression), through dbstat too. ' +
       `Users per database: ${int(storage.dbBytes / 1e6)} MB / (${pct(storage.activeShare, 0)} active × records × stored bytes per record): inactive users hold nothing; per account: ${storage.accountDbs} databases (the Free plan's 5 GB). Goal (issue #13): **≤ 60 bytes per record stored**.`,
   );

@@ -6,7 +6,7 @@
 //   stored      dbstat's pages of the `pages` table (leaf, interior and overflow pages,
 //               their unused space included) per current record
 //   compressed  the BLOB bodies' bytes per record
-//   columns     what the bodies inflate to (format 2: the entries as columns, codec.rs)
+//   columns     what the bodies inflate to (format 2: the entries as columns, crates/codec)
 //   raw JSON    a record's JSON as clients see it, and the page JSON (the entry tuples,
 //               superseded bucket copies included) per record
 //   as JSON text  the same rows with the inflated JSON as a TEXT body (the page format
@@ -52,7 +52,7 @@ function d1File(dir) {
 }
 
 /** A page body's entries as `[type, id, rev, created_rev, deleted, record]` tuples and their
- * JSON (format 1's text), and the bytes it inflates to (crates/core codec.rs: format 1 is
+ * JSON (format 1's text), and the bytes it inflates to (crates/codec: format 1 is
  * that JSON, format 2 the columns). A reading of the format for the figures, not the
  * worker's decoder (the export route is that). */
 const decodeBody = (hex) => {

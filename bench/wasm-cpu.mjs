@@ -42,7 +42,7 @@ const totals = cases.map((c) => {
   const ms = total ? total.median_ns / 1e6 : null;
   return { ...c, ms, steps, budget_ms: BUDGET_MS, within: ms != null && ms <= BUDGET_MS };
 });
-// The page codec alone (crates/core codec.rs): deflate, inflate and the hex decoding of
+// The page codec alone (crates/codec): deflate, inflate and the hex decoding of
 // D1's `hex(body)`, per page.
 const ms = (id) => (by[id] ? by[id].median_ns / 1e6 : null);
 const codec = codecs.map((c) => ({

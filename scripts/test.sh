@@ -23,7 +23,7 @@ if [ "${EDGESYNC_SKIP_CARGO_TEST:-}" != 1 ]; then
   cargo fmt --all --check
   (cd bench/native && cargo fmt --check)
   cargo clippy --workspace --all-targets --quiet -- -D warnings
-  log "cargo test (native unit tests of both crates)"
+  log "cargo test (native unit tests of the workspace's crates)"
   cargo test --workspace --quiet
 fi
 

@@ -173,7 +173,7 @@ fn main() {
         );
     }
 
-    // The codec alone (crates/core codec.rs), per page: a push encodes the head (and the
+    // The codec alone (crates/codec), per page: a push encodes the head (and the
     // buckets it spills into), every request that reads the head decodes it. Format 2
     // (columns, what the worker writes) beside format 1 (the entries' JSON tuples, deflated;
     // still read), for the 500-record head and the largest bucket of the 5,000-record user.

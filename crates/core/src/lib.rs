@@ -15,7 +15,6 @@ pub mod entities;
 pub mod envelope;
 pub mod error;
 pub mod etag;
-pub mod jsontext;
 pub mod openapi;
 pub mod ops;
 pub mod pages;

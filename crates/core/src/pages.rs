@@ -46,27 +46,25 @@ pub const MAX_SPLITS: usize = 4;
 /// and a push of that many records spills into most buckets anyway.
 pub const SEAL_KEYS: usize = 8;
 
-/// One stored record. Wire form, in a page's JSON array:
-/// `[type, id, rev, created_rev, deleted (0/1), record]`, the record as clients see it.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub entity: &'static str,
-    pub id: String,
-    pub rev: i64,
-    /// The rev at which the record (last) came into being: delta pulls call it created.
-    pub created_rev: i64,
-    pub deleted: bool,
-    pub record: Box<RawValue>,
+pub use edgesync_codec::Entry;
+
+/// What the pages need of an entry beyond its fields.
+trait EntryExt {
+    fn key(&self) -> Key;
+    /// Its share of a page's size bound.
+    fn bytes(&self) -> usize;
+    /// The record with its `type` first, as the all-types pull returns it.
+    fn typed(&self) -> Result<Box<RawValue>, ApiError>;
+    fn stored(&self) -> Result<Stored, ApiError>;
 }
 
-impl Entry {
+impl EntryExt for Entry {
     fn key(&self) -> Key {
         (self.entity, self.id.clone())
     }
     fn bytes(&self) -> usize {
         self.record.get().len() + self.id.len() + 40
     }
-    /// The record with its `type` first, as the all-types pull returns it.
     fn typed(&self) -> Result<Box<RawValue>, ApiError> {
         let raw = self.record.get();
         let rest = raw.strip_prefix('{').ok_or_else(|| ApiError::Internal("stored record is not an object".into()))?;
@@ -77,29 +75,6 @@ impl Entry {
         let record: Record = serde_json::from_str(self.record.get())?;
         Stored::decode(record).map_err(ApiError::Internal)
     }
-}
-
-impl Serialize for Entry {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (self.entity, &self.id, self.rev, self.created_rev, u8::from(self.deleted), &self.record).serialize(s)
-    }
-}
-
-/// Decodes a page body; a record of a type this build does not know is an error.
-pub fn parse_body(body: &str) -> Result<Vec<Entry>, ApiError> {
-    let wire: Vec<(String, String, i64, i64, u8, Box<RawValue>)> = serde_json::from_str(body)?;
-    wire.into_iter()
-        .map(|(t, id, rev, created_rev, deleted, record)| {
-            Ok(Entry { entity: stored_entity(&t)?, id, rev, created_rev, deleted: deleted != 0, record })
-        })
-        .collect()
-}
-
-/// The type named in a stored page; one this build does not know is an error.
-pub(crate) fn stored_entity(name: &str) -> Result<&'static str, ApiError> {
-    crate::entities::entity(name)
-        .map(|e| e.name)
-        .ok_or_else(|| ApiError::Internal(format!("stored record of unknown type {name:?}")))
 }
 
 /// FNV-1a over `type \0 id`: stable across builds and platforms, which the bucket
@@ -778,10 +753,13 @@ mod tests {
     fn reload(p: &Pages) -> Pages {
         let body = serde_json::to_string(&p.head.entries).unwrap();
         let mut head = p.head.clone();
-        head.entries = parse_body(&body).unwrap();
+        head.entries = crate::codec::decode_json(crate::codec::DEFLATE, &body).unwrap();
         let mut out = Pages::new(head);
         for (b, entries) in &p.buckets {
-            out.add_bucket(page_of(*b), parse_body(&serde_json::to_string(entries).unwrap()).unwrap());
+            out.add_bucket(
+                page_of(*b),
+                crate::codec::decode_json(crate::codec::DEFLATE, &serde_json::to_string(entries).unwrap()).unwrap(),
+            );
         }
         out
     }

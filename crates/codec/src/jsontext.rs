@@ -1,5 +1,5 @@
 //! A reader of JSON text that validates as it goes and borrows what it reads, for the
-//! page columns ([`crate::codec`]): serde_json's `RawValue` checks a value by walking it
+//! page columns (the crate root): serde_json's `RawValue` checks a value by walking it
 //! through its generic deserializer, several times the work of this loop over the bytes,
 //! and a bucket a push reads holds about a hundred kilobytes of such values.
 //!
