@@ -101,6 +101,9 @@ fn bucket_of(entity: &str, id: &str, n: u32) -> u32 {
     address(hash(entity, id), n)
 }
 
+/// A head entry as a spill weighs it: its rev, its share of the byte bound, its key.
+type Aged<'a> = (i64, usize, &'static str, &'a str);
+
 /// Per decoded bucket: how often it was searched, and its index (entity and id to
 /// position) once it was searched more than [`Lookups::SCANS`] times.
 #[derive(Default)]
@@ -259,9 +262,10 @@ impl Pages {
         rows: impl IntoIterator<Item = (u32, &'r str)>,
         keys: Option<&[Key]>,
     ) -> Result<(), ApiError> {
+        let likely = keys.and_then(|keys| self.likely_spill(keys));
         for (page, hex) in rows {
             match keys {
-                Some(keys) => self.add_bucket_for(page, hex, keys)?,
+                Some(keys) => self.add_bucket_for(page, hex, keys, likely.as_deref())?,
                 None => self.add_bucket(page, crate::codec::decode_hex(hex)?),
             }
         }
@@ -278,8 +282,10 @@ impl Pages {
     /// push asks for the buckets its keys address only for their stored records, and
     /// writes few of those buckets (a spill's): the page is kept sealed (inflated, not
     /// decoded) with the records of those keys. When no string in the page is one of their
-    /// ids (new records) nothing is parsed; otherwise only their records are rebuilt.
-    pub fn add_bucket_for(&mut self, page: u32, hex: &str, keys: &[Key]) -> Result<(), ApiError> {
+    /// ids (new records) nothing is parsed; otherwise only their records are rebuilt,
+    /// unless the bucket is `likely` to be written by the push's spill (all are when that
+    /// is `None`: unknown), which decodes it whole.
+    fn add_bucket_for(&mut self, page: u32, hex: &str, keys: &[Key], likely: Option<&[u32]>) -> Result<(), ApiError> {
         let Some(b) = page.checked_sub(1) else { return Ok(()) };
         let (tag, json) = crate::codec::inflate(&crate::codec::from_hex(hex)?)?;
         let n = self.head.buckets;
@@ -291,9 +297,9 @@ impl Pages {
         }
         let found = match crate::codec::mentions(&json, &ids) {
             false => Vec::new(),
-            // A push that may spill decodes its spill's buckets whole later: a partial decode
-            // first would parse them twice.
-            true if self.head.entries.len().saturating_add(keys.len()) > HEAD_MAX => {
+            // A spill decodes its buckets whole later: a partial decode first would parse
+            // them twice (a wrong guess costs only that).
+            true if likely.is_none_or(|l| l.contains(&b)) => {
                 self.buckets.insert(b, crate::codec::decode_json(tag, &json)?);
                 return Ok(());
             }
@@ -484,25 +490,64 @@ impl Pages {
         // (with one bucket, every entry would be in it and the whole head would move).
         let first = (len as u64).div_ceil(BUCKET_LOAD).max(2);
         let n = if self.head.buckets == 0 { u32::try_from(first).unwrap_or(2) } else { self.head.buckets };
+        let aged = self.head.entries.iter().map(|e| (e.rev, e.bytes(), e.entity, e.id.as_str())).collect();
+        Some(self.spill_of(len, bytes, aged, n).0)
+    }
+
+    /// The buckets that the spill after a push of `keys` will likely write (its
+    /// [`Spill::reads`]), foreseen from the head before the push, so that
+    /// [`Pages::add_bucket_for`] decodes those whole at once and the others only in part:
+    /// the push writes each of its keys into the head with a rev newer than every entry it
+    /// leaves alone, at about the head's average size. `None` when the spill would move
+    /// entries of the push itself, which cannot be foreseen.
+    fn likely_spill(&self, keys: &[Key]) -> Option<Vec<u32>> {
+        let n = self.head.buckets;
+        if n == 0 {
+            return Some(Vec::new());
+        }
+        let pushed: HashSet<(&str, &str)> = keys.iter().map(|(t, id)| (*t, id.as_str())).collect();
+        let kept: Vec<Aged> = self
+            .head
+            .entries
+            .iter()
+            .filter(|e| !pushed.contains(&(e.entity, e.id.as_str())))
+            .map(|e| (e.rev, e.bytes(), e.entity, e.id.as_str()))
+            .collect();
+        let average = self.head_bytes() / self.head.entries.len().max(1);
+        let len = kept.len().saturating_add(pushed.len());
+        let bytes = kept.iter().map(|a| a.1).sum::<usize>().saturating_add(pushed.len().saturating_mul(average));
+        if len <= HEAD_MAX && bytes <= HEAD_MAX_BYTES {
+            return Some(Vec::new());
+        }
+        let (spill, all_move) = self.spill_of(len, bytes, kept, n);
+        (!all_move).then(|| spill.reads())
+    }
+
+    /// The spill into `n` buckets of a head of `len` entries and `bytes` bytes, of which
+    /// `aged` are the oldest (any others are newer than all of them), and whether every
+    /// one of `aged` moves (then others may have to as well).
+    fn spill_of(&self, len: usize, bytes: usize, mut aged: Vec<Aged>, n: u32) -> (Spill, bool) {
         // Only the oldest entries move: those before `before`, the rev from which the
         // head is back within HEAD_KEEP entries and half its byte bound. The newest stay,
         // so a pull from a recent cursor still reads the head alone.
-        let mut by_age: Vec<&Entry> = self.head.entries.iter().collect();
-        by_age.sort_unstable_by_key(|e| e.rev);
-        let (mut left, mut left_bytes, mut before) = (len, bytes, i64::MIN);
-        for e in &by_age {
-            if left <= HEAD_KEEP && left_bytes <= HEAD_MAX_BYTES / 2 {
+        aged.sort_unstable_by_key(|a| a.0);
+        let (mut left, mut left_bytes, mut before, mut moving) = (len, bytes, i64::MIN, 0);
+        let back = |left: usize, left_bytes: usize| left <= HEAD_KEEP && left_bytes <= HEAD_MAX_BYTES / 2;
+        for &(rev, size, _, _) in &aged {
+            if back(left, left_bytes) {
                 break;
             }
-            before = e.rev.saturating_add(1);
-            left -= 1;
-            left_bytes -= e.bytes();
+            before = rev.saturating_add(1);
+            left = left.saturating_sub(1);
+            left_bytes = left_bytes.saturating_sub(size);
+            moving += 1;
         }
+        let all_move = moving == aged.len() && !back(left, left_bytes);
         // Per bucket: the oldest rev among the head's old entries for it, and their count.
         let mut groups: HashMap<u32, (i64, usize)> = HashMap::new();
-        for e in by_age.iter().take_while(|e| e.rev < before) {
-            let g = groups.entry(bucket_of(e.entity, &e.id, n)).or_insert((i64::MAX, 0));
-            g.0 = g.0.min(e.rev);
+        for &(rev, _, entity, id) in aged.iter().take_while(|a| a.0 < before) {
+            let g = groups.entry(bucket_of(entity, id, n)).or_insert((i64::MAX, 0));
+            g.0 = g.0.min(rev);
             g.1 += 1;
         }
         let mut order: Vec<(u32, (i64, usize))> = groups.into_iter().collect();
@@ -517,7 +562,7 @@ impl Pages {
             splits.push(buckets - (1u32 << (31 - buckets.leading_zeros())));
             buckets += 1;
         }
-        Some(Spill { targets, n, before, splits })
+        (Spill { targets, n, before, splits }, all_move)
     }
 
     /// Moves the head's entries of the spill's targets into their buckets, then splits.
@@ -977,6 +1022,43 @@ mod tests {
             full = reload(&full);
         }
         assert!(sealed_total >= 12, "buckets left sealed: {sealed_total}");
+    }
+
+    /// A push's spill is foreseen before its buckets are read ([`Pages::likely_spill`]), so
+    /// that they are decoded whole once: for pushes of edits and of new records into a user
+    /// of several pages, what it foresees is what the spill reads; for a push whose own
+    /// entries would spill, it foresees nothing (every bucket read is decoded whole).
+    #[test]
+    fn a_push_foresees_the_buckets_its_spill_writes() {
+        let mut p = Pages::default();
+        let changes: Vec<_> = (0..3_000).map(|i| json!({"id": format!("t{i}"), "title": "x"})).collect();
+        push(&mut p, &changes, 1_000);
+        let (mut spills, mut now) = (0, 1_000);
+        for round in 0..10i64 {
+            let changes: Vec<_> = (0..100i64)
+                .map(|i| match round % 2 {
+                    0 => json!({"id": format!("t{}", (round * 300 + i * 29) % 3_000), "title": format!("e{round}")}),
+                    _ => json!({"id": format!("n{round}-{i}"), "title": "new"}),
+                })
+                .collect();
+            let parsed: Vec<_> = changes.iter().map(|c| parse_change(c, "c", None).unwrap()).collect();
+            let keys: Vec<Key> = parsed.iter().map(|c| (c.entity.name, c.id.as_str().to_string())).collect();
+            let foreseen = p.likely_spill(&keys);
+            now += 1_000;
+            let cur = p.current(keys).unwrap();
+            let plan = plan(&parsed, cur.stored, p.head.seq, now).unwrap();
+            p.apply(&plan, &cur.prior).unwrap();
+            let spill = p.spill_needed();
+            assert_eq!(foreseen, Some(spill.as_ref().map_or(Vec::new(), Spill::reads)), "round {round}");
+            if let Some(s) = spill {
+                spills += 1;
+                p.spill(&s).unwrap();
+            }
+            p = reload(&p);
+        }
+        assert!(spills >= 5, "{spills} spills");
+        let many: Vec<Key> = (0..600).map(|i| ("tasks", format!("m{i}"))).collect();
+        assert_eq!(p.likely_spill(&many), None);
     }
 
     #[test]
