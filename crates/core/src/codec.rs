@@ -2,10 +2,9 @@
 //! declares: a page's records are decoded with their type resolved against
 //! `collections.json`, and a type it does not declare is an error ([`ApiError::Internal`]).
 
-use edgesync_codec::Known;
+use edgesync_codec::{Entry, Known};
 
 use crate::error::ApiError;
-use crate::pages::Entry;
 
 pub use edgesync_codec::{deflate, encode, from_hex, inflate, mentions, tomb, COLUMNS, DEFLATE, LEVEL, MAX_JSON};
 
