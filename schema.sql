@@ -12,8 +12,9 @@
 --            total, and each one's newest rev (a pull reads only buckets changed after it)
 --   tomb     the earliest deleted_at of a tombstone in this page, NULL when none (kept by
 --            every write; the daily purge finds its users by it without reading bodies)
---   body     the page's records, a JSON array of [type, id, rev, created_rev, deleted,
---            record], raw-deflated behind a one-byte format tag (crates/core/src/codec.rs):
+--   body     the page's records as columns (format 2; format 1, still read, was a JSON
+--            array of [type, id, rev, created_rev, deleted, record]), raw-deflated behind a
+--            one-byte format tag (crates/codec/src/lib.rs):
 --            not readable with SQL; operators read a user's records with
 --            `npm run export -- <user>` (GET /api/admin/records?user=<user>).
 -- A database made with the TEXT body of earlier builds is not migrated (as the table per

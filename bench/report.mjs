@@ -414,7 +414,7 @@ if (Object.keys(native).length || wasmCpu) {
   p(
     'The pure path of a request as the worker runs it over the packed pages, measured by `bench/native` (`crates/core` as a path dependency; ' +
       '`fixtures::push_request` / `pull_request`, the same calls as `crates/worker` store.rs `try_push` / `pull` and handlers.rs `sync`): ' +
-      'the request body parsed and validated, the head page\'s body parsed (`pages::parse_body`), the buckets the pushed keys need parsed, `Pages::current`, `plan::plan`, `Pages::apply`, ' +
+      'the request body parsed and validated, the head page\'s body parsed (`codec::decode_hex`), the buckets the pushed keys need parsed, `Pages::current`, `plan::plan`, `Pages::apply`, ' +
       '`spill_needed` / `spill` when due (with its buckets), the head (and any changed bucket) serialized for the write batch, the pull of the same transaction and the reply serialized. ' +
       `Timed as wasm32 in V8 (${wasmCpu?.engine ?? 'not run'}; \`bench/wasm-cpu.mjs\`), the engine workerd runs the worker in, and natively with criterion. Both use the worker's release settings ` +
       '(`opt-level = "z"`, miniz_oxide and the page codec `edgesync-codec` at 3, fat LTO, one codegen unit). Medians; the share is of the Free plan\'s **10 ms CPU per request**. ' +

@@ -28,8 +28,9 @@ export const DEFAULT_SCHEDULE: Schedule = {
   retryBaseMs: 1_000,
   retryMaxMs: 5 * MIN,
   // The server takes up to MAX_CHANGES (1,000) per request, but a push's CPU grows with
-  // its changes: 100 is the largest measured to fit the Workers Free plan's 10 ms for a
-  // user of up to 500 records (BENCHMARKS.md section 4); larger outboxes go in rounds.
+  // its changes and the user's records: 100 fits the Workers Free plan's 10 ms for a user
+  // of up to 5,000 records, 1,000 only up to 500 (BENCHMARKS.md section 4); larger
+  // outboxes go in rounds.
   maxChanges: 100,
 };
 

@@ -131,33 +131,59 @@ impl<'p> Lookups<'p> {
     }
 }
 
-/// Entity and id to position, for the entries of a bucket.
+/// Entity and id to position, for the entries of a bucket (the first of a key, as a scan
+/// finds it).
 fn index_of(entries: &[Entry]) -> HashMap<(&'static str, &str), usize> {
-    entries.iter().enumerate().map(|(i, e)| ((e.entity, e.id.as_str()), i)).collect()
+    let mut index = HashMap::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        index.entry((e.entity, e.id.as_str())).or_insert(i);
+    }
+    index
 }
 
 /// `incoming` written into `bucket`: an entry replaces the one of its entity and id, or is
-/// added. Beyond a few entries, one pass over the bucket finds them all (through an index
-/// of `incoming`'s keys) instead of one scan each.
-fn merge(bucket: &mut Vec<Entry>, incoming: Vec<Entry>) {
-    let slots: Vec<Option<usize>> = if incoming.len() <= Lookups::SCANS {
-        incoming.iter().map(|e| bucket.iter().position(|x| x.entity == e.entity && x.id == e.id)).collect()
-    } else {
-        let mut slots = vec![None; incoming.len()];
-        let wanted = index_of(&incoming);
-        for (i, x) in bucket.iter().enumerate() {
-            if let Some(&j) = wanted.get(&(x.entity, x.id.as_str())) {
-                slots[j] = Some(i);
+/// added, one after another (a later entry of the same key replaces an earlier one).
+/// Beyond a few entries, one pass over the bucket finds them all (through an index of
+/// `incoming`'s keys) instead of one scan each. Returns how many were added.
+fn merge(bucket: &mut Vec<Entry>, incoming: Vec<Entry>) -> u64 {
+    let mut added = 0u64;
+    if incoming.len() <= Lookups::SCANS {
+        for e in incoming {
+            match bucket.iter_mut().find(|x| x.entity == e.entity && x.id == e.id) {
+                Some(x) => *x = e,
+                None => {
+                    bucket.push(e);
+                    added = added.saturating_add(1);
+                }
             }
         }
-        slots
-    };
-    for (e, slot) in incoming.into_iter().zip(slots) {
-        match slot.and_then(|i| bucket.get_mut(i)) {
-            Some(x) => *x = e,
-            None => bucket.push(e),
+        return added;
+    }
+    // Each key's last entry in `incoming` (the one that stays), and where the bucket has it.
+    let mut last: HashMap<(&'static str, &str), usize> = HashMap::new();
+    for (j, e) in incoming.iter().enumerate() {
+        last.insert((e.entity, e.id.as_str()), j);
+    }
+    let mut slots = vec![None; incoming.len()];
+    for (i, x) in bucket.iter().enumerate() {
+        if let Some(slot) = last.get(&(x.entity, x.id.as_str())).and_then(|&j| slots.get_mut(j)) {
+            *slot = Some(i);
         }
     }
+    let stays: Vec<bool> =
+        incoming.iter().enumerate().map(|(j, e)| last.get(&(e.entity, e.id.as_str())) == Some(&j)).collect();
+    drop(last);
+    for ((e, slot), stays) in incoming.into_iter().zip(slots).zip(stays) {
+        match (stays, slot.and_then(|i| bucket.get_mut(i))) {
+            (false, _) => {}
+            (true, Some(x)) => *x = e,
+            (true, None) => {
+                bucket.push(e);
+                added = added.saturating_add(1);
+            }
+        }
+    }
+    added
 }
 
 /// The head row: the user's state and its recent records.
@@ -254,7 +280,7 @@ impl Pages {
     }
 
     /// Adds what a read of the buckets `wanted` (0-based) returned: each row's page and
-    /// `hex(body)`, for a push's `keys` through [`Pages::add_bucket_for`]. A wanted bucket
+    /// `hex(body)`, for a push's `keys` as `add_bucket_for` says. A wanted bucket
     /// without a row (never written) reads as empty.
     pub fn absorb<'r>(
         &mut self,
@@ -262,10 +288,11 @@ impl Pages {
         rows: impl IntoIterator<Item = (u32, &'r str)>,
         keys: Option<&[Key]>,
     ) -> Result<(), ApiError> {
-        let likely = keys.and_then(|keys| self.likely_spill(keys));
+        // The push's spill, foreseen when a bucket first needs it.
+        let mut likely = None;
         for (page, hex) in rows {
             match keys {
-                Some(keys) => self.add_bucket_for(page, hex, keys, likely.as_deref())?,
+                Some(keys) => self.add_bucket_for(page, hex, keys, &mut likely)?,
                 None => self.add_bucket(page, crate::codec::decode_hex(hex)?),
             }
         }
@@ -283,9 +310,15 @@ impl Pages {
     /// writes few of those buckets (a spill's): the page is kept sealed (inflated, not
     /// decoded) with the records of those keys. When no string in the page is one of their
     /// ids (new records) nothing is parsed; otherwise only their records are rebuilt,
-    /// unless the bucket is `likely` to be written by the push's spill (all are when that
-    /// is `None`: unknown), which decodes it whole.
-    fn add_bucket_for(&mut self, page: u32, hex: &str, keys: &[Key], likely: Option<&[u32]>) -> Result<(), ApiError> {
+    /// unless the bucket is likely to be written by the push's spill ([`Pages::likely_spill`],
+    /// kept in `likely` for the push's other buckets), which decodes it whole.
+    fn add_bucket_for(
+        &mut self,
+        page: u32,
+        hex: &str,
+        keys: &[Key],
+        likely: &mut Option<Option<Vec<u32>>>,
+    ) -> Result<(), ApiError> {
         let Some(b) = page.checked_sub(1) else { return Ok(()) };
         let (tag, json) = crate::codec::inflate(&crate::codec::from_hex(hex)?)?;
         let n = self.head.buckets;
@@ -299,7 +332,7 @@ impl Pages {
             false => Vec::new(),
             // A spill decodes its buckets whole later: a partial decode first would parse
             // them twice (a wrong guess costs only that).
-            true if likely.is_none_or(|l| l.contains(&b)) => {
+            true if likely.get_or_insert_with(|| self.likely_spill(keys)).as_ref().is_none_or(|l| l.contains(&b)) => {
                 self.buckets.insert(b, crate::codec::decode_json(tag, &json)?);
                 return Ok(());
             }
@@ -515,7 +548,11 @@ impl Pages {
             .collect();
         let average = self.head_bytes() / self.head.entries.len().max(1);
         let len = kept.len().saturating_add(pushed.len());
-        let bytes = kept.iter().map(|a| a.1).sum::<usize>().saturating_add(pushed.len().saturating_mul(average));
+        let bytes = kept
+            .iter()
+            .map(|a| a.1)
+            .fold(0, usize::saturating_add)
+            .saturating_add(pushed.len().saturating_mul(average));
         if len <= HEAD_MAX && bytes <= HEAD_MAX_BYTES {
             return Some(Vec::new());
         }
@@ -597,10 +634,8 @@ impl Pages {
             by_bucket.entry(bucket_of(e.entity, &e.id, n)).or_default().push(e);
         }
         for (b, incoming) in by_bucket {
-            let bucket = self.buckets.entry(b).or_default();
-            let before = bucket.len();
-            merge(bucket, incoming);
-            self.head.count += (bucket.len() - before) as u64;
+            let added = merge(self.buckets.entry(b).or_default(), incoming);
+            self.head.count = self.head.count.saturating_add(added);
             self.dirty.insert(b);
         }
         for &source in &spill.splits {
@@ -931,13 +966,15 @@ mod tests {
 
     /// A push as the store runs it, from the head alone and `stored` (each bucket's
     /// `hex(body)`): the buckets of the pushed keys read with [`Pages::add_bucket_for`],
-    /// those of the spill after it. Also returns how many buckets stayed sealed.
+    /// those of the spill after it. Also returns how many buckets stayed sealed, and how
+    /// many of those hold records of the push (read in part). No bucket of the spill
+    /// foreseen ([`Pages::likely_spill`]) is read in part.
     fn push_as_store(
         stored: &HashMap<u32, String>,
         head: &Head,
         changes: &[serde_json::Value],
         now: i64,
-    ) -> (Pages, Plan, usize) {
+    ) -> (Pages, Plan, usize, usize) {
         // As store.rs `read`: the buckets to read, then the rows of those read, absorbed.
         let read = |p: &mut Pages, wanted: Vec<u32>, keys: Option<&[Key]>| {
             let wanted = p.to_read(wanted).unwrap();
@@ -948,8 +985,13 @@ mod tests {
         let changes: Vec<_> = changes.iter().map(|c| parse_change(c, "c", None).unwrap()).collect();
         let keys: Vec<Key> = changes.iter().map(|c| (c.entity.name, c.id.as_str().to_string())).collect();
         let wanted = p.buckets_for(keys.iter().map(|(t, id)| (*t, id.as_str())));
+        let foreseen = p.likely_spill(&keys).unwrap_or_default();
         read(&mut p, wanted, Some(&keys));
+        // (One that holds none of the push's ids stays sealed: it was only scanned.)
+        let partly = |b: &u32| p.sealed.get(b).is_some_and(|s| !s.found.is_empty());
+        assert!(!foreseen.iter().any(partly), "a bucket of the foreseen spill {foreseen:?} read in part");
         let sealed = p.sealed.len();
+        let partial = p.sealed.values().filter(|s| !s.found.is_empty()).count();
         let cur = p.current(keys).unwrap();
         let plan = plan(&changes, cur.stored, p.head.seq, now).unwrap();
         p.apply(&plan, &cur.prior).unwrap();
@@ -957,7 +999,7 @@ mod tests {
             read(&mut p, s.reads(), None);
             p.spill(&s).unwrap();
         }
-        (p, plan, sealed)
+        (p, plan, sealed, partial)
     }
 
     /// Buckets that hold none of a push's keys stay sealed (not decoded), and the push
@@ -973,7 +1015,7 @@ mod tests {
         push(&mut full, &changes, 1_000);
         full = reload(&full);
         assert!(full.head.buckets >= 8, "{} buckets", full.head.buckets);
-        let (mut sealed_total, mut now) = (0, 2_000);
+        let (mut sealed_total, mut partial_total, mut now) = (0, 0, 2_000);
         for round in 0..12i64 {
             let stored: HashMap<u32, String> =
                 full.buckets.iter().map(|(b, e)| (*b, hex(crate::codec::encode(e).unwrap()))).collect();
@@ -987,9 +1029,10 @@ mod tests {
             // A new id that another record's title spells: that bucket is decoded.
             changes.push(json!({"id": format!("n{}", 5_000 + round * 17), "title": "spelled"}));
             now += 1_000;
-            let (mut p, plan, sealed) = push_as_store(&stored, &full.head, &changes, now);
+            let (mut p, plan, sealed, partial) = push_as_store(&stored, &full.head, &changes, now);
             let want = push(&mut full, &changes, now);
             sealed_total += sealed;
+            partial_total += partial;
             assert_eq!(
                 format!("{:?}", (&plan.applied, &plan.conflicts)),
                 format!("{:?}", (&want.applied, &want.conflicts))
@@ -1022,6 +1065,8 @@ mod tests {
             full = reload(&full);
         }
         assert!(sealed_total >= 12, "buckets left sealed: {sealed_total}");
+        // Buckets holding an edited record that the spill does not write are read in part.
+        assert!(partial_total >= 12, "buckets read in part: {partial_total}");
     }
 
     /// A push's spill is foreseen before its buckets are read ([`Pages::likely_spill`]), so
