@@ -135,8 +135,9 @@ pub fn inflate(body: &[u8]) -> Result<(u8, String), Error> {
 
 /// Raw deflate's output, at most [`MAX_JSON`] bytes. Inflated through deflate's 32 KB
 /// window as a ring and copied out: miniz_oxide's `decompress_to_vec` zero-fills an output
-/// buffer it doubles from twice the input, about four times the output's size, byte by
-/// byte at the worker's `opt-level = "z"` (16% of a push's instructions into a large user).
+/// buffer it doubles from twice the input, about four times the output's size (measured
+/// when the codec was built at `opt-level = "z"`, where it zeroed byte by byte: 16% of a
+/// push's instructions into a large user).
 fn inflate_raw(mut packed: &[u8]) -> Result<Vec<u8>, Error> {
     use miniz_oxide::inflate::core::{decompress, DecompressorOxide};
     use miniz_oxide::inflate::TINFLStatus;

@@ -104,6 +104,10 @@ fn bucket_of(entity: &str, id: &str, n: u32) -> u32 {
 /// A head entry as a spill weighs it: its rev, its share of the byte bound, its key.
 type Aged<'a> = (i64, usize, &'static str, &'a str);
 
+fn aged(e: &Entry) -> Aged<'_> {
+    (e.rev, e.bytes(), e.entity, e.id.as_str())
+}
+
 /// Per decoded bucket: how often it was searched, and its index (entity and id to
 /// position) once it was searched more than [`Lookups::SCANS`] times.
 #[derive(Default)]
@@ -523,8 +527,7 @@ impl Pages {
         // (with one bucket, every entry would be in it and the whole head would move).
         let first = (len as u64).div_ceil(BUCKET_LOAD).max(2);
         let n = if self.head.buckets == 0 { u32::try_from(first).unwrap_or(2) } else { self.head.buckets };
-        let aged = self.head.entries.iter().map(|e| (e.rev, e.bytes(), e.entity, e.id.as_str())).collect();
-        Some(self.spill_of(len, bytes, aged, n).0)
+        Some(self.spill_of(len, bytes, self.head.entries.iter().map(aged).collect(), n).0)
     }
 
     /// The buckets that the spill after a push of `keys` will likely write (its
@@ -539,13 +542,8 @@ impl Pages {
             return Some(Vec::new());
         }
         let pushed: HashSet<(&str, &str)> = keys.iter().map(|(t, id)| (*t, id.as_str())).collect();
-        let kept: Vec<Aged> = self
-            .head
-            .entries
-            .iter()
-            .filter(|e| !pushed.contains(&(e.entity, e.id.as_str())))
-            .map(|e| (e.rev, e.bytes(), e.entity, e.id.as_str()))
-            .collect();
+        let kept: Vec<Aged> =
+            self.head.entries.iter().filter(|e| !pushed.contains(&(e.entity, e.id.as_str()))).map(aged).collect();
         let average = self.head_bytes() / self.head.entries.len().max(1);
         let len = kept.len().saturating_add(pushed.len());
         let bytes = kept
@@ -818,15 +816,27 @@ mod tests {
     use serde_json::json;
 
     fn push(p: &mut Pages, changes: &[serde_json::Value], now: i64) -> Plan {
+        push_foreseen(p, changes, now).0
+    }
+
+    /// [`push`], and the spill it foresaw before it ([`Pages::likely_spill`]) beside the
+    /// one it made.
+    fn push_foreseen(
+        p: &mut Pages,
+        changes: &[serde_json::Value],
+        now: i64,
+    ) -> (Plan, Option<Vec<u32>>, Option<Spill>) {
         let changes: Vec<_> = changes.iter().map(|c| parse_change(c, "c", None).unwrap()).collect();
         let keys: Vec<Key> = changes.iter().map(|c| (c.entity.name, c.id.as_str().to_string())).collect();
+        let foreseen = p.likely_spill(&keys);
         let cur = p.current(keys).unwrap();
         let plan = plan(&changes, cur.stored, p.head.seq, now).unwrap();
         p.apply(&plan, &cur.prior).unwrap();
-        if let Some(s) = p.spill_needed() {
-            p.spill(&s).unwrap();
+        let spill = p.spill_needed();
+        if let Some(s) = &spill {
+            p.spill(s).unwrap();
         }
-        plan
+        (plan, foreseen, spill)
     }
 
     /// Round-trips the pages through their wire form, as a store would between requests.
@@ -1086,19 +1096,10 @@ mod tests {
                     _ => json!({"id": format!("n{round}-{i}"), "title": "new"}),
                 })
                 .collect();
-            let parsed: Vec<_> = changes.iter().map(|c| parse_change(c, "c", None).unwrap()).collect();
-            let keys: Vec<Key> = parsed.iter().map(|c| (c.entity.name, c.id.as_str().to_string())).collect();
-            let foreseen = p.likely_spill(&keys);
             now += 1_000;
-            let cur = p.current(keys).unwrap();
-            let plan = plan(&parsed, cur.stored, p.head.seq, now).unwrap();
-            p.apply(&plan, &cur.prior).unwrap();
-            let spill = p.spill_needed();
+            let (_, foreseen, spill) = push_foreseen(&mut p, &changes, now);
             assert_eq!(foreseen, Some(spill.as_ref().map_or(Vec::new(), Spill::reads)), "round {round}");
-            if let Some(s) = spill {
-                spills += 1;
-                p.spill(&s).unwrap();
-            }
+            spills += usize::from(spill.is_some());
             p = reload(&p);
         }
         assert!(spills >= 5, "{spills} spills");
