@@ -240,39 +240,67 @@ pub enum Match<'p> {
     NotFound,
 }
 
+/// The parameter a per-type pattern holds (at most one, as a whole segment).
+const PARAM: &str = "{type}";
+
+/// `pattern` against `path`: equal strings, or equal around the one [`PARAM`] segment,
+/// which gives the path's segment there (not empty). Compared as whole strings, not
+/// segment by segment: this runs for every pattern on every request.
 fn match_path<'p>(pattern: &str, path: &'p str) -> Option<Option<&'p str>> {
-    let (mut pat, mut got) = (pattern.split('/'), path.split('/'));
-    let mut param = None;
-    loop {
-        match (pat.next(), got.next()) {
-            (None, None) => return Some(param),
-            (Some("{type}"), Some(seg)) if !seg.is_empty() => param = Some(seg),
-            (Some(a), Some(b)) if a == b => {}
-            _ => return None,
+    let Some(at) = pattern.bytes().position(|b| b == b'{') else {
+        return (pattern == path).then_some(None);
+    };
+    let (before, after) = (&pattern[..at], pattern[at..].strip_prefix(PARAM)?);
+    let rest = path.strip_prefix(before)?;
+    let (segment, tail) = rest.split_at(rest.bytes().position(|b| b == b'/').unwrap_or(rest.len()));
+    (!segment.is_empty() && tail == after).then_some(Some(segment))
+}
+
+/// The endpoints one kind of path (literal, or a pattern) matched: the first for the
+/// request's method, how many matched, and the method of the last.
+struct Hits<'p> {
+    found: Option<(&'static Endpoint, Option<&'p str>)>,
+    count: usize,
+    last: &'static str,
+}
+
+impl<'p> Hits<'p> {
+    const NONE: Hits<'static> = Hits { found: None, count: 0, last: "" };
+
+    fn add(&mut self, endpoint: &'static Endpoint, param: Option<&'p str>, method: &str) {
+        if self.found.is_none() && endpoint.method == method {
+            self.found = Some((endpoint, param));
         }
+        self.count += 1;
+        self.last = endpoint.method;
     }
 }
 
 /// HEAD is served as GET (the runtime drops the body). A literal path wins over a
 /// pattern, so `/api/sync/check` is never read as a type named "check". Endpoints the
 /// deployment does not serve (`Auth::Dev` without `DEV_MODE`) are left out by `serves`.
+/// One pass over the table, nothing allocated.
 pub fn resolve<'p>(method: &str, path: &'p str, serves: impl Fn(&Endpoint) -> bool) -> Match<'p> {
     let method = if method == "HEAD" { "GET" } else { method };
     let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
-    let hits: Vec<(&'static Endpoint, Option<&'p str>)> = ENDPOINTS
-        .iter()
-        .filter(|e| serves(e))
-        .flat_map(|e| e.paths().filter_map(move |p| match_path(p, path).map(|param| (e, param))))
-        .collect();
-    let literal = hits.iter().any(|(_, p)| p.is_none());
-    let hits: Vec<_> = hits.into_iter().filter(|(_, p)| !literal || p.is_none()).collect();
-    if let Some((endpoint, param)) = hits.iter().find(|(e, _)| e.method == method) {
-        return Match::Found { endpoint, param: *param };
+    let (mut literal, mut pattern) = (Hits::NONE, Hits::NONE);
+    for endpoint in ENDPOINTS.iter().filter(|e| serves(e)) {
+        for p in endpoint.paths() {
+            match match_path(p, path) {
+                Some(None) => literal.add(endpoint, None, method),
+                Some(param) => pattern.add(endpoint, param, method),
+                None => {}
+            }
+        }
     }
-    match hits.iter().map(|(e, _)| e.method).collect::<Vec<_>>().as_slice() {
-        [] => Match::NotFound,
-        ["GET"] => Match::WrongMethod("GET, HEAD"),
-        ["POST"] => Match::WrongMethod("POST"),
+    let hits = if literal.count > 0 { literal } else { pattern };
+    if let Some((endpoint, param)) = hits.found {
+        return Match::Found { endpoint, param };
+    }
+    match (hits.count, hits.last) {
+        (0, _) => Match::NotFound,
+        (1, "GET") => Match::WrongMethod("GET, HEAD"),
+        (1, "POST") => Match::WrongMethod("POST"),
         _ => Match::WrongMethod("GET, HEAD, POST"),
     }
 }
@@ -340,5 +368,92 @@ mod tests {
             assert_eq!(e.access == Access::Read, e.method == "GET" && e.auth == Auth::User, "{}", e.path);
             assert!(!e.conditional || e.method == "GET", "{}", e.path);
         }
+    }
+
+    /// Patterns hold `{type}` at most once, as a whole segment (what `match_path` assumes).
+    #[test]
+    fn patterns_hold_one_whole_param() {
+        for p in ENDPOINTS.iter().flat_map(Endpoint::paths) {
+            assert!(p.starts_with('/') && (p == "/" || !p.ends_with('/')), "{p}");
+            let braces = p.matches('{').count();
+            assert_eq!(braces, p.matches(PARAM).count(), "{p}: only {PARAM} in braces");
+            assert!(braces <= 1, "{p}: one parameter at most");
+            if let Some(at) = p.find(PARAM) {
+                let after = &p[at + PARAM.len()..];
+                assert!(p[..at].ends_with('/') && (after.is_empty() || after.starts_with('/')), "{p}");
+            }
+        }
+    }
+
+    /// The matcher as it was (segment by segment, every hit collected), the oracle for
+    /// the one-pass `resolve`.
+    fn resolve_by_segments<'p>(method: &str, path: &'p str, serves: impl Fn(&Endpoint) -> bool) -> Match<'p> {
+        fn segments<'p>(pattern: &str, path: &'p str) -> Option<Option<&'p str>> {
+            let (mut pat, mut got) = (pattern.split('/'), path.split('/'));
+            let mut param = None;
+            loop {
+                match (pat.next(), got.next()) {
+                    (None, None) => return Some(param),
+                    (Some("{type}"), Some(seg)) if !seg.is_empty() => param = Some(seg),
+                    (Some(a), Some(b)) if a == b => {}
+                    _ => return None,
+                }
+            }
+        }
+        let method = if method == "HEAD" { "GET" } else { method };
+        let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+        let hits: Vec<(&'static Endpoint, Option<&'p str>)> = ENDPOINTS
+            .iter()
+            .filter(|e| serves(e))
+            .flat_map(|e| e.paths().filter_map(move |p| segments(p, path).map(|param| (e, param))))
+            .collect();
+        let literal = hits.iter().any(|(_, p)| p.is_none());
+        let hits: Vec<_> = hits.into_iter().filter(|(_, p)| !literal || p.is_none()).collect();
+        if let Some((endpoint, param)) = hits.iter().find(|(e, _)| e.method == method) {
+            return Match::Found { endpoint, param: *param };
+        }
+        match hits.iter().map(|(e, _)| e.method).collect::<Vec<_>>().as_slice() {
+            [] => Match::NotFound,
+            ["GET"] => Match::WrongMethod("GET, HEAD"),
+            ["POST"] => Match::WrongMethod("POST"),
+            _ => Match::WrongMethod("GET, HEAD, POST"),
+        }
+    }
+
+    /// Every declared path with its parameter as a name, a literal word, empty, two
+    /// segments; cut short, extended, with slashes added; under every method.
+    #[test]
+    fn one_pass_resolve_agrees_with_segment_matching() {
+        let mut paths: Vec<String> = ["", "/", "//", "/api", "/api/", "/api/sync/", "/sync/", "x", "/api/sync/{"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for p in ENDPOINTS.iter().flat_map(Endpoint::paths) {
+            for name in ["tasks", "notes", "check", "changes", "", "a/b", "{type}", "t%2Fx", "tasks/"] {
+                let p = p.replace(PARAM, name);
+                for q in
+                    [p.clone(), format!("{p}/"), format!("{p}//"), format!("/{p}"), format!("{p}/x"), format!("{p}x")]
+                {
+                    paths.push(q);
+                }
+                for cut in 0..p.len() {
+                    paths.push(p[..cut].to_string());
+                }
+            }
+        }
+        let no_dev = |e: &Endpoint| e.auth != Auth::Dev;
+        let mut compared = 0;
+        for path in &paths {
+            for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "get", ""] {
+                assert_eq!(resolve(method, path, all), resolve_by_segments(method, path, all), "{method} {path:?}");
+                assert_eq!(
+                    resolve(method, path, no_dev),
+                    resolve_by_segments(method, path, no_dev),
+                    "{method} {path:?}"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 5_000, "{compared}");
     }
 }
