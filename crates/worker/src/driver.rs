@@ -9,8 +9,6 @@
 //! the decisions are unit-tested.
 
 use std::cell::OnceCell;
-use std::future::Future;
-use std::pin::Pin;
 
 use worker::{web_sys, Context, Env, KvStore};
 
@@ -27,6 +25,7 @@ use edgesync_core::ratelimit::ratelimit_header;
 use edgesync_core::reply::Reply;
 use edgesync_core::{auth, cors};
 
+use crate::boxed::boxed;
 use crate::crypto;
 use crate::handlers::{self, Cx};
 use crate::http::{self, finish, Caching, In, H};
@@ -120,16 +119,6 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> worker::Re
     }
     count_usage(&pass, &isolate, &ctx);
     finish(reply, caching, &ops, total)
-}
-
-/// A stage's future, boxed: polled through a function of its own instead of being inlined
-/// into the request's one state machine, which makes the wasm smaller (measured); the two
-/// `wait_until` futures then also share one instantiation of its promise glue.
-/// `handlers::dispatch` boxes each endpoint's handler the same way.
-pub(crate) type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
-
-pub(crate) fn boxed<'a, T>(f: impl Future<Output = T> + 'a) -> Boxed<'a, T> {
-    Box::pin(f)
 }
 
 impl Pass<'_> {

@@ -13,7 +13,7 @@ use edgesync_core::reply::{
     self, conditional, ChangesReply, DeltaReply, DownloadReply, Processed, Reply, SyncReply, UploadReply,
 };
 
-use crate::driver::{boxed, Boxed};
+use crate::boxed::{boxed, Boxed};
 use crate::isolate::Isolate;
 use crate::store::Store;
 

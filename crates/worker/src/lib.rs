@@ -5,6 +5,7 @@
 //! the request pipeline's driver, the handlers, and D1 / KV access. Everything that can
 //! be decided without the runtime lives in `edgesync_core`.
 
+mod boxed;
 mod crypto;
 mod driver;
 mod handlers;
