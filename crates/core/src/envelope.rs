@@ -3,6 +3,9 @@
 //! Stored records are decoded into [`Stored`], which fails loudly on a malformed row
 //! instead of reading a missing number as 0.
 
+use std::cell::OnceCell;
+
+use edgesync_codec::jsontext::{Damaged, Reader};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -86,30 +89,131 @@ pub struct Envelope {
     pub device_id: Option<String>,
 }
 
-/// A stored record: its decoded envelope and the whole record as clients see it.
-#[derive(Debug, Clone, PartialEq)]
+/// A stored record: its envelope, decoded when it is read, and the whole record as
+/// clients see it, decoded on first use only. Most edits of a stored record need the
+/// envelope alone (a change that raises the version); the record is for the content
+/// check of a versionless or stale change, a delete's last values and a conflict's reply.
+#[derive(Debug, Clone)]
 pub struct Stored {
     pub envelope: Envelope,
-    pub record: Record,
+    /// The record's JSON text, as stored.
+    text: Box<str>,
+    record: OnceCell<Record>,
+}
+
+/// Equal when read from the same text (whether the record was decoded yet is no part
+/// of its value).
+impl PartialEq for Stored {
+    fn eq(&self, other: &Self) -> bool {
+        self.envelope == other.envelope && self.text == other.text
+    }
 }
 
 impl Stored {
-    /// Decodes a record read back from storage; fails with the reason.
-    pub fn decode(record: Record) -> Result<Stored, String> {
-        // Deserialized from a borrow of the record (serde_json reads a `&Value`), not from
-        // a copy of it: an edit's lookup decodes every stored record it touches.
+    /// Decodes a record read back from storage (its JSON text); fails with the reason.
+    /// The envelope is read straight from the text, without building the record's map.
+    /// Text that way refuses (not an object, a member twice, a bad envelope) takes the
+    /// way through the map, which decodes or fails as the record's map does.
+    pub fn decode(text: &str) -> Result<Stored, String> {
+        if let Ok(envelope) = read_envelope(text) {
+            return Ok(Stored { envelope, text: text.into(), record: OnceCell::new() });
+        }
+        let record: Record = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        // Deserialized from a borrow of the record (serde_json reads a `&Value`), not a copy.
         let record = Value::Object(record);
         let envelope =
             Envelope::deserialize(&record).map_err(|e| format!("stored record without a valid envelope: {e}"))?;
         match record {
-            Value::Object(record) => Ok(Stored { envelope, record }),
+            Value::Object(record) => Ok(Stored { envelope, text: text.into(), record: OnceCell::from(record) }),
             _ => Err("stored record is not an object".into()),
         }
+    }
+
+    /// The whole record, decoded on first use.
+    pub fn record(&self) -> Result<&Record, String> {
+        if let Some(record) = self.record.get() {
+            return Ok(record);
+        }
+        let record: Record = serde_json::from_str(&self.text).map_err(|e| e.to_string())?;
+        Ok(self.record.get_or_init(|| record))
+    }
+
+    /// Whether each named member holds the given value (an absent member holds null),
+    /// stopping at the first that does not. Read from the text in one pass without
+    /// building the record: only the members compared are decoded.
+    pub fn same_members<'v>(&self, members: impl Iterator<Item = (&'v str, &'v Value)>) -> Result<bool, String> {
+        if let Some(record) = self.record.get() {
+            return Ok(members.into_iter().all(|(k, v)| record.get(k).unwrap_or(&Value::Null) == v));
+        }
+        // The text passed `read_envelope`: an object, each key once.
+        let mut wanted: Vec<(&str, &Value, bool)> = members.map(|(k, v)| (k, v, false)).collect();
+        let mut verdict: Result<bool, String> = Ok(true);
+        let read = Reader::new(&self.text).object(|r, key| {
+            let raw = r.raw()?;
+            let mut asked = wanted.iter_mut().filter(|w| w.0 == key).peekable();
+            if asked.peek().is_none() {
+                return Ok(());
+            }
+            let stored = serde_json::from_str::<Value>(raw);
+            for w in asked {
+                w.2 = true;
+                verdict = stored.as_ref().map(|s| s == w.1).map_err(|e| e.to_string());
+                // Stops the reading at the first answer other than "the same".
+                if verdict != Ok(true) {
+                    return Err(Damaged);
+                }
+            }
+            Ok(())
+        });
+        if verdict != Ok(true) {
+            return verdict;
+        }
+        read.map_err(|_| "stored record is damaged".to_string())?;
+        Ok(wanted.iter().all(|(_, v, found)| *found || **v == Value::Null))
     }
 
     pub fn is_deleted(&self) -> bool {
         self.envelope.deleted_at.is_some()
     }
+}
+
+/// A stored record's envelope read straight from its text, as records are written: an
+/// object whose keys ascend (so none comes twice), holding every envelope member a
+/// [`Envelope`] requires, of its type. Any other text is left to serde (`Damaged`).
+fn read_envelope(text: &str) -> Result<Envelope, Damaged> {
+    let mut r = Reader::new(text);
+    let (mut id, mut version, mut rev, mut created_at, mut updated_at) = (None, None, None, None, None);
+    let (mut deleted_at, mut device_id) = (None, None);
+    let mut last: Option<std::borrow::Cow<'_, str>> = None;
+    r.object(|r, key| {
+        if last.as_ref().is_some_and(|last| *last >= key) {
+            return Err(Damaged);
+        }
+        match key.as_ref() {
+            ID => id = Some(r.string()?.into_owned()),
+            VERSION => version = Some(r.int()?),
+            REV => rev = Some(r.int()?),
+            CREATED_AT => created_at = Some(r.int()?),
+            UPDATED_AT => updated_at = Some(r.int()?),
+            DELETED_AT => deleted_at = r.nullable(Reader::int)?,
+            DEVICE_ID => device_id = r.nullable(|r| r.string().map(|s| s.into_owned()))?,
+            _ => {
+                r.raw()?;
+            }
+        }
+        last = Some(key);
+        Ok(())
+    })?;
+    r.end()?;
+    Ok(Envelope {
+        id: id.ok_or(Damaged)?,
+        version: version.ok_or(Damaged)?,
+        rev: rev.ok_or(Damaged)?,
+        created_at: created_at.ok_or(Damaged)?,
+        updated_at: updated_at.ok_or(Damaged)?,
+        deleted_at,
+        device_id,
+    })
 }
 
 #[cfg(test)]
@@ -137,13 +241,42 @@ mod tests {
     #[test]
     fn decoding_fails_loudly() {
         let ok = json!({"id": "t", "version": 2, "rev": 10, "created_at": 1, "updated_at": 2, "deleted_at": null, "device_id": null, "title": "x"});
-        let s = Stored::decode(ok.as_object().unwrap().clone()).unwrap();
+        let text = |v: &Value| serde_json::to_string(v).unwrap();
+        let s = Stored::decode(&text(&ok)).unwrap();
         assert_eq!((s.envelope.version, s.envelope.rev, s.is_deleted()), (2, 10, false));
-        let mut bad = ok.as_object().unwrap().clone();
-        bad.remove("version");
-        assert!(Stored::decode(bad).unwrap_err().contains("version"));
-        let mut bad = ok.as_object().unwrap().clone();
-        bad.insert("rev".into(), json!("ten"));
-        assert!(Stored::decode(bad).is_err());
+        let mut bad = ok.clone();
+        bad.as_object_mut().unwrap().remove("version");
+        assert!(Stored::decode(&text(&bad)).unwrap_err().contains("version"));
+        let mut bad = ok.clone();
+        bad["rev"] = json!("ten");
+        assert!(Stored::decode(&text(&bad)).is_err());
+        assert!(Stored::decode("{\"id\": \"t\"").is_err(), "not JSON");
+    }
+
+    /// The envelope read straight from the text is the one the record's map gives, the
+    /// record is decoded on first use only, and text the direct read refuses decodes (or
+    /// fails) as the map does: a member twice (the last wins), an array.
+    #[test]
+    fn the_envelope_is_read_without_the_map() {
+        let text = r#"{"created_at":1,"deleted_at":7,"device_id":"d","id":"t","rev":10,"title":"x","updated_at":2,"version":2}"#;
+        let s = Stored::decode(text).unwrap();
+        assert!(s.record.get().is_none(), "decoded on first use");
+        let record = s.record().unwrap().clone();
+        let by_map = Envelope::deserialize(&Value::Object(record.clone())).unwrap();
+        assert_eq!(s.envelope, by_map);
+        assert_eq!(s.envelope.device_id.as_deref(), Some("d"));
+        assert!(s.is_deleted());
+        assert_eq!(record["title"], "x");
+        assert_eq!(s, Stored::decode(text).unwrap(), "equal whatever was decoded");
+        assert_eq!(Stored::decode(&format!("  {text}")).unwrap().envelope, s.envelope);
+
+        let twice = r#"{"id":"t","version":1,"rev":10,"created_at":1,"updated_at":2,"deleted_at":null,"version":3}"#;
+        let s = Stored::decode(twice).unwrap();
+        assert_eq!(s.envelope.version, 3, "the last member wins, as in a map");
+        assert_eq!(s.record().unwrap()["version"], 3);
+
+        let array = r#"["t",1,10,1,2,null,null]"#;
+        assert!(Envelope::deserialize(&mut serde_json::Deserializer::from_str(array)).is_ok(), "a struct reads arrays");
+        assert!(Stored::decode(array).unwrap_err().contains("expected a map"), "but a record is an object");
     }
 }

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::envelope::{Record, Stored};
+use crate::envelope::Stored;
 use crate::error::ApiError;
 use crate::plan::{Key, Plan};
 use crate::reply::PullRow;
@@ -72,8 +72,7 @@ impl EntryExt for Entry {
         Ok(RawValue::from_string(format!("{{\"type\":\"{}\"{sep}{rest}", self.entity))?)
     }
     fn stored(&self) -> Result<Stored, ApiError> {
-        let record: Record = serde_json::from_str(self.record.get())?;
-        Stored::decode(record).map_err(ApiError::Internal)
+        Stored::decode(self.record.get()).map_err(ApiError::Internal)
     }
 }
 
@@ -949,7 +948,7 @@ mod tests {
         let cur = p.current(keys).unwrap();
         for (id, (rev, title)) in &truth {
             let s = &cur.stored[&("tasks", id.clone())];
-            assert_eq!((s.envelope.rev, s.record["title"].to_string()), (*rev, title.clone()), "{id}");
+            assert_eq!((s.envelope.rev, s.record().unwrap()["title"].to_string()), (*rev, title.clone()), "{id}");
         }
         let (live, more) = p.live("tasks", "", 10_000);
         assert_eq!((live.len(), more), (truth.len(), false));

@@ -341,3 +341,95 @@ proptest! {
         let _ = crate::codec::decode_hex(&hex);
     }
 }
+
+/// A stored record's members as text could hold them: each envelope member of its type,
+/// of another, or absent; other members; in the written (ascending) order or shuffled,
+/// one of them perhaps twice, with or without whitespace.
+fn stored_text() -> impl Strategy<Value = String> {
+    use crate::envelope as env;
+    let int = prop_oneof![
+        4 => (0i64..2_000_000_000_000).prop_map(Value::from),
+        1 => any::<i64>().prop_map(Value::from),
+        1 => Just(json!(-0.0)),
+        1 => json_value(),
+    ];
+    let text = prop_oneof![4 => "[a-z0-9:._-]{1,12}".prop_map(Value::from), 1 => ".{0,6}".prop_map(Value::from), 1 => json_value()];
+    let member = |k: &'static str, v: BoxedStrategy<Value>| {
+        prop::option::weighted(0.9, v).prop_map(move |v| v.map(|v| (k.to_string(), v)))
+    };
+    let null_or = |v: BoxedStrategy<Value>| prop_oneof![Just(Value::Null), v].boxed();
+    let envelope = (
+        member(env::ID, text.clone().boxed()),
+        member(env::VERSION, int.clone().boxed()),
+        member(env::REV, int.clone().boxed()),
+        member(env::CREATED_AT, int.clone().boxed()),
+        member(env::UPDATED_AT, int.clone().boxed()),
+        member(env::DELETED_AT, null_or(int.boxed())),
+        member(env::DEVICE_ID, null_or(text.boxed())),
+    );
+    let others = prop::collection::vec(
+        (prop_oneof![Just("title".to_string()), Just("done".to_string()), "[a-z_]{1,8}", ".{1,3}"], json_value()),
+        0..5,
+    );
+    (envelope, others, 0u8..4, any::<prop::sample::Index>(), any::<bool>())
+        .prop_flat_map(|(e, others, order, twice, spaced)| {
+            let mut members: Vec<(String, Value)> =
+                [e.0, e.1, e.2, e.3, e.4, e.5, e.6].into_iter().flatten().chain(others).collect();
+            members.sort_by(|a, b| a.0.cmp(&b.0));
+            members.dedup_by(|a, b| a.0 == b.0);
+            if order == 3 && !members.is_empty() {
+                let m = members[twice.index(members.len())].clone();
+                members.push(m);
+            }
+            let shuffled = order >= 2;
+            Just(members).prop_shuffle().prop_map(move |m| (m, shuffled, spaced))
+        })
+        .prop_map(|(members, shuffled, spaced)| {
+            let mut members = members;
+            if !shuffled {
+                members.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+            let sep = if spaced { ", " } else { "," };
+            let body: Vec<String> = members.iter().map(|(k, v)| format!("{}:{}", json!(k), v)).collect();
+            if spaced {
+                format!(" {{ {} }} ", body.join(sep))
+            } else {
+                format!("{{{}}}", body.join(sep))
+            }
+        })
+}
+
+proptest! {
+    /// A stored record read straight from its text (its envelope, then the members a
+    /// content check compares) answers as its map does: the same envelope and record, the
+    /// same error, the same comparisons.
+    #[test]
+    fn stored_records_read_as_their_map(text in stored_text(), probe in prop::collection::vec((any::<prop::sample::Index>(), any::<bool>()), 0..4)) {
+        use crate::envelope::{Envelope, Record, Stored};
+        use serde::Deserialize;
+        let oracle = serde_json::from_str::<Record>(&text).map_err(|e| e.to_string()).and_then(|record| {
+            let v = Value::Object(record);
+            let envelope = Envelope::deserialize(&v).map_err(|e| format!("stored record without a valid envelope: {e}"))?;
+            Ok((envelope, v))
+        });
+        let decoded = Stored::decode(&text);
+        match (&decoded, &oracle) {
+            (Ok(s), Ok((envelope, record))) => {
+                prop_assert_eq!(&s.envelope, envelope);
+                // The comparisons first (before the record is decoded), then the record.
+                let record = record.as_object().unwrap();
+                let keys: Vec<&String> = record.keys().collect();
+                let asked: Vec<(String, Value)> = probe.iter().map(|(i, same)| {
+                    let k = if keys.is_empty() { "title".to_string() } else { keys[i.index(keys.len())].clone() };
+                    let v = if *same { record.get(&k).cloned().unwrap_or(Value::Null) } else { json!("other") };
+                    (k, v)
+                }).collect();
+                let expected = asked.iter().all(|(k, v)| record.get(k).unwrap_or(&Value::Null) == v);
+                prop_assert_eq!(s.same_members(asked.iter().map(|(k, v)| (k.as_str(), v))), Ok(expected), "{}", text);
+                prop_assert_eq!(s.record(), Ok(record));
+            }
+            (Err(a), Err(b)) => prop_assert_eq!(a, b),
+            _ => prop_assert!(false, "{} decoded as {:?}, its map as {:?}", text, decoded, oracle),
+        }
+    }
+}
