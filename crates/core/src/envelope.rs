@@ -102,7 +102,8 @@ pub struct Stored {
 }
 
 /// Equal when read from the same text (whether the record was decoded yet is no part
-/// of its value).
+/// of its value). Only tests compare records: the same map written in another order or
+/// spacing is another text.
 impl PartialEq for Stored {
     fn eq(&self, other: &Self) -> bool {
         self.envelope == other.envelope && self.text == other.text
@@ -113,7 +114,12 @@ impl Stored {
     /// Decodes a record read back from storage (its JSON text); fails with the reason.
     /// The envelope is read straight from the text, without building the record's map.
     /// Text that way refuses (not an object, a member twice, a bad envelope) takes the
-    /// way through the map, which decodes or fails as the record's map does.
+    /// way through the map, which decodes or fails as the record's map does. One
+    /// difference, for damaged storage only: a member outside the envelope is checked as
+    /// JSON text, not decoded, so one that a `Value` refuses (a number past f64's range, a
+    /// lone surrogate, nesting past serde_json's limit) fails only what reads it (the
+    /// content check of that member, [`Stored::record`]), not an edit that needs the
+    /// envelope alone and replaces the record's fields anyway.
     pub fn decode(text: &str) -> Result<Stored, String> {
         if let Ok(envelope) = read_envelope(text) {
             return Ok(Stored { envelope, text: text.into(), record: OnceCell::new() });
@@ -154,10 +160,13 @@ impl Stored {
             if asked.peek().is_none() {
                 return Ok(());
             }
-            let stored = serde_json::from_str::<Value>(raw);
+            // A member that does not decode answers with the whole record's error (its
+            // position in the text, as decoding the record says it).
+            let stored =
+                serde_json::from_str::<Value>(raw).map_err(|e| self.record().err().unwrap_or_else(|| e.to_string()));
             for w in asked {
                 w.2 = true;
-                verdict = stored.as_ref().map(|s| s == w.1).map_err(|e| e.to_string());
+                verdict = stored.as_ref().map(|s| s == w.1).map_err(Clone::clone);
                 // Stops the reading at the first answer other than "the same".
                 if verdict != Ok(true) {
                     return Err(Damaged);
