@@ -115,7 +115,7 @@ fn parse_jwk(v: &Value) -> Result<PublicKey, String> {
     Ok(PublicKey {
         kid,
         alg,
-        jwk: v.to_string(),
+        jwk: crate::reply::json_text(v),
         #[cfg(feature = "native-crypto")]
         native,
     })
