@@ -698,11 +698,15 @@ impl Pages {
         if let Some(b) = self.buckets_after(since).first() {
             return Err(ApiError::Internal(format!("pull without bucket {b}")));
         }
-        let exclude: HashSet<i64> = exclude.iter().copied().collect();
+        // A plan's revs ascend (each applied change takes the next one), so they are
+        // searched where they are, without a HashSet<i64>: a hash table instantiation of
+        // its own in the wasm (304,617 -> 304,559 B gzip). Any other order is scanned.
+        let sorted = exclude.is_sorted();
+        let excluded = |rev: &i64| if sorted { exclude.binary_search(rev).is_ok() } else { exclude.contains(rev) };
         let seq = self.head.seq;
         let mut rows: Vec<&Entry> = self
             .each()
-            .filter(|e| e.rev > since && e.rev <= seq && !exclude.contains(&e.rev))
+            .filter(|e| e.rev > since && e.rev <= seq && !excluded(&e.rev))
             .filter(|e| entity.is_none_or(|t| t == e.entity))
             .collect();
         rows.sort_unstable_by_key(|e| e.rev);
@@ -883,6 +887,22 @@ mod tests {
         let tasks = p.changes(0, Some("tasks"), &[], 100).unwrap();
         assert_eq!(tasks.len(), 1);
         assert!(!tasks[0].record.get().contains("\"type\""));
+    }
+
+    /// `exclude` leaves out the same rows in any order (a plan's ascending revs are
+    /// binary-searched, others scanned).
+    #[test]
+    fn changes_exclude_in_any_order() {
+        let mut p = Pages::default();
+        for (i, id) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            push(&mut p, &[json!({"id": id, "title": "t"})], 10 * (i as i64 + 1));
+        }
+        let revs =
+            |exclude: &[i64]| -> Vec<i64> { p.changes(0, None, exclude, 100).unwrap().iter().map(|r| r.rev).collect() };
+        assert_eq!(revs(&[]), [10, 20, 30, 40, 50]);
+        assert_eq!(revs(&[20, 40, 99]), [10, 30, 50]);
+        assert_eq!(revs(&[40, 20, 99]), [10, 30, 50]);
+        assert_eq!(revs(&[50, 10, 50]), [20, 30, 40]);
     }
 
     #[test]
