@@ -258,16 +258,23 @@ pub fn from_hex(hex: &str) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
-/// The earliest `deleted_at` of a tombstone among `entries` (the page's `tomb` column,
-/// which the daily purge selects candidates by), or `None` when it holds none.
-pub fn tomb<'e>(entries: impl IntoIterator<Item = &'e Entry>) -> Result<Option<i64>, Error> {
+/// A stored record's `deleted_at` (`None` when it is null or absent; any other member is
+/// skipped). One reader for the `tomb` column and edgesync-core's purge, instead of a
+/// derived copy in each (304,559 -> 304,309 B gzip).
+pub fn deleted_at(record: &str) -> Result<Option<i64>, serde_json::Error> {
     #[derive(Deserialize)]
     struct Deleted {
         deleted_at: Option<i64>,
     }
+    Ok(serde_json::from_str::<Deleted>(record)?.deleted_at)
+}
+
+/// The earliest `deleted_at` of a tombstone among `entries` (the page's `tomb` column,
+/// which the daily purge selects candidates by), or `None` when it holds none.
+pub fn tomb<'e>(entries: impl IntoIterator<Item = &'e Entry>) -> Result<Option<i64>, Error> {
     let mut earliest: Option<i64> = None;
     for e in entries.into_iter().filter(|e| e.deleted) {
-        if let Some(at) = serde_json::from_str::<Deleted>(e.record.get())?.deleted_at {
+        if let Some(at) = deleted_at(e.record.get())? {
             earliest = Some(earliest.map_or(at, |t| t.min(at)));
         }
     }
@@ -931,6 +938,16 @@ mod tests {
     /// The types these tests store records of.
     fn known(name: &str) -> Option<&'static str> {
         ["tasks", "lists", "notes", "settings"].into_iter().find(|t| *t == name)
+    }
+
+    #[test]
+    fn deleted_at_of_a_record() {
+        assert_eq!(deleted_at(r#"{"id":"a","deleted_at":5,"x":{"deleted_at":1}}"#).unwrap(), Some(5));
+        assert_eq!(deleted_at(r#"{"id":"a","deleted_at":null}"#).unwrap(), None);
+        assert_eq!(deleted_at(r#"{"id":"a"}"#).unwrap(), None);
+        assert!(deleted_at(r#"{"deleted_at":"5"}"#).is_err());
+        assert!(deleted_at(r#"{"deleted_at":1.5}"#).is_err());
+        assert_eq!(deleted_at("[1]").unwrap(), Some(1), "a sequence, as serde's derive reads one");
     }
 
     fn entry(id: &str, deleted_at: Option<i64>) -> Entry {

@@ -19,7 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::envelope::{Record, Stored};
@@ -740,12 +740,8 @@ impl Pages {
     /// the purge horizon to the newest rev removed. Needs every bucket read. Returns how
     /// many records it removed.
     pub fn purge(&mut self, cutoff: i64) -> Result<usize, ApiError> {
-        #[derive(Deserialize)]
-        struct Deleted {
-            deleted_at: Option<i64>,
-        }
         let old = |e: &Entry| -> Result<bool, ApiError> {
-            Ok(e.deleted && serde_json::from_str::<Deleted>(e.record.get())?.deleted_at.is_some_and(|at| at < cutoff))
+            Ok(e.deleted && edgesync_codec::deleted_at(e.record.get())?.is_some_and(|at| at < cutoff))
         };
         let mut doomed: HashSet<Key> = HashSet::new();
         let mut horizon = self.head.horizon;
