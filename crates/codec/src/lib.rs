@@ -538,14 +538,18 @@ impl Columns<'_> {
         {
             return Err(damaged());
         }
-        // Every key names one column, of JSON values or of integers; looked up once.
-        let mut by_key = std::collections::BTreeMap::new();
-        let named = self.k.iter().enumerate().map(|(c, (k, _))| (k, Col::Json(c)));
-        for (key, col) in named.chain(self.n.iter().enumerate().map(|(c, (k, _))| (k, Col::Int(c)))) {
-            if by_key.insert(key.as_str(), col).is_some() {
-                return Err(damaged());
-            }
+        // Every key names one column, of JSON values or of integers; looked up once, by
+        // binary search in a sorted vector: less code in the wasm than a BTreeMap
+        // (299,966 -> 299,079 B gzip; kept sorted by insertion it was 298,778, but quadratic
+        // in the keys of a damaged body).
+        let named = self.k.iter().enumerate().map(|(c, (k, _))| (k.as_str(), Col::Json(c)));
+        let mut by_key: Vec<(&str, Col)> =
+            named.chain(self.n.iter().enumerate().map(|(c, (k, _))| (k.as_str(), Col::Int(c)))).collect();
+        by_key.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        if by_key.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(damaged());
         }
+        let col_of = |k: &str| by_key.binary_search_by(|(key, _)| (*key).cmp(k)).map(|i| by_key[i].1);
         let shapes = self
             .s
             .iter()
@@ -553,7 +557,7 @@ impl Columns<'_> {
                 let cols = keys
                     .iter()
                     .enumerate()
-                    .map(|(n, k)| Ok((key_prefix(n == 0, k)?, *by_key.get(k.as_str()).ok_or_else(damaged)?)));
+                    .map(|(n, k)| Ok((key_prefix(n == 0, k)?, col_of(k).map_err(|_| damaged())?)));
                 let at = |name: &str| keys.iter().position(|k| k == name);
                 Ok(Shape {
                     entity: stored_entity(known, t)?,
@@ -1113,6 +1117,8 @@ mod tests {
             good.replace(r#""n":[["rev",[3]]]"#, r#""n":[["rev",[3,4]]]"#),
             good.replace(r#""n":[["rev",[3]]]"#, r#""n":[["rev",[]]]"#),
             good.replace(r#""n":[["rev",[3]]]"#, r#""n":[["id",[3]]]"#),
+            good.replace(r#""n":[["rev",[3]]]"#, r#""n":[["rev",[3]],["rev",[4]]]"#),
+            good.replace(r#""k":[["id",["a"]]]"#, r#""k":[["id",["a"]],["id",["b"]]]"#),
             good.replace(r#""tasks""#, r#""nope""#),
             good.replace(r#""e":[0]"#, r#""e":[null]"#),
             good.replace(r#"["id","rev"]"#, r#"["rev"]"#),
