@@ -541,9 +541,12 @@ impl Pages {
         if n == 0 {
             return Some(Vec::new());
         }
-        let pushed: HashSet<(&str, &str)> = keys.iter().map(|(t, id)| (*t, id.as_str())).collect();
+        // The pushed keys in a map of the type `index_of` makes (the value unused), not a
+        // HashSet<(&str, &str)>: one hash table instantiation fewer (298,279 -> 297,753 B gzip).
+        let pushed: HashMap<(&'static str, &str), usize> =
+            keys.iter().enumerate().map(|(i, (t, id))| ((*t, id.as_str()), i)).collect();
         let kept: Vec<Aged> =
-            self.head.entries.iter().filter(|e| !pushed.contains(&(e.entity, e.id.as_str()))).map(aged).collect();
+            self.head.entries.iter().filter(|e| !pushed.contains_key(&(e.entity, e.id.as_str()))).map(aged).collect();
         let average = self.head_bytes() / self.head.entries.len().max(1);
         let len = kept.len().saturating_add(pushed.len());
         let bytes = kept
