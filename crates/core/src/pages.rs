@@ -746,11 +746,13 @@ impl Pages {
         let old = |e: &Entry| -> Result<bool, ApiError> {
             Ok(e.deleted && edgesync_codec::deleted_at(e.record.get())?.is_some_and(|at| at < cutoff))
         };
-        let mut doomed: HashSet<Key> = HashSet::new();
+        // The doomed keys in a map of the type the head's index is (the value unused), not
+        // a HashSet<Key>: one hash table instantiation fewer (297,753 -> 296,983 B gzip).
+        let mut doomed: HashMap<Key, usize> = HashMap::new();
         let mut horizon = self.head.horizon;
         for e in self.each() {
             if old(e)? {
-                doomed.insert(e.key());
+                doomed.insert(e.key(), 0);
                 horizon = horizon.max(e.rev);
             }
         }
@@ -766,13 +768,13 @@ impl Pages {
         if doomed.is_empty() && !stale {
             return Ok(0);
         }
-        self.head.entries.retain(|e| !doomed.contains(&e.key()));
+        self.head.entries.retain(|e| !doomed.contains_key(&e.key()));
         self.reindex();
         let index = &self.index;
         for (b, entries) in &mut self.buckets {
             let before = entries.len();
             let goes =
-                |e: &Entry| doomed.contains(&e.key()) || (index.contains_key(&e.key()) && old(e).unwrap_or(false));
+                |e: &Entry| doomed.contains_key(&e.key()) || (index.contains_key(&e.key()) && old(e).unwrap_or(false));
             entries.retain(|e| !goes(e));
             if entries.len() != before {
                 self.head.count = self.head.count.saturating_sub((before - entries.len()) as u64);
