@@ -582,13 +582,21 @@ impl Pages {
         }
         let all_move = moving == aged.len() && !back(left, left_bytes);
         // Per bucket: the oldest rev among the head's old entries for it, and their count.
-        let mut groups: HashMap<u32, (i64, usize)> = HashMap::new();
+        // (Each bucket's place in `order` by a map of the type `Lookups::scans` is, not a
+        // HashMap<u32, (i64, usize)> of its own: 296,881 -> 296,207 B gzip. The sort below
+        // makes the order the same.)
+        let mut order: Vec<(u32, (i64, usize))> = Vec::new();
+        let mut place: HashMap<u32, usize> = HashMap::new();
         for &(rev, _, entity, id) in aged.iter().take_while(|a| a.0 < before) {
-            let g = groups.entry(bucket_of(entity, id, n)).or_insert((i64::MAX, 0));
+            let b = bucket_of(entity, id, n);
+            let i = *place.entry(b).or_insert_with(|| {
+                order.push((b, (i64::MAX, 0)));
+                order.len() - 1
+            });
+            let g = &mut order[i].1;
             g.0 = g.0.min(rev);
             g.1 += 1;
         }
-        let mut order: Vec<(u32, (i64, usize))> = groups.into_iter().collect();
         order.sort_unstable_by_key(|(b, (oldest, _))| (*oldest, *b));
         let capped = len <= 2 * HEAD_MAX && bytes <= 2 * HEAD_MAX_BYTES;
         let take = if capped { SPILL_BUCKETS } else { usize::MAX };
