@@ -113,7 +113,10 @@ fn aged(e: &Entry) -> Aged<'_> {
 #[derive(Default)]
 struct Lookups<'p> {
     scans: HashMap<u32, usize>,
-    index: HashMap<u32, HashMap<(&'static str, &'p str), usize>>,
+    /// Where each indexed bucket's index is in `indexes`: a map of the type `scans` is,
+    /// not a HashMap<u32, HashMap<..>> of its own (295,437 -> 295,250 B gzip).
+    indexed: HashMap<u32, usize>,
+    indexes: Vec<HashMap<(&'static str, &'p str), usize>>,
 }
 
 impl<'p> Lookups<'p> {
@@ -122,15 +125,20 @@ impl<'p> Lookups<'p> {
     const SCANS: usize = 8;
 
     fn find(&mut self, b: u32, bucket: &'p [Entry], key: &Key) -> Option<&'p Entry> {
-        if !self.index.contains_key(&b) {
-            let scans = self.scans.entry(b).or_default();
-            *scans += 1;
-            if *scans <= Self::SCANS {
-                return bucket.iter().find(|e| e.entity == key.0 && e.id == key.1);
+        let i = match self.indexed.get(&b) {
+            Some(&i) => i,
+            None => {
+                let scans = self.scans.entry(b).or_default();
+                *scans += 1;
+                if *scans <= Self::SCANS {
+                    return bucket.iter().find(|e| e.entity == key.0 && e.id == key.1);
+                }
+                self.indexes.push(index_of(bucket));
+                self.indexed.insert(b, self.indexes.len() - 1);
+                self.indexes.len() - 1
             }
-            self.index.insert(b, index_of(bucket));
-        }
-        let at = *self.index.get(&b)?.get(&(key.0, key.1.as_str()))?;
+        };
+        let at = *self.indexes.get(i)?.get(&(key.0, key.1.as_str()))?;
         bucket.get(at)
     }
 }
