@@ -423,12 +423,7 @@ impl<'a> Store<'a> {
 
     /// Applies a plan to the pages (spilling the head if it outgrew its bounds, after
     /// reading the buckets the spill touches).
-    async fn apply(
-        &self,
-        p: &mut Pages,
-        plan: &Plan,
-        prior: &std::collections::HashMap<Key, (i64, bool)>,
-    ) -> Result<(), ApiError> {
+    async fn apply(&self, p: &mut Pages, plan: &Plan, prior: &pages::Prior) -> Result<(), ApiError> {
         p.apply(plan, prior)?;
         if let Some(spill) = p.spill_needed() {
             self.read(p, spill.reads(), None).await?;
