@@ -283,7 +283,7 @@ pub struct Stages {
     /// After the key's buckets were read and `Pages::current` (before `apply`).
     pub planned: Pages,
     pub plan: plan::Plan,
-    pub prior: HashMap<Key, (i64, bool)>,
+    pub prior: pages::Prior,
     /// After `apply` and the spill.
     pub applied: Pages,
 }
@@ -299,12 +299,7 @@ pub fn stages(u: &User, body: &[u8], now: i64) -> Stages {
 }
 
 /// The stored records of the pushed keys (their buckets read first) and the plan.
-pub fn step_plan(
-    u: &User,
-    p: &mut Pages,
-    changes: &[protocol::Change],
-    now: i64,
-) -> (plan::Plan, HashMap<Key, (i64, bool)>) {
+pub fn step_plan(u: &User, p: &mut Pages, changes: &[protocol::Change], now: i64) -> (plan::Plan, pages::Prior) {
     let keys: Vec<Key> = changes.iter().map(|c| (c.entity.name, c.id.as_str().to_owned())).collect();
     let wanted = p.buckets_for(keys.iter().map(|(t, id)| (*t, id.as_str())));
     step_read(u, p, wanted, Some(&keys));
@@ -314,7 +309,7 @@ pub fn step_plan(
 }
 
 /// `Pages::apply`, then `spill_needed` and, when due, the spill's bucket reads and `spill`.
-pub fn step_apply(u: &User, p: &mut Pages, plan: &plan::Plan, prior: &HashMap<Key, (i64, bool)>) -> bool {
+pub fn step_apply(u: &User, p: &mut Pages, plan: &plan::Plan, prior: &pages::Prior) -> bool {
     p.apply(plan, prior).unwrap();
     match p.spill_needed() {
         Some(s) => {

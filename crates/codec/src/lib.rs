@@ -258,16 +258,23 @@ pub fn from_hex(hex: &str) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
-/// The earliest `deleted_at` of a tombstone among `entries` (the page's `tomb` column,
-/// which the daily purge selects candidates by), or `None` when it holds none.
-pub fn tomb<'e>(entries: impl IntoIterator<Item = &'e Entry>) -> Result<Option<i64>, Error> {
+/// A stored record's `deleted_at` (`None` when it is null or absent; any other member is
+/// skipped). One reader for the `tomb` column and edgesync-core's purge, instead of a
+/// derived copy in each (304,559 -> 304,309 B gzip).
+pub fn deleted_at(record: &str) -> Result<Option<i64>, serde_json::Error> {
     #[derive(Deserialize)]
     struct Deleted {
         deleted_at: Option<i64>,
     }
+    Ok(serde_json::from_str::<Deleted>(record)?.deleted_at)
+}
+
+/// The earliest `deleted_at` of a tombstone among `entries` (the page's `tomb` column,
+/// which the daily purge selects candidates by), or `None` when it holds none.
+pub fn tomb<'e>(entries: impl IntoIterator<Item = &'e Entry>) -> Result<Option<i64>, Error> {
     let mut earliest: Option<i64> = None;
     for e in entries.into_iter().filter(|e| e.deleted) {
-        if let Some(at) = serde_json::from_str::<Deleted>(e.record.get())?.deleted_at {
+        if let Some(at) = deleted_at(e.record.get())? {
             earliest = Some(earliest.map_or(at, |t| t.min(at)));
         }
     }
@@ -531,14 +538,18 @@ impl Columns<'_> {
         {
             return Err(damaged());
         }
-        // Every key names one column, of JSON values or of integers; looked up once.
-        let mut by_key = std::collections::BTreeMap::new();
-        let named = self.k.iter().enumerate().map(|(c, (k, _))| (k, Col::Json(c)));
-        for (key, col) in named.chain(self.n.iter().enumerate().map(|(c, (k, _))| (k, Col::Int(c)))) {
-            if by_key.insert(key.as_str(), col).is_some() {
-                return Err(damaged());
-            }
+        // Every key names one column, of JSON values or of integers; looked up once, by
+        // binary search in a sorted vector: less code in the wasm than a BTreeMap
+        // (299,966 -> 299,079 B gzip; kept sorted by insertion it was 298,778, but quadratic
+        // in the keys of a damaged body).
+        let named = self.k.iter().enumerate().map(|(c, (k, _))| (k.as_str(), Col::Json(c)));
+        let mut by_key: Vec<(&str, Col)> =
+            named.chain(self.n.iter().enumerate().map(|(c, (k, _))| (k.as_str(), Col::Int(c)))).collect();
+        by_key.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        if by_key.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(damaged());
         }
+        let col_of = |k: &str| by_key.binary_search_by(|(key, _)| (*key).cmp(k)).map(|i| by_key[i].1);
         let shapes = self
             .s
             .iter()
@@ -546,7 +557,7 @@ impl Columns<'_> {
                 let cols = keys
                     .iter()
                     .enumerate()
-                    .map(|(n, k)| Ok((key_prefix(n == 0, k)?, *by_key.get(k.as_str()).ok_or_else(damaged)?)));
+                    .map(|(n, k)| Ok((key_prefix(n == 0, k)?, col_of(k).map_err(|_| damaged())?)));
                 let at = |name: &str| keys.iter().position(|k| k == name);
                 Ok(Shape {
                     entity: stored_entity(known, t)?,
@@ -933,6 +944,16 @@ mod tests {
         ["tasks", "lists", "notes", "settings"].into_iter().find(|t| *t == name)
     }
 
+    #[test]
+    fn deleted_at_of_a_record() {
+        assert_eq!(deleted_at(r#"{"id":"a","deleted_at":5,"x":{"deleted_at":1}}"#).unwrap(), Some(5));
+        assert_eq!(deleted_at(r#"{"id":"a","deleted_at":null}"#).unwrap(), None);
+        assert_eq!(deleted_at(r#"{"id":"a"}"#).unwrap(), None);
+        assert!(deleted_at(r#"{"deleted_at":"5"}"#).is_err());
+        assert!(deleted_at(r#"{"deleted_at":1.5}"#).is_err());
+        assert_eq!(deleted_at("[1]").unwrap(), Some(1), "a sequence, as serde's derive reads one");
+    }
+
     fn entry(id: &str, deleted_at: Option<i64>) -> Entry {
         let record = match deleted_at {
             Some(at) => format!("{{\"id\":\"{id}\",\"deleted_at\":{at}}}"),
@@ -1096,6 +1117,8 @@ mod tests {
             good.replace(r#""n":[["rev",[3]]]"#, r#""n":[["rev",[3,4]]]"#),
             good.replace(r#""n":[["rev",[3]]]"#, r#""n":[["rev",[]]]"#),
             good.replace(r#""n":[["rev",[3]]]"#, r#""n":[["id",[3]]]"#),
+            good.replace(r#""n":[["rev",[3]]]"#, r#""n":[["rev",[3]],["rev",[4]]]"#),
+            good.replace(r#""k":[["id",["a"]]]"#, r#""k":[["id",["a"]],["id",["b"]]]"#),
             good.replace(r#""tasks""#, r#""nope""#),
             good.replace(r#""e":[0]"#, r#""e":[null]"#),
             good.replace(r#"["id","rev"]"#, r#"["rev"]"#),

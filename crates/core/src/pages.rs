@@ -19,7 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::envelope::Stored;
@@ -112,7 +112,10 @@ fn aged(e: &Entry) -> Aged<'_> {
 #[derive(Default)]
 struct Lookups<'p> {
     scans: HashMap<u32, usize>,
-    index: HashMap<u32, HashMap<(&'static str, &'p str), usize>>,
+    /// Where each indexed bucket's index is in `indexes`: a map of the type `scans` is,
+    /// not a HashMap<u32, HashMap<..>> of its own (295,437 -> 295,250 B gzip).
+    indexed: HashMap<u32, usize>,
+    indexes: Vec<HashMap<(&'static str, &'p str), usize>>,
 }
 
 impl<'p> Lookups<'p> {
@@ -121,15 +124,20 @@ impl<'p> Lookups<'p> {
     const SCANS: usize = 8;
 
     fn find(&mut self, b: u32, bucket: &'p [Entry], key: &Key) -> Option<&'p Entry> {
-        if !self.index.contains_key(&b) {
-            let scans = self.scans.entry(b).or_default();
-            *scans += 1;
-            if *scans <= Self::SCANS {
-                return bucket.iter().find(|e| e.entity == key.0 && e.id == key.1);
+        let i = match self.indexed.get(&b) {
+            Some(&i) => i,
+            None => {
+                let scans = self.scans.entry(b).or_default();
+                *scans += 1;
+                if *scans <= Self::SCANS {
+                    return bucket.iter().find(|e| e.entity == key.0 && e.id == key.1);
+                }
+                self.indexes.push(index_of(bucket));
+                self.indexed.insert(b, self.indexes.len() - 1);
+                self.indexes.len() - 1
             }
-            self.index.insert(b, index_of(bucket));
-        }
-        let at = *self.index.get(&b)?.get(&(key.0, key.1.as_str()))?;
+        };
+        let at = *self.indexes.get(i)?.get(&(key.0, key.1.as_str()))?;
         bucket.get(at)
     }
 }
@@ -488,14 +496,14 @@ impl Pages {
     }
 
     /// Writes a plan's records into the head and advances the sequence.
-    pub fn apply(&mut self, plan: &Plan, prior: &HashMap<Key, (i64, bool)>) -> Result<(), ApiError> {
+    pub fn apply(&mut self, plan: &Plan, prior: &Prior) -> Result<(), ApiError> {
         for (entity, writes) in &plan.writes {
             for w in writes {
                 let (id, rev, deleted) = (w.id.as_str().to_owned(), w.rev, w.deleted);
                 let key: Key = (entity.name, id.clone());
                 // A record that comes back from a tombstone counts as created again.
                 let created_rev = match prior.get(&key) {
-                    Some(&(created, was_deleted)) if !was_deleted || deleted => created,
+                    Some((created, was_deleted)) if !was_deleted || deleted => created,
                     _ => rev,
                 };
                 let entry = Entry { entity: entity.name, id, rev, created_rev, deleted, record: w.record.clone() };
@@ -540,9 +548,12 @@ impl Pages {
         if n == 0 {
             return Some(Vec::new());
         }
-        let pushed: HashSet<(&str, &str)> = keys.iter().map(|(t, id)| (*t, id.as_str())).collect();
+        // The pushed keys in a map of the type `index_of` makes (the value unused), not a
+        // HashSet<(&str, &str)>: one hash table instantiation fewer (298,279 -> 297,753 B gzip).
+        let pushed: HashMap<(&'static str, &str), usize> =
+            keys.iter().enumerate().map(|(i, (t, id))| ((*t, id.as_str()), i)).collect();
         let kept: Vec<Aged> =
-            self.head.entries.iter().filter(|e| !pushed.contains(&(e.entity, e.id.as_str()))).map(aged).collect();
+            self.head.entries.iter().filter(|e| !pushed.contains_key(&(e.entity, e.id.as_str()))).map(aged).collect();
         let average = self.head_bytes() / self.head.entries.len().max(1);
         let len = kept.len().saturating_add(pushed.len());
         let bytes = kept
@@ -578,13 +589,21 @@ impl Pages {
         }
         let all_move = moving == aged.len() && !back(left, left_bytes);
         // Per bucket: the oldest rev among the head's old entries for it, and their count.
-        let mut groups: HashMap<u32, (i64, usize)> = HashMap::new();
+        // (Each bucket's place in `order` by a map of the type `Lookups::scans` is, not a
+        // HashMap<u32, (i64, usize)> of its own: 296,881 -> 296,207 B gzip. The sort below
+        // makes the order the same.)
+        let mut order: Vec<(u32, (i64, usize))> = Vec::new();
+        let mut place: HashMap<u32, usize> = HashMap::new();
         for &(rev, _, entity, id) in aged.iter().take_while(|a| a.0 < before) {
-            let g = groups.entry(bucket_of(entity, id, n)).or_insert((i64::MAX, 0));
+            let b = bucket_of(entity, id, n);
+            let i = *place.entry(b).or_insert_with(|| {
+                order.push((b, (i64::MAX, 0)));
+                order.len() - 1
+            });
+            let g = &mut order[i].1;
             g.0 = g.0.min(rev);
             g.1 += 1;
         }
-        let mut order: Vec<(u32, (i64, usize))> = groups.into_iter().collect();
         order.sort_unstable_by_key(|(b, (oldest, _))| (*oldest, *b));
         let capped = len <= 2 * HEAD_MAX && bytes <= 2 * HEAD_MAX_BYTES;
         let take = if capped { SPILL_BUCKETS } else { usize::MAX };
@@ -697,11 +716,15 @@ impl Pages {
         if let Some(b) = self.buckets_after(since).first() {
             return Err(ApiError::Internal(format!("pull without bucket {b}")));
         }
-        let exclude: HashSet<i64> = exclude.iter().copied().collect();
+        // A plan's revs ascend (each applied change takes the next one), so they are
+        // searched where they are, without a HashSet<i64>: a hash table instantiation of
+        // its own in the wasm (304,617 -> 304,559 B gzip). Any other order is scanned.
+        let sorted = exclude.is_sorted();
+        let excluded = |rev: &i64| if sorted { exclude.binary_search(rev).is_ok() } else { exclude.contains(rev) };
         let seq = self.head.seq;
         let mut rows: Vec<&Entry> = self
             .each()
-            .filter(|e| e.rev > since && e.rev <= seq && !exclude.contains(&e.rev))
+            .filter(|e| e.rev > since && e.rev <= seq && !excluded(&e.rev))
             .filter(|e| entity.is_none_or(|t| t == e.entity))
             .collect();
         rows.sort_unstable_by_key(|e| e.rev);
@@ -735,18 +758,16 @@ impl Pages {
     /// the purge horizon to the newest rev removed. Needs every bucket read. Returns how
     /// many records it removed.
     pub fn purge(&mut self, cutoff: i64) -> Result<usize, ApiError> {
-        #[derive(Deserialize)]
-        struct Deleted {
-            deleted_at: Option<i64>,
-        }
         let old = |e: &Entry| -> Result<bool, ApiError> {
-            Ok(e.deleted && serde_json::from_str::<Deleted>(e.record.get())?.deleted_at.is_some_and(|at| at < cutoff))
+            Ok(e.deleted && edgesync_codec::deleted_at(e.record.get())?.is_some_and(|at| at < cutoff))
         };
-        let mut doomed: HashSet<Key> = HashSet::new();
+        // The doomed keys in a map of the type the head's index is (the value unused), not
+        // a HashSet<Key>: one hash table instantiation fewer (297,753 -> 296,983 B gzip).
+        let mut doomed: HashMap<Key, usize> = HashMap::new();
         let mut horizon = self.head.horizon;
         for e in self.each() {
             if old(e)? {
-                doomed.insert(e.key());
+                doomed.insert(e.key(), 0);
                 horizon = horizon.max(e.rev);
             }
         }
@@ -762,13 +783,13 @@ impl Pages {
         if doomed.is_empty() && !stale {
             return Ok(0);
         }
-        self.head.entries.retain(|e| !doomed.contains(&e.key()));
+        self.head.entries.retain(|e| !doomed.contains_key(&e.key()));
         self.reindex();
         let index = &self.index;
         for (b, entries) in &mut self.buckets {
             let before = entries.len();
             let goes =
-                |e: &Entry| doomed.contains(&e.key()) || (index.contains_key(&e.key()) && old(e).unwrap_or(false));
+                |e: &Entry| doomed.contains_key(&e.key()) || (index.contains_key(&e.key()) && old(e).unwrap_or(false));
             entries.retain(|e| !goes(e));
             if entries.len() != before {
                 self.head.count = self.head.count.saturating_sub((before - entries.len()) as u64);
@@ -799,7 +820,32 @@ pub struct Exported<'a> {
 #[derive(Debug, Default)]
 pub struct Current {
     pub stored: HashMap<Key, Stored>,
-    pub prior: HashMap<Key, (i64, bool)>,
+    pub prior: Prior,
+}
+
+/// Each found key's created rev and whether it is a tombstone: in a vector, each key's
+/// place found through a HashMap<Key, usize> (the head index's type) rather than a
+/// HashMap<Key, (i64, bool)> of its own (295,250 -> 294,715 B gzip).
+#[derive(Debug, Default)]
+pub struct Prior {
+    at: HashMap<Key, usize>,
+    was: Vec<(i64, bool)>,
+}
+
+impl Prior {
+    fn insert(&mut self, key: Key, was: (i64, bool)) {
+        match self.at.get(&key) {
+            Some(&i) => self.was[i] = was,
+            None => {
+                self.at.insert(key, self.was.len());
+                self.was.push(was);
+            }
+        }
+    }
+
+    pub fn get(&self, key: &Key) -> Option<(i64, bool)> {
+        self.at.get(key).and_then(|&i| self.was.get(i)).copied()
+    }
 }
 
 /// A type name as the `&'static str` keys use (unknown names map to a name no key has).
@@ -882,6 +928,22 @@ mod tests {
         let tasks = p.changes(0, Some("tasks"), &[], 100).unwrap();
         assert_eq!(tasks.len(), 1);
         assert!(!tasks[0].record.get().contains("\"type\""));
+    }
+
+    /// `exclude` leaves out the same rows in any order (a plan's ascending revs are
+    /// binary-searched, others scanned).
+    #[test]
+    fn changes_exclude_in_any_order() {
+        let mut p = Pages::default();
+        for (i, id) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            push(&mut p, &[json!({"id": id, "title": "t"})], 10 * (i as i64 + 1));
+        }
+        let revs =
+            |exclude: &[i64]| -> Vec<i64> { p.changes(0, None, exclude, 100).unwrap().iter().map(|r| r.rev).collect() };
+        assert_eq!(revs(&[]), [10, 20, 30, 40, 50]);
+        assert_eq!(revs(&[20, 40, 99]), [10, 30, 50]);
+        assert_eq!(revs(&[40, 20, 99]), [10, 30, 50]);
+        assert_eq!(revs(&[50, 10, 50]), [20, 30, 40]);
     }
 
     #[test]

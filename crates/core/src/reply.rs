@@ -10,6 +10,15 @@ use crate::error::ApiError;
 use crate::etag::{none_match, state_tag};
 use crate::plan::{Applied, Conflict};
 
+/// The compact JSON text of a tree, the text `v.to_string()` gives, written by
+/// `serde_json::to_string`'s writer (which the replies use already) instead of `Value`'s
+/// `Display`, which brings a second copy of the serializer into the wasm and a pretty one
+/// for `{:#}` (with no `Value` formatted by `Display` left: 307,418 -> 306,248 B gzip).
+/// Writing a `Value` to a `Vec` cannot fail.
+pub fn json_text(v: &serde_json::Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
@@ -50,7 +59,7 @@ impl Reply {
     pub fn problem(err: &ApiError, now_ms: i64) -> Reply {
         Reply {
             status: err.status(),
-            body: Some(err.body(now_ms).to_string()),
+            body: Some(json_text(&err.body(now_ms))),
             content_type: "application/problem+json",
             headers: err.headers(),
         }
@@ -340,6 +349,21 @@ pub struct DevLogin<'a> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn json_text_is_the_display_text() {
+        let trees = [
+            json!(null),
+            json!("a \"quoted\" \u{1} é line\n"),
+            json!(-2157062085208783.0),
+            json!(0.1),
+            json!({"cron": "purge", "removed": 3, "cutoff": -1, "nested": [1, {"b": [], "a": {}}, true]}),
+            ApiError::Internal("x".into()).body(1_700_000_000_000),
+        ];
+        for v in trees {
+            assert_eq!(json_text(&v), v.to_string());
+        }
+    }
 
     #[test]
     fn conditional_answers_304_only_on_a_match() {

@@ -75,13 +75,21 @@ pub async fn one(db: &D1Database, ops: &Ops, sql: &str, params: &[JsValue]) -> R
 /// The rows of a result as `T`; a row that does not fit `T` is an internal error (with
 /// the reason), never a default.
 pub fn rows<T: FromRow>(res: &D1Result) -> Result<Vec<T>, ApiError> {
-    res.results::<Value>()?
+    objects(res)?.into_iter().map(|row| row.and_then(T::from_row)).collect()
+}
+
+/// The rows of a result, each a [`Row`] or why not: the part of [`rows`] that does not
+/// depend on the row type, compiled once rather than in each row type's copy (296,207 ->
+/// 295,437 B gzip). The first error in row order is still the one returned.
+fn objects(res: &D1Result) -> Result<Vec<Result<Row, ApiError>>, ApiError> {
+    Ok(res
+        .results::<Value>()?
         .into_iter()
         .map(|row| match row {
-            Value::Object(columns) => T::from_row(Row(columns)),
+            Value::Object(columns) => Ok(Row(columns)),
             _ => Err(ApiError::Internal("unexpected D1 row: not an object".into())),
         })
-        .collect()
+        .collect())
 }
 
 /// A type a D1 row decodes into, column by column through [`Row`]'s accessors (one

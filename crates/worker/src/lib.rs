@@ -43,7 +43,10 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let cutoff = now.saturating_sub(retention_ms);
     let result = purge::run(isolate.router(&env), cutoff).await;
     match result {
-        Ok(n) => worker::console_log!("{}", serde_json::json!({"cron": "purge", "removed": n, "cutoff": cutoff})),
+        Ok(n) => {
+            let line = serde_json::json!({"cron": "purge", "removed": n, "cutoff": cutoff});
+            worker::console_log!("{}", edgesync_core::reply::json_text(&line))
+        }
         Err(e) => worker::console_error!("purge failed: {e:?}"),
     }
 }

@@ -4,7 +4,6 @@
 //! loudly; costs go to the request's `Ops`.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::rc::Rc;
 
 use serde_json::value::RawValue;
@@ -424,12 +423,7 @@ impl<'a> Store<'a> {
 
     /// Applies a plan to the pages (spilling the head if it outgrew its bounds, after
     /// reading the buckets the spill touches).
-    async fn apply(
-        &self,
-        p: &mut Pages,
-        plan: &Plan,
-        prior: &std::collections::HashMap<Key, (i64, bool)>,
-    ) -> Result<(), ApiError> {
+    async fn apply(&self, p: &mut Pages, plan: &Plan, prior: &pages::Prior) -> Result<(), ApiError> {
         p.apply(plan, prior)?;
         if let Some(spill) = p.spill_needed() {
             self.read(p, spill.reads(), None).await?;
@@ -538,11 +532,14 @@ impl<'a> Store<'a> {
         // The upload is the whole truth: its records are taken as they are, and every
         // live record it leaves out is deleted.
         let mut changes: Vec<Change> = records.iter().map(|c| Change { version: None, ..c.clone() }).collect();
-        let given: HashSet<&str> = records.iter().map(|c| c.id.as_str()).collect();
+        // The upload's ids sorted and searched (the sort `dropped` takes too), not a
+        // HashSet<&str>: a hash table of its own in the wasm (298,832 -> 298,279 B gzip).
+        let mut given: Vec<&str> = records.iter().map(|c| c.id.as_str()).collect();
+        given.sort_unstable();
         let mut dropped: Vec<&str> = current
             .stored
             .values()
-            .filter(|s| !s.is_deleted() && !given.contains(s.envelope.id.as_str()))
+            .filter(|s| !s.is_deleted() && given.binary_search(&s.envelope.id.as_str()).is_err())
             .map(|s| s.envelope.id.as_str())
             .collect();
         dropped.sort_unstable();
