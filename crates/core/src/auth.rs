@@ -79,7 +79,8 @@ struct Registered {
 
 /// A registered claim as far as the checks read it: a string, or the strings of an array
 /// (`aud`). Any other JSON value is accepted, as it was when these claims were read as
-/// `serde_json::Value`s, and is neither. Read without building a `Value` (jwt-compact's
+/// `serde_json::Value`s, and is neither; so is an object in the form of serde_json's
+/// private raw-value marker, which a `Value` read as the JSON text it wraps. Read without building a `Value` (jwt-compact's
 /// `Claims` flattens the custom claims, so they come out of serde's buffered content, and
 /// a `Value` built from that is a large function of its own): 306,248 -> 304,617 B gzip.
 #[derive(Debug, PartialEq)]
@@ -655,6 +656,15 @@ mod tests {
             json!(["u", "i", "a"]),
             json!([["a"], {"a": "a"}]),
             json!({"sub": "u", "iss": "i", "aud": "a", "nested": {"x": [1, "a"]}}),
+            // serde_json's private marker of a raw value (its `raw_value` feature): an
+            // object like any other here. (A `Value` read it as the JSON text it wraps, so a
+            // signed `{"sub": {"$serde_json::private::RawValue": "\"u\""}}` was user u.)
+            json!({"$serde_json::private::RawValue": "\"u\""}),
+            json!({"$serde_json::private::RawValue": "\"i\""}),
+            json!({"$serde_json::private::RawValue": "\"a\""}),
+            json!({"$serde_json::private::RawValue": "[\"a\"]"}),
+            json!([{"$serde_json::private::RawValue": "\"a\""}]),
+            json!({"$serde_json::private::RawValue": "not json"}),
         ];
         for other in &others {
             for (claim, why) in [("sub", "sub claim required"), ("iss", "wrong issuer"), ("aud", "wrong audience")] {
