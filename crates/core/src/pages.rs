@@ -107,15 +107,43 @@ fn aged(e: &Entry) -> Aged<'_> {
     (e.rev, e.bytes(), e.entity, e.id.as_str())
 }
 
+/// Values by key, kept in a vector whose places a `HashMap<K, usize>` finds: the hash
+/// tables the wasm holds anyway (the head's index, `Lookups::scans`), not one per value
+/// type (each such table cost 0.2-0.7 KB gzip, measured where this replaced them).
+#[derive(Debug)]
+struct Slots<K, V> {
+    at: HashMap<K, usize>,
+    values: Vec<V>,
+}
+
+impl<K, V> Default for Slots<K, V> {
+    fn default() -> Self {
+        Slots { at: HashMap::new(), values: Vec::new() }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Slots<K, V> {
+    fn get(&self, key: &K) -> Option<&V> {
+        self.at.get(key).and_then(|&i| self.values.get(i))
+    }
+
+    /// The key's value, made by `new` if it has none yet.
+    fn get_or_insert_with(&mut self, key: K, new: impl FnOnce() -> V) -> &mut V {
+        let values = &mut self.values;
+        let i = *self.at.entry(key).or_insert_with(|| {
+            values.push(new());
+            values.len() - 1
+        });
+        &mut values[i]
+    }
+}
+
 /// Per decoded bucket: how often it was searched, and its index (entity and id to
 /// position) once it was searched more than [`Lookups::SCANS`] times.
 #[derive(Default)]
 struct Lookups<'p> {
     scans: HashMap<u32, usize>,
-    /// Where each indexed bucket's index is in `indexes`: a map of the type `scans` is,
-    /// not a HashMap<u32, HashMap<..>> of its own (295,437 -> 295,250 B gzip).
-    indexed: HashMap<u32, usize>,
-    indexes: Vec<HashMap<(&'static str, &'p str), usize>>,
+    indexes: Slots<u32, HashMap<(&'static str, &'p str), usize>>,
 }
 
 impl<'p> Lookups<'p> {
@@ -124,21 +152,18 @@ impl<'p> Lookups<'p> {
     const SCANS: usize = 8;
 
     fn find(&mut self, b: u32, bucket: &'p [Entry], key: &Key) -> Option<&'p Entry> {
-        let i = match self.indexed.get(&b) {
-            Some(&i) => i,
+        let index = match self.indexes.get(&b) {
+            Some(index) => index,
             None => {
                 let scans = self.scans.entry(b).or_default();
                 *scans += 1;
                 if *scans <= Self::SCANS {
                     return bucket.iter().find(|e| e.entity == key.0 && e.id == key.1);
                 }
-                self.indexes.push(index_of(bucket));
-                self.indexed.insert(b, self.indexes.len() - 1);
-                self.indexes.len() - 1
+                self.indexes.get_or_insert_with(b, || index_of(bucket))
             }
         };
-        let at = *self.indexes.get(i)?.get(&(key.0, key.1.as_str()))?;
-        bucket.get(at)
+        bucket.get(*index.get(&(key.0, key.1.as_str()))?)
     }
 }
 
@@ -589,21 +614,15 @@ impl Pages {
         }
         let all_move = moving == aged.len() && !back(left, left_bytes);
         // Per bucket: the oldest rev among the head's old entries for it, and their count.
-        // (Each bucket's place in `order` by a map of the type `Lookups::scans` is, not a
-        // HashMap<u32, (i64, usize)> of its own: 296,881 -> 296,207 B gzip. The sort below
-        // makes the order the same.)
-        let mut order: Vec<(u32, (i64, usize))> = Vec::new();
-        let mut place: HashMap<u32, usize> = HashMap::new();
+        // (In `Slots`; the sort below makes the order the same.)
+        let mut groups: Slots<u32, (u32, (i64, usize))> = Slots::default();
         for &(rev, _, entity, id) in aged.iter().take_while(|a| a.0 < before) {
             let b = bucket_of(entity, id, n);
-            let i = *place.entry(b).or_insert_with(|| {
-                order.push((b, (i64::MAX, 0)));
-                order.len() - 1
-            });
-            let g = &mut order[i].1;
+            let g = &mut groups.get_or_insert_with(b, || (b, (i64::MAX, 0))).1;
             g.0 = g.0.min(rev);
             g.1 += 1;
         }
+        let mut order = groups.values;
         order.sort_unstable_by_key(|(b, (oldest, _))| (*oldest, *b));
         let capped = len <= 2 * HEAD_MAX && bytes <= 2 * HEAD_MAX_BYTES;
         let take = if capped { SPILL_BUCKETS } else { usize::MAX };
@@ -823,28 +842,18 @@ pub struct Current {
     pub prior: Prior,
 }
 
-/// Each found key's created rev and whether it is a tombstone: in a vector, each key's
-/// place found through a HashMap<Key, usize> (the head index's type) rather than a
-/// HashMap<Key, (i64, bool)> of its own (295,250 -> 294,715 B gzip).
+/// Each found key's created rev and whether it is a tombstone (in `Slots`, not a
+/// HashMap<Key, (i64, bool)> of its own: 295,250 -> 294,715 B gzip).
 #[derive(Debug, Default)]
-pub struct Prior {
-    at: HashMap<Key, usize>,
-    was: Vec<(i64, bool)>,
-}
+pub struct Prior(Slots<Key, (i64, bool)>);
 
 impl Prior {
     fn insert(&mut self, key: Key, was: (i64, bool)) {
-        match self.at.get(&key) {
-            Some(&i) => self.was[i] = was,
-            None => {
-                self.at.insert(key, self.was.len());
-                self.was.push(was);
-            }
-        }
+        *self.0.get_or_insert_with(key, || was) = was;
     }
 
     pub fn get(&self, key: &Key) -> Option<(i64, bool)> {
-        self.at.get(key).and_then(|&i| self.was.get(i)).copied()
+        self.0.get(key).copied()
     }
 }
 
