@@ -25,6 +25,10 @@ const BEGIN = '<!-- bench/floor.mjs + bench/profile.mjs: begin -->';
 const END = '<!-- bench/floor.mjs + bench/profile.mjs: end -->';
 const CHART = 'BENCHMARKS-capacity.svg';
 const BUDGET_MS = 10; // Workers Free plan CPU time per request
+/** wrangler.toml's MAX_CHANGES: the goal (issue #11) is every request up to it within 10 ms. */
+const MAX_CHANGES = Number(/^MAX_CHANGES\s*=\s*"(\d+)"/m.exec(fs.readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8'))?.[1] ?? NaN);
+/** A request a deployment with the default MAX_CHANGES accepts (pulls always). */
+const underLimit = (t) => t.kind === 'pull' || !(t.changes > MAX_CHANGES);
 
 const throughput = readResult('throughput');
 const growth = readResult('growth');
@@ -140,11 +144,15 @@ if (capMixes || growth || wasmCpu) {
   }
   const reqs = wasmCpu?.requests?.filter((r) => r.ms != null);
   if (reqs?.length) {
-    const worst = reqs.reduce((m, r) => (r.ms > m.ms ? r : m));
-    const over = reqs.filter((r) => !r.within);
+    const worstOf = (list) => list.reduce((m, r) => (r.ms > m.ms ? r : m));
+    const inScope = reqs.filter(underLimit);
+    const above = reqs.filter((r) => !underLimit(r));
+    const over = inScope.filter((r) => !r.within);
+    const worst = worstOf(inScope);
     bullets.push(
-      `- **CPU** (pure path of a request in wasm under V8, [section 4](#4-size-and-cpu)): ${over.length ? `**${over.length} of ${reqs.length} request kinds over the Free plan's 10 ms**` : `all ${reqs.length} request kinds within the Free plan's 10 ms`}; ` +
-        `the largest is ${cpuWhat(worst)} at ${dec(worst.ms, 2)} ms (${pct(worst.ms / BUDGET_MS, 0)} of 10 ms).`,
+      `- **CPU** (pure path of a request in wasm under V8, [section 4](#4-size-and-cpu)): ${over.length ? `**${over.length} of ${inScope.length} request kinds up to \`MAX_CHANGES\` (${int(MAX_CHANGES)}, the default) over the Free plan's 10 ms**` : `**all ${inScope.length} request kinds up to \`MAX_CHANGES\` (${int(MAX_CHANGES)}, the default) within the Free plan's 10 ms**`}; ` +
+        `the largest is ${cpuWhat(worst)} at ${dec(worst.ms, 2)} ms (${pct(worst.ms / BUDGET_MS, 0)} of 10 ms)` +
+        (above.length ? `. Above the default (pushes a deployment accepts only with \`MAX_CHANGES\` raised, a Paid-plan setting): ${above.filter((r) => !r.within).length} of ${above.length} over, the largest ${cpuWhat(worstOf(above))} at ${dec(worstOf(above).ms, 2)} ms.` : '.'),
     );
   }
   p(...bullets);
@@ -435,17 +443,19 @@ if (Object.keys(native).length || wasmCpu) {
           `${int(t.head_records)} / ${int(t.buckets)}`,
           t.kind === 'pull' ? '—' : t.spilled ? `yes (${int(t.buckets_written)})` : 'no',
           `**${t.ms == null ? '—' : `${dec(t.ms, 2)} ms`}**`,
-          t.ms == null ? '—' : `${pct(t.ms / BUDGET_MS, 0)}${t.within ? '' : ' **over**'}`,
+          t.ms == null ? '—' : `${pct(t.ms / BUDGET_MS, 0)}${t.within ? '' : underLimit(t) ? ' **over**' : ' over (above `MAX_CHANGES`)'}`,
           nat(t) ? time(nat(t).median) : '—',
           ...Object.keys(STEP_LABEL).map((k) => (t.steps?.[k] != null ? dec(t.steps[k], 2) : '—')),
         ]),
       ),
     );
     p(`Steps (ms in wasm, each timed alone on its own input): ${Object.entries(STEP_LABEL).map(([k, v]) => `*${k}*: ${v}`).join('; ')}.`);
-    const over = reqs.filter((r) => r.ms != null && !r.within);
+    const over = reqs.filter((r) => r.ms != null && !r.within && underLimit(r));
+    const above = reqs.filter((r) => r.ms != null && !r.within && !underLimit(r));
     p(
-      `**Against the Free plan's 10 ms of CPU per request** (issue #11: every request up to \`MAX_CHANGES\`, 1,000 by default, within it): ` +
-        (over.length ? `**over** for ${over.map((t) => `${cpuWhat(t)} (${dec(t.ms, 2)} ms)`).join('; ')}.` : 'every request kind measured is within it.'),
+      `**Against the Free plan's 10 ms of CPU per request** (issue #11: every request up to \`MAX_CHANGES\`, ${int(MAX_CHANGES)} by default, within it): ` +
+        (over.length ? `**over** for ${over.map((t) => `${cpuWhat(t)} (${dec(t.ms, 2)} ms)`).join('; ')}.` : `every request kind up to ${int(MAX_CHANGES)} changes is within it.`) +
+        (above.length ? ` Over 10 ms but refused by a deployment with the default \`MAX_CHANGES\` (413: the client pushes ${int(MAX_CHANGES)} at a time): ${above.map((t) => `${cpuWhat(t)} (${dec(t.ms, 2)} ms)`).join('; ')}; a deployment that raises \`MAX_CHANGES\` (the Paid plan's 30 s of CPU) accepts them.` : ''),
     );
   }
   const steps = Object.keys(native).filter((k) => k.includes('_steps/'));

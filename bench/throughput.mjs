@@ -28,7 +28,8 @@ if (opt.quick) {
   opt.coldUsers = Math.min(opt.coldUsers, 1_500);
 }
 
-const srv = await startWorker();
+// MAX_CHANGES=1000 (a Paid-plan setting; the default is 100) for the push-of-1,000 kind.
+const srv = await startWorker({ vars: { MAX_CHANGES: '1000' } });
 log(`worker on ${srv.url} (started in ${srv.startupMs} ms)`);
 const base = srv.url;
 const post = (tok, body) => send(base, { method: 'POST', path: '/api/sync', token: tok, body });

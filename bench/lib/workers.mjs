@@ -354,7 +354,8 @@ export async function d1Execute({ cwd = ROOT, config = testConfig(), persistDir,
  */
 export async function edgesyncWithColdUsers(n, tasksPerUser, prefix, log, { assets = true } = {}) {
   const tpl = `${prefix}tpl`;
-  const seeder = await startEdgesync({ vars: { QUOTA_KV_WRITES: '0' }, keepDir: true });
+  // The template user is seeded in one push (MAX_CHANGES raised for it: the default is 100).
+  const seeder = await startEdgesync({ vars: { QUOTA_KV_WRITES: '0', MAX_CHANGES: String(Math.max(100, tasksPerUser)) }, keepDir: true });
   const dir = seeder.persistDir;
   try {
     const changes = Array.from({ length: tasksPerUser }, (_, i) => ({ type: 'tasks', id: `t-${i}`, title: `task ${i}`, description: 'benchmark task' }));

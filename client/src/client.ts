@@ -27,10 +27,10 @@ export const DEFAULT_SCHEDULE: Schedule = {
   timeoutMs: 10_000,
   retryBaseMs: 1_000,
   retryMaxMs: 5 * MIN,
-  // The server takes up to MAX_CHANGES (1,000) per request, but a push's CPU grows with
-  // its changes and the user's records: 100 fits the Workers Free plan's 10 ms for a user
-  // of up to 5,000 records, 1,000 only up to 500 (BENCHMARKS.md section 4); larger
-  // outboxes go in rounds.
+  // The server's MAX_CHANGES (100 by default: a push's CPU grows with its changes and the
+  // user's records, and 100 fits the Workers Free plan's 10 ms for a user of 5,000
+  // records, BENCHMARKS.md section 4); larger outboxes go in rounds. A server that takes
+  // fewer answers 413 and the batch is halved.
   maxChanges: 100,
 };
 

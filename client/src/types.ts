@@ -55,7 +55,7 @@ export interface Schedule {
   /** Retry backoff: base × 2^(n-1), capped, with jitter; Retry-After is a floor. */
   retryBaseMs: number;
   retryMaxMs: number;
-  /** Changes per request (default 100, what fits the Free plan's CPU; the server's MAX_CHANGES is 1,000; a 413 halves it). */
+  /** Changes per request (default 100, what fits the Free plan's CPU and the server's default MAX_CHANGES; a 413 halves it). */
   maxChanges: number;
   /** Page size asked of the server (undefined: the server's default). */
   pageLimit?: number;

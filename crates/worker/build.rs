@@ -3,20 +3,21 @@
 //! some 130 KB of wasm; see `src/openapi.rs`). The document depends on the collections
 //! declaration (read by edgesync-core's own build script, from `EDGESYNC_COLLECTIONS` like
 //! the wasm's copy of the crate) and on two settings known only at run time:
-//! - `MAX_CHANGES`, written as `openapi::MAX_CHANGES_SLOT` and replaced when served;
+//! - `MAX_CHANGES` and `MAX_UPLOAD_RECORDS`, written as `openapi::LIMIT_SLOTS` and
+//!   replaced when served;
 //! - `DEV_MODE`, which adds the development endpoints: one piece of text inserted into the
 //!   document without them, so the wasm holds one document, the piece and its offset
 //!   (`openapi.json`, `openapi-dev.json`, `openapi_dev_at.rs` in `OUT_DIR`).
 
 use std::path::{Path, PathBuf};
 
-use edgesync_core::openapi::{document, MAX_CHANGES_SLOT};
+use edgesync_core::openapi::{document, LIMIT_SLOTS};
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=EDGESYNC_COLLECTIONS");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
-    let (base, dev) = (document(MAX_CHANGES_SLOT, false).to_string(), document(MAX_CHANGES_SLOT, true).to_string());
+    let (base, dev) = (document(LIMIT_SLOTS, false).to_string(), document(LIMIT_SLOTS, true).to_string());
     let (at, piece) = insertion(&base, &dev)
         .unwrap_or_else(|| panic!("the DEV_MODE OpenAPI document is not the other one with one piece inserted"));
     write(&out.join("openapi.json"), &base);

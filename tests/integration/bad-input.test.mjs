@@ -91,8 +91,8 @@ describe('malformed requests to POST /api/sync', () => {
   });
 
   test('body over 1 MiB → 413 payload_too_large', async () => {
-    // 120 individually valid changes of 9,000-char descriptions: only the size is wrong
-    const changes = Array.from({ length: 120 }, (_, i) => task(`big-${i}`, { description: 'x'.repeat(9000) }));
+    // 100 individually valid changes (MAX_CHANGES) of 11,000-char descriptions: only the size is wrong
+    const changes = Array.from({ length: 100 }, (_, i) => task(`big-${i}`, { description: 'x'.repeat(11000) }));
     const body = JSON.stringify({ cursor: 0, changes });
     assert.ok(Buffer.byteLength(body) > 1048576);
     await rejectsRaw('/api/sync', body, JSON_CT, 413, 'payload_too_large');
@@ -117,12 +117,14 @@ describe('malformed requests to POST /api/sync', () => {
     for (const r of near) assert.equal(r.description, `${r.id.slice(5)}:`.padEnd(10_000, 'd'));
   });
 
-  test('1,001 changes → 413 payload_too_large; 1,000 are accepted (control)', async () => {
-    const changes = Array.from({ length: 1001 }, (_, i) => task(`n-${i}`));
-    await rejectsRaw('/api/sync', JSON.stringify({ cursor: 0, changes }), JSON_CT, 413, 'payload_too_large');
+  test('MAX_CHANGES at its default: 101 changes → 413 payload_too_large saying to push in parts; 100 are accepted (control)', async () => {
+    const changes = Array.from({ length: 101 }, (_, i) => task(`n-${i}`));
+    await rejectsRaw('/api/sync', JSON.stringify({ cursor: 0, changes }), JSON_CT, 413, 'payload_too_large', {
+      mentions: ['101 changes', 'limit is 100', 'MAX_CHANGES', 'in parts'],
+    });
     const { u } = await seeded();
-    const b = ok(await u.sync({ cursor: 0, changes: changes.slice(0, 1000) }));
-    assert.equal(b.applied.length, 1000);
+    const b = ok(await u.sync({ cursor: 0, changes: changes.slice(0, 100) }));
+    assert.equal(b.applied.length, 100);
   });
 });
 

@@ -12,7 +12,7 @@ import { check, del, expectProblem, ok, pullAll, push, snapshot, assertUnchanged
 let srv;
 before(async () => {
   srv = await startWorker({
-    vars: { MAX_CHANGES: '5', MAX_BODY_BYTES: '8192', TOMBSTONE_RETENTION_DAYS: '0', ADMIN_TOKEN: '', STATE_CACHE_TTL: '120' },
+    vars: { MAX_CHANGES: '5', MAX_UPLOAD_RECORDS: '7', MAX_BODY_BYTES: '8192', TOMBSTONE_RETENTION_DAYS: '0', ADMIN_TOKEN: '', STATE_CACHE_TTL: '120' },
     extraArgs: ['--test-scheduled'],
   });
 });
@@ -37,18 +37,19 @@ describe('configured request limits', () => {
     await push(u, Array.from({ length: 5 }, () => task(rid('t'))));
   });
 
-  test('MAX_CHANGES=5 holds on the delta push and the full upload too: 6 → 413, 5 accepted', async () => {
+  test('MAX_CHANGES=5 holds on the delta push too (6 → 413, 5 accepted); the full upload has MAX_UPLOAD_RECORDS=7 (8 → 413, 7 accepted)', async () => {
     const u = api(srv.url, await token(newUserId()));
     await push(u, [task('seed')]);
     const before = await snapshot(u);
-    const six = Array.from({ length: 6 }, () => ({ id: rid('t'), title: 'x' }));
-    expectProblem(await u.post('/api/sync/tasks/delta', { changes: { created: six } }), 413, 'payload_too_large');
+    const eight = Array.from({ length: 8 }, () => ({ id: rid('t'), title: 'x' }));
+    const six = eight.slice(0, 6);
+    expectProblem(await u.post('/api/sync/tasks/delta', { changes: { created: six } }), 413, 'payload_too_large', { mentions: ['MAX_CHANGES'] });
     expectProblem(await u.post('/api/sync/tasks/delta', { changes: { created: six.slice(0, 3), updated: six.slice(3, 5), deleted: ['seed'] } }), 413, 'payload_too_large');
-    expectProblem(await u.post('/api/sync/tasks', { cursor: before.cursor, data: six }), 413, 'payload_too_large');
-    await assertUnchanged(u, before, '6-change delta and upload');
+    expectProblem(await u.post('/api/sync/tasks', { cursor: before.cursor, data: eight }), 413, 'payload_too_large', { mentions: ['MAX_UPLOAD_RECORDS'] });
+    await assertUnchanged(u, before, '6-change delta and 8-record upload');
     assert.deepEqual(ok(await u.post('/api/sync/tasks/delta', { changes: { created: six.slice(0, 5) } })).processed, { created: 5, updated: 0, deleted: 0 });
-    const up = ok(await u.post('/api/sync/tasks', { cursor: (await check(u)).cursor, data: six.slice(0, 5) }));
-    assert.equal(up.uploaded, 5, JSON.stringify(up));
+    const up = ok(await u.post('/api/sync/tasks', { cursor: (await check(u)).cursor, data: eight.slice(0, 7) }));
+    assert.equal(up.uploaded, 7, JSON.stringify(up));
   });
 
   test('MAX_BODY_BYTES=8192: exactly 8,192 bytes are accepted, 8,193 → 413', async () => {

@@ -15,7 +15,8 @@ const run = promisify(execFile);
 
 let srv;
 before(async () => {
-  srv = await startWorker();
+  // Pushes of up to 1,000 changes (a Paid-plan MAX_CHANGES; the default is 100): the exported user is built in pushes of 350.
+  srv = await startWorker({ vars: { MAX_CHANGES: '1000' } });
 });
 after(async () => {
   await srv?.stop();

@@ -13,7 +13,8 @@ import { check, expectOps, expectProblem, ok, opsText, push, sleep, sumOps, task
 
 let srv;
 before(async () => {
-  srv = await startWorker({ vars: { USAGE_FLUSH_REQUESTS: '1' } });
+  // Pushes of up to 1,000 changes (a Paid-plan MAX_CHANGES; the default is 100): the costs of a push of 1,000 are measured here.
+  srv = await startWorker({ vars: { USAGE_FLUSH_REQUESTS: '1', MAX_CHANGES: '1000' } });
 });
 after(async () => {
   await srv?.stop();

@@ -204,19 +204,22 @@ describe('full upload: counts, cursor, limits', () => {
     assert.deepEqual([after.updates, after.deleted], [[], []]);
   });
 
-  test('more than MAX_CHANGES (1,000) records → 413 payload_too_large on the full upload and the delta push; nothing written', async () => {
+  test('default limits: more than MAX_UPLOAD_RECORDS (1,000) records → 413 on the full upload, more than MAX_CHANGES (100) changes → 413 on the delta push; nothing written', async () => {
     const [A] = await twoDevices();
     await push(A, [task('keep')]);
     const before = await snapshot(A);
     const recs = Array.from({ length: 1001 }, (_, i) => ({ id: `m${i}`, title: `m${i}` }));
-    expectProblem(await A.post('/api/sync/tasks', { data: recs, cursor: before.cursor }), 413, 'payload_too_large');
-    expectProblem(await A.post('/api/sync/tasks/delta', { changes: { created: recs } }), 413, 'payload_too_large');
+    expectProblem(await A.post('/api/sync/tasks', { data: recs, cursor: before.cursor }), 413, 'payload_too_large', { mentions: ['MAX_UPLOAD_RECORDS'] });
+    expectProblem(await A.post('/api/sync/tasks/delta', { changes: { created: recs.slice(0, 101) } }), 413, 'payload_too_large', { mentions: ['MAX_CHANGES'] });
     // the limit counts the delta's lists together
-    expectProblem(await A.post('/api/sync/tasks/delta', { changes: { created: recs.slice(0, 600), updated: recs.slice(600, 1000), deleted: ['keep'] } }), 413, 'payload_too_large');
+    expectProblem(await A.post('/api/sync/tasks/delta', { changes: { created: recs.slice(0, 60), updated: recs.slice(60, 100), deleted: ['keep'] } }), 413, 'payload_too_large');
     await assertUnchanged(A, before, 'over-limit upload and delta');
-    // 1,000 is accepted (control)
-    const ok1000 = ok(await A.post('/api/sync/tasks/delta', { changes: { created: recs.slice(0, 1000) } }));
-    assert.deepEqual(ok1000.processed, { created: 1000, updated: 0, deleted: 0 });
+    // 100 changes are accepted on the delta push, 1,000 records on the full upload (controls)
+    const ok100 = ok(await A.post('/api/sync/tasks/delta', { changes: { created: recs.slice(0, 100) } }));
+    assert.deepEqual(ok100.processed, { created: 100, updated: 0, deleted: 0 });
+    const up = ok(await A.post('/api/sync/tasks', { data: recs.slice(0, 1000), cursor: (await check(A)).cursor }));
+    assert.equal(up.uploaded, 1000, JSON.stringify(up));
+    assert.equal(ok(await A.get('/api/sync/tasks?limit=1000')).data.length, 1000, 'the set is the 1,000 uploaded ("keep" is a tombstone)');
   });
 });
 

@@ -14,7 +14,8 @@ const MAX_ROWS_PER_PUSH = 1 + 8 + 2 * 4;
 
 let srv;
 before(async () => {
-  srv = await startWorker();
+  // Pushes of up to 1,000 changes (a Paid-plan MAX_CHANGES; the default is 100): this file builds users of thousands of records and pushes that spill into many buckets at once.
+  srv = await startWorker({ vars: { MAX_CHANGES: '1000' } });
 });
 after(async () => {
   await srv?.stop();

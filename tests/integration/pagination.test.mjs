@@ -12,7 +12,8 @@ let ids; // their ids
 let push1000Ops;
 
 before(async () => {
-  srv = await startWorker();
+  // Pushes of up to 1,000 changes (a Paid-plan MAX_CHANGES; the default is 100): the user is built by a push of 1,000 and one of 200, whose D1 costs are compared.
+  srv = await startWorker({ vars: { MAX_CHANGES: '1000' } });
   P = api(srv.url, await token(newUserId('pager')));
   ids = Array.from({ length: 1200 }, (_, i) => `task-${String(i).padStart(5, '0')}-${rid('x')}`);
   const r1 = await P.sync({ cursor: 0, changes: ids.slice(0, 1000).map((id, i) => task(id, { title: `t${i}`, sort_order: i })) });

@@ -75,7 +75,7 @@ pub fn tokens(now: i64) -> Tokens {
 }
 
 /// `MAX_CHANGES`' default (wrangler.toml, crates/core config.rs).
-pub const LIMITS: Limits = Limits { max_changes: 1_000 };
+pub const LIMITS: Limits = Limits { max_changes: 1_000, max_upload_records: 1_000 };
 
 /// A task as a client pushes it, with every field of the contract's task type; `tag`
 /// goes into the title, so the same `i` with another tag is an edit.
@@ -257,7 +257,7 @@ pub struct PushCase {
 pub fn push_cases() -> Vec<PushCase> {
     let mut v = Vec::new();
     for h in [100usize, 500, 5_000] {
-        for n in [10usize, 100, 1_000] {
+        for n in [10usize, 100, 200, 1_000] {
             v.push(PushCase { id: format!("push_{n}_new_h{h}"), changes: n, user_records: h, edits: false });
             if n <= h {
                 v.push(PushCase { id: format!("push_{n}_edit_h{h}"), changes: n, user_records: h, edits: true });

@@ -6,6 +6,12 @@ use crate::accounting::Policy as UsagePolicy;
 use crate::quota::Quotas;
 use crate::ratelimit::Policy;
 
+/// `MAX_CHANGES` when unset: the largest push measured within the Free plan's 10 ms of CPU
+/// per request (BENCHMARKS.md section 4: 100 edits into a user of 5,000 records take about
+/// 8-9 ms of wasm CPU, 200 about 10, 1,000 over 20). The client's batch is the same 100.
+/// A deployment on the Paid plan (30 s of CPU) can raise it, to 1,000 say.
+pub const DEFAULT_MAX_CHANGES: usize = 100;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub jwt_secret: Option<String>,
@@ -17,7 +23,8 @@ pub struct Config {
     pub cors_origins: Option<Vec<String>>,
     pub admin_token: Option<String>,
     pub max_body_bytes: usize,
-    pub max_changes: usize,
+    /// `MAX_CHANGES` (changes per push) and `MAX_UPLOAD_RECORDS` (records per full upload).
+    pub limits: crate::parse::Limits,
     pub rate: Policy,
     /// Seconds a state token lives in KV (KV's minimum expiration is 60).
     pub state_cache_ttl: u64,
@@ -66,7 +73,10 @@ impl Config {
             },
             admin_token: get("ADMIN_TOKEN").filter(|s| !s.is_empty()),
             max_body_bytes: num("MAX_BODY_BYTES", 1_048_576) as usize,
-            max_changes: num("MAX_CHANGES", 1_000) as usize,
+            limits: crate::parse::Limits {
+                max_changes: num("MAX_CHANGES", DEFAULT_MAX_CHANGES as u64) as usize,
+                max_upload_records: num("MAX_UPLOAD_RECORDS", 1_000) as usize,
+            },
             rate: Policy {
                 burst: float("RATE_LIMIT_BURST", 30.0).max(1.0),
                 per_minute: float("RATE_LIMIT_PER_MINUTE", 30.0),
@@ -113,7 +123,7 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let c = Config::from_lookup(|_| None);
-        assert_eq!((c.max_body_bytes, c.max_changes), (1_048_576, 1_000));
+        assert_eq!((c.max_body_bytes, c.limits.max_changes, c.limits.max_upload_records), (1_048_576, 100, 1_000));
         assert!(c.jwt_secret.is_none() && c.admin_token.is_none());
         assert_eq!(c.rate, Policy { burst: 30.0, per_minute: 30.0 });
         assert_eq!(c.quotas, Quotas::default());
@@ -129,6 +139,7 @@ mod tests {
         assert_eq!((u.max_pending_requests, u.max_age_ms, u.accuracy), (1, 60_000, 0.02));
         let c = Config::from_lookup(|k| match k {
             "MAX_CHANGES" => Some("10".into()),
+            "MAX_UPLOAD_RECORDS" => Some("-3".into()),
             "MAX_BODY_BYTES" => Some("oops".into()),
             "JWT_ISSUER" => Some("".into()),
             "STATE_CACHE_TTL" => Some("5".into()),
@@ -137,7 +148,7 @@ mod tests {
             "CORS_ORIGINS" => Some("https://a.example, https://b.example/".into()),
             _ => None,
         });
-        assert_eq!((c.max_body_bytes, c.max_changes), (1_048_576, 10));
+        assert_eq!((c.max_body_bytes, c.limits.max_changes, c.limits.max_upload_records), (1_048_576, 10, 1_000));
         assert!(c.jwt_issuer.is_none());
         assert_eq!(c.state_cache_ttl, 60, "KV's minimum TTL");
         assert_eq!(c.quotas.degrade_at, 0.9);

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use crate::endpoints::{Auth, Endpoint, Param, ENDPOINTS};
 use crate::entities::{Entity, Kind, ENTITIES};
 use crate::envelope::{UserId, FIELDS, ID_PATTERN, MAX_SAFE_INT};
-use crate::parse::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::parse::{Limits, DEFAULT_LIMIT, MAX_LIMIT};
 
 /// JSON Schema of one field.
 fn field_schema(kind: Kind) -> Value {
@@ -234,15 +234,17 @@ fn operation(ep: &Endpoint, path: &str, e: Option<&Entity>) -> Value {
     op
 }
 
-/// What the worker's build script passes as `max_changes`: it serializes the document at
-/// build time and writes the deployment's `MAX_CHANGES` in place of this number (which
-/// nothing else in the document can be: no other bound is near it) when it first serves it.
-pub const MAX_CHANGES_SLOT: usize = 987_654_321;
+/// What the worker's build script passes as `limits`: it serializes the document at build
+/// time and writes the deployment's `MAX_CHANGES` and `MAX_UPLOAD_RECORDS` in place of
+/// these numbers (which nothing else in the document can be: no other bound is near them)
+/// when it first serves it.
+pub const LIMIT_SLOTS: Limits = Limits { max_changes: 987_654_321, max_upload_records: 987_654_322 };
 
-/// The document for a deployment: `max_changes` is its `MAX_CHANGES`, `dev` whether the
-/// development-only endpoints are served (`DEV_MODE`). The worker serves it as serialized
-/// at build time (its `build.rs`).
-pub fn document(max_changes: usize, dev: bool) -> Value {
+/// The document for a deployment: `limits` are its `MAX_CHANGES` and `MAX_UPLOAD_RECORDS`,
+/// `dev` whether the development-only endpoints are served (`DEV_MODE`). The worker serves
+/// it as serialized at build time (its `build.rs`).
+pub fn document(limits: Limits, dev: bool) -> Value {
+    let (max_changes, max_upload_records) = (limits.max_changes, limits.max_upload_records);
     let mut paths: Map<String, Value> = Map::new();
     // A per-type endpoint is described once per type, so each body and reply has that
     // type's exact schema (a `{type}` template could not tie the schema to the type).
@@ -291,7 +293,7 @@ pub fn document(max_changes: usize, dev: bool) -> Value {
         schemas.insert(
             format!("{t}FullUpload"),
             json!({"type": "object", "additionalProperties": false, "required": ["data"], "not": one_of(&["cursor", "timestamp"]), "properties": {
-                "data": {"type": "array", "maxItems": max_changes, "items": live}, "cursor": int, "timestamp": int}}),
+                "data": {"type": "array", "maxItems": max_upload_records, "items": live}, "cursor": int, "timestamp": int}}),
         );
         let delete_item = json!({"oneOf": [reference("Id"), {"type": "object", "additionalProperties": false, "required": ["id"], "properties": {
             "id": reference("Id"), "version": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_SAFE_INT},
@@ -372,9 +374,11 @@ pub fn document(max_changes: usize, dev: bool) -> Value {
 mod tests {
     use super::*;
 
+    const LIMITS: Limits = Limits { max_changes: 1000, max_upload_records: 1000 };
+
     #[test]
     fn every_route_is_described_and_nothing_else() {
-        let doc = document(1000, true);
+        let doc = document(LIMITS, true);
         let paths = doc["paths"].as_object().unwrap();
         let mut described = 0;
         for (path, ops) in paths {
@@ -398,7 +402,7 @@ mod tests {
 
     #[test]
     fn every_schema_the_endpoint_table_names_exists() {
-        let doc = document(1000, true);
+        let doc = document(LIMITS, true);
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         for ep in ENDPOINTS {
             let names: Vec<&str> = ep.request_schema.into_iter().chain([ep.reply_schema]).collect();
@@ -422,9 +426,16 @@ mod tests {
 
     #[test]
     fn schemas_follow_the_entity_specs() {
-        let doc = document(1000, false);
+        let doc = document(LIMITS, false);
         assert!(doc["paths"].get("/api/dev/login").is_none(), "dev endpoints only under DEV_MODE");
-        assert_eq!(document(7, false)["components"]["schemas"]["TasksFullUpload"]["properties"]["data"]["maxItems"], 7);
+        let small = document(Limits { max_changes: 7, max_upload_records: 9 }, false);
+        let schemas = &small["components"]["schemas"];
+        assert_eq!(
+            schemas["TasksFullUpload"]["properties"]["data"]["maxItems"], 9,
+            "a full upload: MAX_UPLOAD_RECORDS"
+        );
+        assert_eq!(schemas["SyncRequest"]["properties"]["changes"]["maxItems"], 7, "a push: MAX_CHANGES");
+        assert_eq!(schemas["TasksDeltaPush"]["properties"]["changes"]["properties"]["created"]["maxItems"], 7);
         let task = &doc["components"]["schemas"]["TasksChange"];
         assert_eq!(task["properties"]["title"]["maxLength"], 1000);
         assert_eq!(task["required"], json!(["id"]));

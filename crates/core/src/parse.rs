@@ -57,9 +57,15 @@ pub struct FullUpload {
 }
 
 /// Limits that come from configuration.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Changes in one push (`POST /api/sync`, the delta push): `MAX_CHANGES`. A client
+    /// splits a longer queue into pushes of at most this many.
     pub max_changes: usize,
+    /// Records in one full upload (`POST /api/sync/{type}`): `MAX_UPLOAD_RECORDS`. A full
+    /// upload replaces the type's whole set, so it cannot be split like a push: it has a
+    /// limit of its own.
+    pub max_upload_records: usize,
 }
 
 /// A JSON integer, counting whole-number floats (`5.0`) as JSON Schema does, within the
@@ -114,8 +120,18 @@ fn array<'a>(v: &'a Value, path: &str) -> Result<&'a [Value], ApiError> {
 fn check_count(n: usize, limits: Limits) -> Result<(), ApiError> {
     if n > limits.max_changes {
         return Err(ApiError::PayloadTooLarge(format!(
-            "{n} changes in one request; the limit is {}",
+            "{n} changes in one request; the limit is {} (MAX_CHANGES): push them in parts",
             limits.max_changes
+        )));
+    }
+    Ok(())
+}
+
+fn check_upload_count(n: usize, limits: Limits) -> Result<(), ApiError> {
+    if n > limits.max_upload_records {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{n} records in one full upload; the limit is {} (MAX_UPLOAD_RECORDS)",
+            limits.max_upload_records
         )));
     }
     Ok(())
@@ -430,7 +446,7 @@ pub fn parse_full_upload(body: &Value, entity: &'static Entity, limits: Limits) 
         Some(v) => array(v, "data")?,
         None => return Err(ApiError::field("data", "is required")),
     };
-    check_count(items.len(), limits)?;
+    check_upload_count(items.len(), limits)?;
     // An id given twice is applied in order, as in a push: the last one wins.
     let mut records = Vec::with_capacity(items.len());
     for (i, v) in items.iter().enumerate() {
@@ -703,7 +719,7 @@ mod tests {
         }
     }
 
-    const LIMITS: Limits = Limits { max_changes: 1000 };
+    const LIMITS: Limits = Limits { max_changes: 1000, max_upload_records: 1000 };
 
     fn err_field(r: Result<impl std::fmt::Debug, ApiError>) -> String {
         match r {

@@ -159,7 +159,7 @@ mod tests {
         let changes = if changes {
             crate::parse::parse_sync(
                 &serde_json::json!({"changes": [{"type": "tasks", "id": "t", "title": "x"}]}),
-                crate::parse::Limits { max_changes: 10 },
+                crate::parse::Limits { max_changes: 10, max_upload_records: 10 },
             )
             .unwrap()
             .changes

@@ -15,7 +15,7 @@ use crate::etag::{none_match, state_tag};
 use crate::parse::{parse_delta, parse_full_upload, parse_query, parse_sync, Limits, Op};
 use crate::plan::plan;
 
-const LIMITS: Limits = Limits { max_changes: 50 };
+const LIMITS: Limits = Limits { max_changes: 50, max_upload_records: 50 };
 
 /// Arbitrary JSON, biased towards the shapes and names the parsers look at.
 fn json_value() -> impl Strategy<Value = Value> {

@@ -18,7 +18,7 @@ use edgesync_core::entities::{self, Entity};
 use edgesync_core::envelope::UserId;
 use edgesync_core::error::ApiError;
 use edgesync_core::ops::Ops;
-use edgesync_core::parse::{self, Limits, Query};
+use edgesync_core::parse::{self, Query};
 use edgesync_core::pipeline;
 use edgesync_core::quota::{self, Usage};
 use edgesync_core::ratelimit::ratelimit_header;
@@ -306,7 +306,7 @@ async fn body(
         edgesync_core::endpoints::Body::None => None,
         _ => Some(http::read_json(&pass.req, config.max_body_bytes).await?),
     };
-    parse::call(endpoint, entity, query, body.as_ref(), Limits { max_changes: config.max_changes })
+    parse::call(endpoint, entity, query, body.as_ref(), config.limits)
 }
 
 /// Deferred writes: counted now (they are this request's cost), done after the response.

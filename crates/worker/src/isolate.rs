@@ -73,6 +73,6 @@ impl Isolate {
 
     /// `GET /api/openapi.json`, serialized at build time, completed on first use.
     pub fn openapi(&self) -> &str {
-        self.openapi.get_or_init(|| crate::openapi::document(self.config.max_changes, self.config.dev_mode))
+        self.openapi.get_or_init(|| crate::openapi::document(self.config.limits, self.config.dev_mode))
     }
 }

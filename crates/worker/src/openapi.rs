@@ -1,23 +1,26 @@
 //! `GET /api/openapi.json` as built into the wasm: `build.rs` serializes
 //! `edgesync_core::openapi::document` at build time, so the worker carries the text (the
 //! document without the development endpoints, and the piece `DEV_MODE` inserts) instead
-//! of the code that builds the tree; the deployment's `MAX_CHANGES` goes in when an
-//! isolate first serves it.
+//! of the code that builds the tree; the deployment's `MAX_CHANGES` and
+//! `MAX_UPLOAD_RECORDS` go in when an isolate first serves it.
 
-use edgesync_core::openapi::MAX_CHANGES_SLOT;
+use edgesync_core::openapi::LIMIT_SLOTS;
+use edgesync_core::parse::Limits;
 
 const DOCUMENT: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
 const DEV_PIECE: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi-dev.json"));
 const DEV_AT: usize = include!(concat!(env!("OUT_DIR"), "/openapi_dev_at.rs"));
 
 /// The document for a deployment, the same text as
-/// `edgesync_core::openapi::document(max_changes, dev).to_string()`.
-pub fn document(max_changes: usize, dev: bool) -> String {
+/// `edgesync_core::openapi::document(limits, dev).to_string()`.
+pub fn document(limits: Limits, dev: bool) -> String {
     let text = match dev {
         true => [&DOCUMENT[..DEV_AT], DEV_PIECE, &DOCUMENT[DEV_AT..]].concat(),
         false => DOCUMENT.to_string(),
     };
-    text.replace(&format!("\"maxItems\":{MAX_CHANGES_SLOT}"), &format!("\"maxItems\":{max_changes}"))
+    let slot = |n: usize| format!("\"maxItems\":{n}");
+    text.replace(&slot(LIMIT_SLOTS.max_changes), &slot(limits.max_changes))
+        .replace(&slot(LIMIT_SLOTS.max_upload_records), &slot(limits.max_upload_records))
 }
 
 #[cfg(test)]
@@ -27,9 +30,10 @@ mod tests {
     #[test]
     fn the_built_text_is_the_document_of_the_deployment() {
         for dev in [false, true] {
-            for max_changes in [1, 7, 1000, 100_000] {
-                let built = edgesync_core::openapi::document(max_changes, dev).to_string();
-                assert_eq!(document(max_changes, dev), built, "dev {dev}, max_changes {max_changes}");
+            for (max_changes, max_upload_records) in [(1, 1), (7, 1000), (1000, 7), (100, 100_000)] {
+                let limits = Limits { max_changes, max_upload_records };
+                let built = edgesync_core::openapi::document(limits, dev).to_string();
+                assert_eq!(document(limits, dev), built, "dev {dev}, {limits:?}");
             }
         }
         assert!(!DOCUMENT.contains("/api/dev/"), "the development endpoints only under DEV_MODE");
