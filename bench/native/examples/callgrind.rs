@@ -4,11 +4,12 @@
 //!
 //!   cargo build --profile bench --example callgrind   (in bench/native)
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-//!     --toggle-collect='*push_request*' --toggle-collect='*run_decode*' --toggle-collect='*run_encode*' \
+//!     --toggle-collect='*push_request*' --toggle-collect='*upload_request*' \
+//!     --toggle-collect='*run_decode*' --toggle-collect='*run_encode*' \
 //!     target/release/examples/callgrind push_10_new_h500 20
 //!
 //! Divide the "Collected" total by N. Cases: any id of `fixtures::push_cases()` (a push's
-//! whole pure path), or `decode` / `encode` (the codec on the largest bucket of the
+//! whole pure path) or of `fixtures::upload_cases()` (a full upload's), or `decode` / `encode` (the codec on the largest bucket of the
 //! 5,000-record user). `CARGO_PROFILE_BENCH_DEBUG=true` adds symbols for callgrind_annotate.
 use edgesync_bench::fixtures;
 use edgesync_core::codec;
@@ -34,7 +35,15 @@ fn main() {
         return;
     }
     let now = fixtures::now_ms();
-    let case = fixtures::push_cases().into_iter().find(|c| c.id == what).expect("a push case id");
+    if let Some((_, records, h)) = fixtures::upload_cases().into_iter().find(|(id, _, _)| *id == what) {
+        let u = fixtures::user(h);
+        let body = fixtures::upload_body(0..records, "new", u.head.seq);
+        for _ in 0..n {
+            black_box(fixtures::upload_request(&u, black_box(&body), now));
+        }
+        return;
+    }
+    let case = fixtures::push_cases().into_iter().find(|c| c.id == what).expect("a push or upload case id");
     let u = fixtures::user(case.user_records);
     let body = case.body(&u);
     for _ in 0..n {

@@ -125,7 +125,7 @@ fn main() {
         |_| Verifier::with_jwks(Some(SECRET), Some(black_box(&t.jwks)), None, None),
     );
 
-    let users: Vec<(usize, fixtures::User)> = [100usize, 500, 5_000].map(|h| (h, fixtures::user(h))).into();
+    let users: Vec<(usize, fixtures::User)> = [100usize, 500, 1_000, 5_000].map(|h| (h, fixtures::user(h))).into();
     let user = |h: usize| &users.iter().find(|(n, _)| *n == h).unwrap().1;
     for case in fixtures::push_cases() {
         let u = user(case.user_records);
@@ -171,6 +171,22 @@ fn main() {
             || s.applied.clone(),
             |mut p| fixtures::step_reply(u, &mut p, &s.req, &s.plan, now),
         );
+    }
+
+    // Full uploads: a type's whole set replaced (every page read, the rest deleted).
+    for (id, n, h) in fixtures::upload_cases() {
+        let u = user(h);
+        let body = fixtures::upload_body(0..n, "new", u.head.seq);
+        let w = fixtures::upload_request(u, &body, now);
+        assert_eq!(w.applied, n + h.saturating_sub(n), "{id}: every record written or deleted");
+        println!(
+            "{}",
+            serde_json::json!({"case": id, "kind": "upload", "changes": n, "edits": false, "user_records": h,
+                "head_records": u.records_in_head(), "buckets": u.head.buckets, "body_bytes": body.len(),
+                "head_bytes": u.head_body.len(), "spilled": w.spilled, "buckets_written": w.dirty,
+                "head_bytes_after": w.head_body.len(), "reply_bytes": w.reply.len()})
+        );
+        measure(&format!("{id}/total"), budget, || (), |_| fixtures::upload_request(u, black_box(&body), now));
     }
 
     // The codec alone (crates/codec), per page: a push encodes the head (and the

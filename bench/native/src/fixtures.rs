@@ -224,6 +224,60 @@ pub fn push_request(u: &User, body: &[u8], now: i64) -> Written {
     Written { head_body, dir, buckets, reply, dirty, applied: plan.applied.len(), spilled }
 }
 
+/// The body of a full upload (`POST /api/sync/tasks`) of the tasks `ids` (tagged `tag`)
+/// at `cursor`.
+pub fn upload_body(ids: std::ops::Range<usize>, tag: &str, cursor: i64) -> Vec<u8> {
+    let data: Vec<Value> = ids
+        .map(|i| {
+            let mut t = task_change(i, tag);
+            t.as_object_mut().unwrap().remove("type");
+            t
+        })
+        .collect();
+    serde_json::to_vec(&json!({"cursor": cursor, "data": data})).unwrap()
+}
+
+/// The whole pure path of a full upload (handlers.rs `upload`, store.rs `try_replace_all`,
+/// one attempt): the body parsed and validated, every page read (the head and each bucket,
+/// decoded whole), the type's stored records, the upload's changes (`plan::upload`: its
+/// records, and a delete of every live record it leaves out), the plan, applied (with a
+/// spill when due), the pages serialized for the write batch and the reply.
+#[inline(never)]
+pub fn upload_request(u: &User, body: &[u8], now: i64) -> Written {
+    let v: Value = serde_json::from_slice(body).unwrap();
+    let e = entities::entity("tasks").unwrap();
+    let req = protocol::parse_full_upload(&v, e, LIMITS).unwrap();
+    let mut p = step_parse_head(u);
+    for (b, hex) in &u.buckets {
+        p.add_bucket(pages::page_of(*b), codec::decode_hex(hex).unwrap());
+    }
+    for b in p.all_buckets() {
+        p.buckets.insert(b, Vec::new());
+    }
+    assert!(p.max_rev(e.name) <= req.cursor, "the upload is not refused (409)");
+    let current = p.of_type(e.name).unwrap();
+    let (changes, deleted) = plan::upload(e, &req.records, &current.stored).unwrap();
+    let plan = plan::plan(&changes, current.stored, p.head.seq, now).unwrap();
+    let spilled = step_apply(u, &mut p, &plan, &current.prior);
+    let (head_body, dir, buckets, dirty) = step_serialize(&p);
+    let reply =
+        json!({"success": true, "uploaded": req.records.len(), "deleted": deleted, "cursor": plan.seq}).to_string();
+    Written { head_body, dir, buckets, reply, dirty, applied: plan.applied.len(), spilled }
+}
+
+/// The full uploads measured, as (id, records, user's records): tasks `0..records` (the
+/// user's first ones re-titled, then new ones) uploaded over a user holding `user_records`,
+/// whose records past the upload's it deletes.
+pub fn upload_cases() -> Vec<(String, usize, usize)> {
+    let mut v = Vec::new();
+    for h in [100usize, 500, 1_000, 5_000] {
+        for n in [100usize, 1_000] {
+            v.push((format!("upload_{n}_h{h}"), n, h));
+        }
+    }
+    v
+}
+
 /// The body of a pull (`POST /api/sync` without changes) of `limit` from `cursor`.
 pub fn pull_body(cursor: i64, limit: i64) -> Vec<u8> {
     serde_json::to_vec(&json!({"cursor": cursor, "limit": limit})).unwrap()

@@ -124,6 +124,34 @@ impl Plan {
     }
 }
 
+/// A full upload (contract §4.3) as the changes it makes, to be planned over `stored` (every
+/// stored record of the type): each given record as it is (a client version is ignored:
+/// versions are the server's to pick), then a delete of each live record it leaves out, in
+/// id order. Returns the changes and how many of them are those deletes.
+pub fn upload(
+    e: &'static Entity,
+    records: &[Change],
+    stored: &HashMap<Key, Stored>,
+) -> Result<(Vec<Change>, usize), ApiError> {
+    let mut changes: Vec<Change> = records.iter().map(|c| Change { version: None, ..c.clone() }).collect();
+    // The upload's ids sorted and searched (the sort `dropped` takes too), not a
+    // HashSet<&str>: a hash table of its own in the wasm (298,832 -> 298,279 B gzip).
+    let mut given: Vec<&str> = records.iter().map(|c| c.id.as_str()).collect();
+    given.sort_unstable();
+    let mut dropped: Vec<&str> = stored
+        .values()
+        .filter(|s| !s.is_deleted() && given.binary_search(&s.envelope.id.as_str()).is_err())
+        .map(|s| s.envelope.id.as_str())
+        .collect();
+    dropped.sort_unstable();
+    let deleted = dropped.len();
+    for id in dropped {
+        let id = RecordId::parse(id).ok_or_else(|| ApiError::Internal(format!("stored id {id:?} is not an id")))?;
+        changes.push(Change { entity: e, id, version: None, device_id: None, op: Op::Delete });
+    }
+    Ok((changes, deleted))
+}
+
 /// Applies `changes` in order over `stored` (the current records of every key the push
 /// names). Revs continue the user's sequence `seq`: the first is `max(now, seq + 1)`,
 /// each next one is one more, so they stay strictly increasing whatever the clock does.
@@ -281,6 +309,34 @@ mod tests {
         let r = Stored::decode(&serde_json::to_string(&record).unwrap()).unwrap();
         assert_eq!(r.envelope.deleted_at, Some(60));
         r
+    }
+
+    #[test]
+    fn a_full_upload_is_its_records_then_a_delete_of_each_live_record_it_leaves_out() {
+        let tasks = crate::entities::entity("tasks").unwrap();
+        let stored_as = |id: &str, deleted: bool| {
+            let mut record = stored_task(2, id, deleted).record().unwrap().clone();
+            record.insert("id".into(), id.into());
+            Stored::decode(&serde_json::to_string(&record).unwrap()).unwrap()
+        };
+        let stored: HashMap<Key, Stored> = [("e", false), ("a", false), ("b", true), ("c", false), ("d", false)]
+            .map(|(id, deleted)| (("tasks", id.to_string()), stored_as(id, deleted)))
+            .into();
+        let given = [
+            change(json!({"id": "c", "title": "c2", "version": 7})),
+            change(json!({"id": "a", "title": "a2"})),
+            change(json!({"id": "x", "title": "new"})),
+        ];
+        let (changes, deleted) = upload(tasks, &given, &stored).unwrap();
+        let ids: Vec<&str> = changes.iter().map(|c| c.id.as_str()).collect();
+        // The records as given, then the deletes in id order; "b" is a tombstone already.
+        assert_eq!(ids, ["c", "a", "x", "d", "e"]);
+        assert_eq!(deleted, 2);
+        assert!(changes.iter().all(|c| c.version.is_none()), "a client version is ignored");
+        assert!(changes[..3].iter().all(|c| !matches!(c.op, Op::Delete)));
+        assert!(changes[3..].iter().all(|c| matches!(c.op, Op::Delete) && c.entity.name == "tasks"));
+        // Uploading nothing deletes every live record.
+        assert_eq!(upload(tasks, &[], &stored).unwrap().1, 4);
     }
 
     #[test]

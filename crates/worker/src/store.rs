@@ -16,7 +16,7 @@ use edgesync_core::envelope::{RecordId, UserId};
 use edgesync_core::error::ApiError;
 use edgesync_core::ops::Ops;
 use edgesync_core::pages::{self, Head, Pages};
-use edgesync_core::parse::{Change, Op};
+use edgesync_core::parse::Change;
 use edgesync_core::plan::{self, Key, Plan};
 use edgesync_core::reply::Page;
 use edgesync_core::shards::{self, Fence, Hop};
@@ -531,23 +531,7 @@ impl<'a> Store<'a> {
         let current = p.of_type(e.name)?;
         // The upload is the whole truth: its records are taken as they are, and every
         // live record it leaves out is deleted.
-        let mut changes: Vec<Change> = records.iter().map(|c| Change { version: None, ..c.clone() }).collect();
-        // The upload's ids sorted and searched (the sort `dropped` takes too), not a
-        // HashSet<&str>: a hash table of its own in the wasm (298,832 -> 298,279 B gzip).
-        let mut given: Vec<&str> = records.iter().map(|c| c.id.as_str()).collect();
-        given.sort_unstable();
-        let mut dropped: Vec<&str> = current
-            .stored
-            .values()
-            .filter(|s| !s.is_deleted() && given.binary_search(&s.envelope.id.as_str()).is_err())
-            .map(|s| s.envelope.id.as_str())
-            .collect();
-        dropped.sort_unstable();
-        let deleted = dropped.len();
-        for id in dropped {
-            let id = RecordId::parse(id).ok_or_else(|| ApiError::Internal(format!("stored id {id:?} is not an id")))?;
-            changes.push(Change { entity: e, id, version: None, device_id: None, op: Op::Delete });
-        }
+        let (changes, deleted) = plan::upload(e, records, &current.stored)?;
         let plan = plan::plan(&changes, current.stored.clone(), state.seq, now)?;
         // Upload versions are the server's to pick, so the only conflict is a record that
         // can take no more versions; the upload is the whole truth, so it is refused whole.
