@@ -91,8 +91,9 @@ describe('malformed requests to POST /api/sync', () => {
   });
 
   test('body over 1 MiB → 413 payload_too_large', async () => {
-    // 100 individually valid changes (MAX_CHANGES) of 11,000-char descriptions: only the size is wrong
-    const changes = Array.from({ length: 100 }, (_, i) => task(`big-${i}`, { description: 'x'.repeat(11000) }));
+    // 100 individually valid changes (MAX_CHANGES), each with a title and a description of
+    // their longest (1,000 and 10,000 characters): only the size is wrong
+    const changes = Array.from({ length: 100 }, (_, i) => task(`big-${i}`, { title: 't'.repeat(1000), description: 'x'.repeat(10000) }));
     const body = JSON.stringify({ cursor: 0, changes });
     assert.ok(Buffer.byteLength(body) > 1048576);
     await rejectsRaw('/api/sync', body, JSON_CT, 413, 'payload_too_large');

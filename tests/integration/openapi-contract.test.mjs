@@ -187,6 +187,13 @@ describe('the OpenAPI document matches the routing table', () => {
     }
   });
 
+  test('the request limits at their defaults: a push takes 100 changes (MAX_CHANGES), a full upload 1,000 records (MAX_UPLOAD_RECORDS)', () => {
+    const s = doc.components.schemas;
+    assert.equal(s.SyncRequest.properties.changes.maxItems, 100);
+    for (const list of ['created', 'updated', 'deleted']) assert.equal(s.TasksDeltaPush.properties.changes.properties[list].maxItems, 100, list);
+    assert.equal(s.TasksFullUpload.properties.data.maxItems, 1000);
+  });
+
   test('every $ref resolves', () => {
     const refs = [];
     walk(doc, (node, at) => {

@@ -74,7 +74,9 @@ pub fn tokens(now: i64) -> Tokens {
     Tokens { verifier, jwks, hs256, rs256, es256 }
 }
 
-/// `MAX_CHANGES`' default (wrangler.toml, crates/core config.rs).
+/// Limits of 1,000 changes and 1,000 upload records, so that the 1,000-change pushes run:
+/// `MAX_CHANGES` raised from its default of 100 (a Paid-plan setting; wrangler.toml) and
+/// `MAX_UPLOAD_RECORDS` at its default.
 pub const LIMITS: Limits = Limits { max_changes: 1_000, max_upload_records: 1_000 };
 
 /// A task as a client pushes it, with every field of the contract's task type; `tag`

@@ -53,6 +53,9 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
         let text = |k: &str| get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         let num = |k: &str, default: u64| text(k).and_then(|s| s.parse().ok()).unwrap_or(default);
+        // A count limit: at least 1 (0 would refuse every push, and the client drops a
+        // single change refused as too large), and not truncated where usize is 32 bits.
+        let limit = |k: &str, default: usize| usize::try_from(num(k, default as u64)).unwrap_or(usize::MAX).max(1);
         let float = |k: &str, default: f64| {
             text(k).and_then(|s| s.parse::<f64>().ok()).filter(|f| f.is_finite() && *f >= 0.0).unwrap_or(default)
         };
@@ -74,8 +77,8 @@ impl Config {
             admin_token: get("ADMIN_TOKEN").filter(|s| !s.is_empty()),
             max_body_bytes: num("MAX_BODY_BYTES", 1_048_576) as usize,
             limits: crate::parse::Limits {
-                max_changes: num("MAX_CHANGES", DEFAULT_MAX_CHANGES as u64) as usize,
-                max_upload_records: num("MAX_UPLOAD_RECORDS", 1_000) as usize,
+                max_changes: limit("MAX_CHANGES", DEFAULT_MAX_CHANGES),
+                max_upload_records: limit("MAX_UPLOAD_RECORDS", 1_000),
             },
             rate: Policy {
                 burst: float("RATE_LIMIT_BURST", 30.0).max(1.0),
@@ -149,6 +152,8 @@ mod tests {
             _ => None,
         });
         assert_eq!((c.max_body_bytes, c.limits.max_changes, c.limits.max_upload_records), (1_048_576, 10, 1_000));
+        let zero = Config::from_lookup(|k| matches!(k, "MAX_CHANGES" | "MAX_UPLOAD_RECORDS").then(|| "0".into()));
+        assert_eq!((zero.limits.max_changes, zero.limits.max_upload_records), (1, 1), "a limit is at least 1");
         assert!(c.jwt_issuer.is_none());
         assert_eq!(c.state_cache_ttl, 60, "KV's minimum TTL");
         assert_eq!(c.quotas.degrade_at, 0.9);

@@ -302,7 +302,8 @@ pub fn document(limits: Limits, dev: bool) -> Value {
         schemas.insert(
             format!("{t}DeltaPush"),
             json!({"type": "object", "additionalProperties": false, "required": ["changes"], "not": one_of(&["cursor", "since", "last_sync"]), "properties": {
-                "changes": {"type": "object", "additionalProperties": false, "properties": {
+                "changes": {"type": "object", "additionalProperties": false,
+                    "description": "at most MAX_CHANGES changes (each list's maxItems) in created, updated and deleted together; more is a 413", "properties": {
                     "created": nullable_list(live.clone()), "updated": nullable_list(live), "deleted": nullable_list(delete_item)}},
                 "cursor": int, "since": int, "last_sync": int}}),
         );

@@ -18,9 +18,28 @@ pub fn document(limits: Limits, dev: bool) -> String {
         true => [&DOCUMENT[..DEV_AT], DEV_PIECE, &DOCUMENT[DEV_AT..]].concat(),
         false => DOCUMENT.to_string(),
     };
-    let slot = |n: usize| format!("\"maxItems\":{n}");
-    text.replace(&slot(LIMIT_SLOTS.max_changes), &slot(limits.max_changes))
-        .replace(&slot(LIMIT_SLOTS.max_upload_records), &slot(limits.max_upload_records))
+    fill(&text, limits)
+}
+
+/// `text` with each `"maxItems":<slot>` holding the deployment's limit, in one pass (so a
+/// limit written in place of one slot is never taken for the other).
+fn fill(text: &str, limits: Limits) -> String {
+    const KEY: &str = "\"maxItems\":";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(KEY) {
+        let (head, tail) = rest.split_at(at + KEY.len());
+        out.push_str(head);
+        let (number, after) = tail.split_at(tail.bytes().take_while(u8::is_ascii_digit).count());
+        match number.parse::<usize>() {
+            Ok(n) if n == LIMIT_SLOTS.max_changes => out.push_str(&limits.max_changes.to_string()),
+            Ok(n) if n == LIMIT_SLOTS.max_upload_records => out.push_str(&limits.max_upload_records.to_string()),
+            _ => out.push_str(number),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -30,7 +49,15 @@ mod tests {
     #[test]
     fn the_built_text_is_the_document_of_the_deployment() {
         for dev in [false, true] {
-            for (max_changes, max_upload_records) in [(1, 1), (7, 1000), (1000, 7), (100, 100_000)] {
+            // The last two: a limit equal to the other's slot stays itself.
+            for (max_changes, max_upload_records) in [
+                (1, 1),
+                (7, 1000),
+                (1000, 7),
+                (100, 100_000),
+                (LIMIT_SLOTS.max_upload_records, 5),
+                (5, LIMIT_SLOTS.max_changes),
+            ] {
                 let limits = Limits { max_changes, max_upload_records };
                 let built = edgesync_core::openapi::document(limits, dev).to_string();
                 assert_eq!(document(limits, dev), built, "dev {dev}, {limits:?}");
