@@ -173,7 +173,7 @@ if (capMixes || growth || wasmCpu) {
 function cpuWhat(t) {
   if (t.kind === 'pull') return `a pull of ${int(t.rows)} from a head of ${int(t.head_records)}`;
   if (t.kind === 'upload') return `a full upload of ${int(t.changes)} records over a user of ${int(t.user_records)} records`;
-  return `a push of ${int(t.changes)} ${t.edits ? 'edits' : 'new records'} into a user of ${int(t.user_records)} records`;
+  return `a push of ${int(t.changes)} ${t.deletes ? 'deletes' : t.edits ? 'edits' : 'new records'} into a user of ${int(t.user_records)} records`;
 }
 
 // ---- 1. throughput --------------------------------------------------------------------

@@ -57,7 +57,7 @@ const result = { engine: `V8 ${process.versions.v8} (Node ${process.version})`, 
 fs.writeFileSync(out, JSON.stringify(result, null, 2));
 for (const r of lines.filter((r) => r.id.startsWith('jwt/'))) console.log(`${r.id.padEnd(28)} ${(r.median_ns / 1e3).toFixed(1).padStart(10)} µs`);
 for (const t of totals) {
-  const what = t.kind === 'pull' ? `pull of ${t.rows} from a head of ${t.head_records}` : t.kind === 'upload' ? `full upload of ${t.changes} over ${t.user_records} records (head ${t.head_records}, ${t.buckets} buckets)` : `push of ${t.changes} ${t.edits ? 'edits' : 'new'} into ${t.user_records} records (head ${t.head_records}, ${t.buckets} buckets)${t.spilled ? `, spills (${t.buckets_written} buckets written)` : ''}`;
+  const what = t.kind === 'pull' ? `pull of ${t.rows} from a head of ${t.head_records}` : t.kind === 'upload' ? `full upload of ${t.changes} over ${t.user_records} records (head ${t.head_records}, ${t.buckets} buckets)` : `push of ${t.changes} ${t.deletes ? 'deletes' : t.edits ? 'edits' : 'new'} into ${t.user_records} records (head ${t.head_records}, ${t.buckets} buckets)${t.spilled ? `, spills (${t.buckets_written} buckets written)` : ''}`;
   console.log(
     `${what.padEnd(86)} ${t.ms == null ? '   —  ' : t.ms.toFixed(2).padStart(6)} ms = ${t.ms == null ? '—' : ((t.ms / BUDGET_MS) * 100).toFixed(0)}% of ${BUDGET_MS} ms: ${t.within ? 'within' : 'OVER'}`,
   );

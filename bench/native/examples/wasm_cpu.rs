@@ -134,7 +134,7 @@ fn main() {
         assert_eq!(w.applied, case.changes, "{}: every change applied", case.id);
         println!(
             "{}",
-            serde_json::json!({"case": case.id, "kind": "push", "changes": case.changes, "edits": case.edits,
+            serde_json::json!({"case": case.id, "kind": "push", "changes": case.changes, "edits": case.edits, "deletes": case.deletes,
                 "user_records": case.user_records, "head_records": u.records_in_head(), "buckets": u.head.buckets,
                 "body_bytes": body.len(), "head_bytes": u.head_body.len(), "spilled": w.spilled, "buckets_written": w.dirty,
                 "head_bytes_after": w.head_body.len(), "reply_bytes": w.reply.len()})

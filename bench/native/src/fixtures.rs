@@ -300,23 +300,35 @@ pub fn pull_request(u: &User, body: &[u8], now: i64) -> (String, usize) {
     (serde_json::to_string(&SyncReply::new(&[], &[], &page, now)).unwrap(), rows)
 }
 
-/// The pushes measured: (label, changes, records the user holds, new or edits). New tasks
-/// take ids after the user's; edits re-title the user's first records. "records" is the
-/// head for users up to `pages::HEAD_MAX`; the 5,000-record user has buckets too.
+/// The pushes measured: (label, changes, records the user holds, new, edits or deletes).
+/// New tasks take ids after the user's; edits re-title the user's first records; deletes
+/// delete them (a tombstone keeps the record's last values). "records" is the head for
+/// users up to `pages::HEAD_MAX`; the 5,000-record user has buckets too.
 pub struct PushCase {
     pub id: String,
     pub changes: usize,
     pub user_records: usize,
     pub edits: bool,
+    pub deletes: bool,
 }
 
 pub fn push_cases() -> Vec<PushCase> {
     let mut v = Vec::new();
     for h in [100usize, 500, 5_000] {
         for n in [10usize, 100, 200, 1_000] {
-            v.push(PushCase { id: format!("push_{n}_new_h{h}"), changes: n, user_records: h, edits: false });
+            let case = |kind: &str, edits, deletes| PushCase {
+                id: format!("push_{n}_{kind}_h{h}"),
+                changes: n,
+                user_records: h,
+                edits,
+                deletes,
+            };
+            v.push(case("new", false, false));
             if n <= h {
-                v.push(PushCase { id: format!("push_{n}_edit_h{h}"), changes: n, user_records: h, edits: true });
+                v.push(case("edit", true, false));
+            }
+            if n <= h && n <= 100 {
+                v.push(case("delete", false, true));
             }
         }
     }
@@ -325,6 +337,14 @@ pub fn push_cases() -> Vec<PushCase> {
 
 impl PushCase {
     pub fn body(&self, u: &User) -> Vec<u8> {
+        if self.deletes {
+            let changes: Vec<Value> = (0..self.changes)
+                .map(
+                    |i| json!({"type": "tasks", "id": format!("task-{i:06}"), "deleted": true, "device_id": "phone-1"}),
+                )
+                .collect();
+            return serde_json::to_vec(&json!({"cursor": u.head.seq, "changes": changes})).unwrap();
+        }
         let ids = if self.edits { 0..self.changes } else { self.user_records..self.user_records + self.changes };
         push_body(ids, "new", u.head.seq)
     }

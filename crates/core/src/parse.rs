@@ -117,24 +117,20 @@ fn array<'a>(v: &'a Value, path: &str) -> Result<&'a [Value], ApiError> {
     }
 }
 
-fn check_count(n: usize, limits: Limits) -> Result<(), ApiError> {
-    if n > limits.max_changes {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "{n} changes in one request; the limit is {} (MAX_CHANGES): push them in parts",
-            limits.max_changes
-        )));
+/// `n` items against a count limit: a 413 naming the count, the limit and its setting.
+fn at_most(n: usize, limit: usize, what: &str, setting: &str) -> Result<(), ApiError> {
+    match n > limit {
+        true => Err(ApiError::PayloadTooLarge(format!("{n} {what}; the limit is {limit} ({setting})"))),
+        false => Ok(()),
     }
-    Ok(())
+}
+
+fn check_count(n: usize, limits: Limits) -> Result<(), ApiError> {
+    at_most(n, limits.max_changes, "changes in one request", "MAX_CHANGES: push them in parts")
 }
 
 fn check_upload_count(n: usize, limits: Limits) -> Result<(), ApiError> {
-    if n > limits.max_upload_records {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "{n} records in one full upload; the limit is {} (MAX_UPLOAD_RECORDS)",
-            limits.max_upload_records
-        )));
-    }
-    Ok(())
+    at_most(n, limits.max_upload_records, "records in one full upload", "MAX_UPLOAD_RECORDS")
 }
 
 const ID_RULE: &str = "must be 1-128 characters of [A-Za-z0-9_.:-]";
@@ -840,6 +836,26 @@ mod tests {
         let many: Vec<Value> = (0..1001).map(|i| json!({"id": format!("t{i}"), "title": "x"})).collect();
         assert!(matches!(parse_sync(&json!({"changes": many}), LIMITS), Err(ApiError::PayloadTooLarge(_))));
         assert!(parse_sync(&json!([1]), LIMITS).is_err());
+    }
+
+    #[test]
+    fn a_push_and_a_full_upload_have_limits_of_their_own() {
+        let tasks = entities::entity("tasks").unwrap();
+        let limits = Limits { max_changes: 2, max_upload_records: 3 };
+        let items = |n: usize| -> Vec<Value> { (0..n).map(|i| json!({"id": format!("t{i}"), "title": "x"})).collect() };
+        let detail = |r: Result<(), ApiError>| match r {
+            Err(ApiError::PayloadTooLarge(d)) => d,
+            other => panic!("expected payload_too_large, got {other:?}"),
+        };
+        assert_eq!(parse_sync(&json!({"changes": items(2)}), limits).unwrap().changes.len(), 2);
+        let d = detail(parse_sync(&json!({"changes": items(3)}), limits).map(drop));
+        assert_eq!(d, "3 changes in one request; the limit is 2 (MAX_CHANGES: push them in parts)");
+        let d =
+            detail(parse_delta(&json!({"changes": {"created": items(2), "deleted": ["z"]}}), tasks, limits).map(drop));
+        assert!(d.starts_with("3 changes in one request"), "the delta's lists count together: {d}");
+        assert_eq!(parse_full_upload(&json!({"data": items(3)}), tasks, limits).unwrap().records.len(), 3);
+        let d = detail(parse_full_upload(&json!({"data": items(4)}), tasks, limits).map(drop));
+        assert_eq!(d, "4 records in one full upload; the limit is 3 (MAX_UPLOAD_RECORDS)");
     }
 
     #[test]
