@@ -7,8 +7,9 @@ use crate::quota::Quotas;
 use crate::ratelimit::Policy;
 
 /// `MAX_CHANGES` when unset: the largest push measured within the Free plan's 10 ms of CPU
-/// per request (BENCHMARKS.md section 4: 100 edits into a user of 5,000 records take about
-/// 8-9 ms of wasm CPU, 200 about 10, 1,000 over 20). The client's batch is the same 100.
+/// per request (BENCHMARKS.md section 4: 100 edits or deletes into a user of 5,000 records
+/// take 8.5-9.5 ms of wasm CPU, 200 about 10-11, 1,000 over 20). The client's batch is the
+/// same 100.
 /// A deployment on the Paid plan (30 s of CPU) can raise it, to 1,000 say.
 pub const DEFAULT_MAX_CHANGES: usize = 100;
 
