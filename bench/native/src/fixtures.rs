@@ -215,6 +215,7 @@ pub fn step_serialize(p: &Pages) -> (Vec<u8>, String, Option<Vec<Vec<u8>>>, usiz
 /// the pushed keys need read, the stored records found, the plan, applied to the head, a
 /// spill when due, the pages serialized for the write batch, the pull of the same
 /// transaction (the push's own revs left out) and the reply serialized.
+#[inline(never)]
 pub fn push_request(u: &User, body: &[u8], now: i64) -> Written {
     let v: Value = serde_json::from_slice(body).unwrap();
     let req = protocol::parse_sync(&v, LIMITS).unwrap();
