@@ -254,9 +254,7 @@ pub fn upload_request(u: &User, body: &[u8], now: i64) -> Written {
     for (b, hex) in &u.buckets {
         p.add_bucket(pages::page_of(*b), codec::decode_hex(hex).unwrap());
     }
-    for b in p.all_buckets() {
-        p.buckets.insert(b, Vec::new());
-    }
+    p.every_bucket_read();
     assert!(p.max_rev(e.name) <= req.cursor, "the upload is not refused (409)");
     let current = p.of_type(e.name).unwrap();
     let (changes, deleted) = plan::upload(e, &req.records, &current.stored).unwrap();

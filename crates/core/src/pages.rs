@@ -439,9 +439,12 @@ impl Pages {
         self.missing(changed.filter_map(|(i, _)| u32::try_from(i).ok()))
     }
 
-    /// Every bucket not yet read.
-    pub fn all_buckets(&self) -> Vec<u32> {
-        self.missing(0..self.head.buckets)
+    /// After a read of every page of the user: each bucket that had no row was never
+    /// written, so it is read as empty.
+    pub fn every_bucket_read(&mut self) {
+        for b in self.missing(0..self.head.buckets) {
+            self.buckets.insert(b, Vec::new());
+        }
     }
 
     /// The current entry of `key`, if any. A decoded bucket searched more than

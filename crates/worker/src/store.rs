@@ -296,10 +296,7 @@ impl<'a> Store<'a> {
         for row in rows {
             p.add_bucket(page_number(row.page)?, body_of(row.body.as_deref())?);
         }
-        let every = p.all_buckets();
-        for b in every {
-            p.buckets.insert(b, Vec::new());
-        }
+        p.every_bucket_read();
         Ok(p)
     }
 
