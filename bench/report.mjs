@@ -31,6 +31,14 @@ const MAX_CHANGES = deployedLimit('MAX_CHANGES');
 const MAX_UPLOAD_RECORDS = deployedLimit('MAX_UPLOAD_RECORDS');
 /** A request a deployment with the default limits accepts (pulls always). */
 const underLimit = (t) => t.kind === 'pull' || !(t.changes > (t.kind === 'upload' ? MAX_UPLOAD_RECORDS : MAX_CHANGES));
+/** The measured requests in the goal's three groups: pushes and pulls up to the default
+ * MAX_CHANGES, full uploads up to MAX_UPLOAD_RECORDS, pushes above MAX_CHANGES (accepted
+ * only where it is raised). */
+const byLimit = (reqs) => ({
+  sync: reqs.filter((r) => r.kind !== 'upload' && underLimit(r)),
+  uploads: reqs.filter((r) => r.kind === 'upload' && underLimit(r)),
+  above: reqs.filter((r) => !underLimit(r)),
+});
 
 const throughput = readResult('throughput');
 const growth = readResult('growth');
@@ -147,11 +155,7 @@ if (capMixes || growth || wasmCpu) {
   const reqs = wasmCpu?.requests?.filter((r) => r.ms != null);
   if (reqs?.length) {
     const worstOf = (list) => list.reduce((m, r) => (r.ms > m.ms ? r : m));
-    // Pushes and pulls up to the default MAX_CHANGES; full uploads (up to MAX_UPLOAD_RECORDS);
-    // pushes above MAX_CHANGES (accepted only where it is raised).
-    const sync = reqs.filter((r) => r.kind !== 'upload' && underLimit(r));
-    const uploads = reqs.filter((r) => r.kind === 'upload' && underLimit(r));
-    const above = reqs.filter((r) => !underLimit(r));
+    const { sync, uploads, above } = byLimit(reqs);
     const part = (list, what, why = '') => {
       if (!list.length) return '';
       const over = list.filter((r) => !r.within);
@@ -463,9 +467,8 @@ if (Object.keys(native).length || wasmCpu) {
       ),
     );
     p(`Steps (ms in wasm, each timed alone on its own input): ${Object.entries(STEP_LABEL).map(([k, v]) => `*${k}*: ${v}`).join('; ')}.`);
-    const over = reqs.filter((r) => r.ms != null && !r.within && underLimit(r) && r.kind !== 'upload');
-    const overUploads = reqs.filter((r) => r.ms != null && !r.within && underLimit(r) && r.kind === 'upload');
-    const above = reqs.filter((r) => r.ms != null && !r.within && !underLimit(r));
+    const groups = byLimit(reqs.filter((r) => r.ms != null && !r.within));
+    const [over, overUploads, above] = [groups.sync, groups.uploads, groups.above];
     p(
       `**Against the Free plan's 10 ms of CPU per request** (issue #11: every request up to \`MAX_CHANGES\`, ${int(MAX_CHANGES)} by default, within it): ` +
         (over.length ? `**over** for ${over.map((t) => `${cpuWhat(t)} (${dec(t.ms, 2)} ms)`).join('; ')}.` : `every kind of push and pull up to ${int(MAX_CHANGES)} changes is within it.`) +
