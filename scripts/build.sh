@@ -51,6 +51,9 @@ case "${EDGESYNC_PANIC:-unwind}" in
     echo "[build] EDGESYNC_PANIC must be unwind or abort, not '${EDGESYNC_PANIC}'" >&2
     exit 2 ;;
 esac
+# The entry module wrangler runs: crates/worker/js/entry.mjs, a plain module worker, in
+# place of worker-build's re-export of its per-request Proxy-wrapped class (see the file).
+cp crates/worker/js/entry.mjs "$out/worker/shim.mjs"
 # The wasm's function names (wasm-opt --debuginfo keeps them; ~12% of the gzipped wasm)
 # go to wasm-names.json beside it, for bench/profile.mjs; EDGESYNC_WASM_NAMES=1 keeps them
 # in the module (e.g. for named frames in a panic's stack in the logs).
