@@ -26,11 +26,11 @@ if (typeof globalThis.WebSocket === 'undefined') {
 const { token } = await import('../tests/helpers/client.mjs');
 const { RESULTS, closeAgents, expect, flags, log, send, tasks, writeResult } = await import('./lib/common.mjs');
 const { load } = await import('./lib/load.mjs');
-const { cpuOf, edgesyncWithColdUsers, startEdgesync, startFloor, startSeed } = await import('./lib/workers.mjs');
+const { LOOP_HEADER, cpuOf, edgesyncWithColdUsers, startEdgesync, startFloor, startSeed } = await import('./lib/workers.mjs');
 
 const KINDS = ['health', 'check304', 'checkD1', 'push10'];
 const opt = flags(
-  { kind: 'check304', worker: 'edgesync', seconds: 5, warmupS: 1, concurrency: 8, top: 15, intervalUs: 100, coldUsers: 6_000, out: '', assets: false, quick: false },
+  { kind: 'check304', worker: 'edgesync', seconds: 5, warmupS: 1, concurrency: 8, top: 15, intervalUs: 100, coldUsers: 6_000, out: '', assets: false, quick: false, loop: 0 },
   {
     kind: KINDS.join('|'),
     worker: 'edgesync, or a reference worker for comparison: floor (health, check304), seed (health, check304, checkD1)',
@@ -43,6 +43,7 @@ const opt = flags(
     out: 'profile file (default bench/results/profile-<kind>.cpuprofile)',
     assets: "edgesync with wrangler.toml's [assets] (the asset router in front: its CPU counts in the workerd figure, not in the isolate's profile)",
     quick: '2 s of load',
+    loop: 'N > 0: no HTTP load; requests of N calls each inside the isolate (bench/inproc.mjs\'s wrapper): the profile of the worker alone',
   },
 );
 if (!KINDS.includes(opt.kind)) throw new Error(`--kind must be one of ${KINDS.join(', ')}`);
@@ -169,13 +170,15 @@ function origin(e) {
 // --- the worker and the load -----------------------------------------------------------
 let srv;
 let coldTokens = [];
-if (opt.worker === 'floor') srv = await startFloor({ log });
-else if (opt.worker === 'seed') srv = await startSeed();
+const loop = opt.loop > 0;
+if (loop && !['health', 'check304'].includes(opt.kind)) throw new Error('--loop serves --kind health or check304');
+if (opt.worker === 'floor') srv = await startFloor({ log, loop });
+else if (opt.worker === 'seed') srv = await startSeed({ loop });
 else if (opt.kind === 'checkD1') {
   srv = await edgesyncWithColdUsers(opt.coldUsers + 1, 200, 'cold-', log, { assets: opt.assets });
   coldTokens = await Promise.all(Array.from({ length: opt.coldUsers + 1 }, (_, i) => token(`cold-${i}`)));
 } else {
-  srv = await startEdgesync({ assets: opt.assets });
+  srv = await startEdgesync({ assets: opt.assets, loop });
 }
 log(`${opt.worker} on ${srv.url}, inspector on ${srv.inspectorPort}`);
 let session;
@@ -223,8 +226,20 @@ try {
       ok: [200],
     };
   }
+  // --loop: one request at a time, each N calls of the entry inside the isolate.
+  const runLoop = async (seconds) => {
+    const until = performance.now() + seconds * 1000;
+    let requests = 0;
+    while (performance.now() < until) {
+      const one = spec.next(0);
+      const res = await send(base, { ...one, headers: { ...one.headers, [LOOP_HEADER]: String(opt.loop) } });
+      if (res.status !== 200 || res.json?.statuses?.[spec.ok[0]] !== opt.loop) throw new Error(`loop request: HTTP ${res.status} ${JSON.stringify(res.json)}`);
+      requests += opt.loop;
+    }
+    return { requests, errors: 0, rps: null };
+  };
   const run = (seconds, cap) =>
-    load({ base, concurrency: opt.concurrency, durationMs: seconds * 1000, warmupMs: 0, maxRequests: cap ?? 1_000_000, ...spec });
+    loop ? runLoop(seconds) : load({ base, concurrency: opt.concurrency, durationMs: seconds * 1000, warmupMs: 0, maxRequests: cap ?? 1_000_000, ...spec });
 
   const wsUrl = await inspectorUrl(srv.inspectorPort);
   session = await devtools(wsUrl);
@@ -287,7 +302,7 @@ try {
   const fmt = (x, d = 1) => x.toFixed(d);
   const lines = [
     '',
-    `${opt.worker} CPU profile, --kind ${opt.kind}: ${res.requests} requests in ${fmt(wallMs / 1000, 1)} s (${fmt(res.rps)} req/s, ${opt.concurrency} in flight, ${res.errors} errors)`,
+    `${opt.worker} CPU profile, --kind ${opt.kind}: ${res.requests} requests in ${fmt(wallMs / 1000, 1)} s ${loop ? `(requests of ${opt.loop} calls inside the isolate, one at a time)` : `(${fmt(res.rps)} req/s, ${opt.concurrency} in flight, ${res.errors} errors)`}`,
     `profile ${fmt(total, 0)} ms, busy (not idle) ${fmt(busy, 0)} ms = ${fmt((busy / Math.max(1, res.requests)) * 1000, 0)} µs per request (wall time of the isolate thread); ` +
       `workerd process CPU ${cpuUs == null ? '—' : `${fmt(cpuUs, 0)} µs`} per request`,
     '',
