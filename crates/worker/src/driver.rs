@@ -8,8 +8,6 @@
 //! `edgesync_core` (endpoints, pipeline, parse, auth, ratelimit, quota), which is where
 //! the decisions are unit-tested.
 
-use std::cell::OnceCell;
-
 use worker::{web_sys, Context, Env, KvStore};
 
 use edgesync_core::accounting::Due;
@@ -51,8 +49,6 @@ struct Trace {
 struct Pass<'a> {
     req: In,
     env: &'a Env,
-    /// The `CACHE` binding, looked up on first use (each lookup is six JS property reads).
-    kv: OnceCell<Option<KvStore>>,
     isolate: &'a Isolate,
     /// The worker's clock (shifted in development by `DEV_CLOCK_OFFSET_MS`).
     now: i64,
@@ -76,17 +72,7 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> worker::Re
     let origin = req.header(H::Origin).map(str::to_string);
     let now = wall + isolate.config.clock_offset_ms;
     let today = boxed(usage::today(&isolate.usage, &env, now, &isolate.config.usage)).await;
-    let mut pass = Pass {
-        req,
-        env: &env,
-        kv: OnceCell::new(),
-        isolate: &isolate,
-        now,
-        wall,
-        today,
-        ops: &ops,
-        trace: Trace::default(),
-    };
+    let mut pass = Pass { req, env: &env, isolate: &isolate, now, wall, today, ops: &ops, trace: Trace::default() };
 
     if isolate.config.dev_mode && pass.req.header(H::Panic).is_some() {
         // Development only: proves that a panic costs only its own request (the worker is
@@ -122,9 +108,9 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> worker::Re
 }
 
 impl Pass<'_> {
-    /// The `CACHE` KV binding, looked up once per request.
+    /// The `CACHE` KV binding (looked up once per isolate).
     fn cache(&self) -> Option<&KvStore> {
-        self.kv.get_or_init(|| self.env.kv("CACHE").ok()).as_ref()
+        self.isolate.cache(self.env)
     }
 }
 

@@ -10,9 +10,10 @@ use worker::{D1Database, D1PreparedStatement, D1Result, KvStore};
 use edgesync_core::error::ApiError;
 use edgesync_core::ops::Ops;
 
-/// Milliseconds since the epoch, from the runtime (`SystemTime` panics on wasm32).
+/// Milliseconds since the epoch, from the runtime (`SystemTime` panics on wasm32):
+/// `Date.now()`, one JS call (`worker::Date::now` makes a `Date` object and asks it).
 pub fn now_ms() -> i64 {
-    worker::Date::now().as_millis() as i64
+    js_sys::Date::now() as i64
 }
 
 /// Seconds (0–600) that spread the return of paused clients after midnight.

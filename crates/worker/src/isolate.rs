@@ -10,7 +10,7 @@
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
-use worker::Env;
+use worker::{Env, KvStore};
 
 use edgesync_core::auth::{TokenCache, Verifier};
 use edgesync_core::config::Config;
@@ -25,6 +25,10 @@ pub struct Isolate {
     /// The JWKS keys, imported into Web Crypto on first use.
     pub keys: crate::crypto::Keys,
     openapi: OnceCell<String>,
+    /// The `CACHE` KV binding, looked up on first use. A binding is not tied to the request
+    /// it was read in (workerd resolves the request at each call), and the lookup is six JS
+    /// property reads and as many string copies: read once per isolate, not per request.
+    kv: OnceCell<Option<KvStore>>,
     pub buckets: RefCell<limiter::Buckets>,
     pub usage: RefCell<edgesync_core::accounting::Ledger>,
     /// Forwarding addresses of moved buckets met in fences (`shards`).
@@ -42,6 +46,8 @@ impl Isolate {
     }
 
     fn new(env: &Env) -> Isolate {
+        // Once per isolate: panics are logged with their message from here on.
+        console_error_panic_hook::set_once();
         let config = Config::from_lookup(|k| {
             env.var(k).ok().map(|v| v.to_string()).or_else(|| env.secret(k).ok().map(|v| v.to_string()))
         });
@@ -60,6 +66,7 @@ impl Isolate {
             tokens: RefCell::default(),
             keys: crate::crypto::Keys::default(),
             openapi: OnceCell::new(),
+            kv: OnceCell::new(),
             buckets: RefCell::default(),
             usage: RefCell::default(),
             learned: RefCell::default(),
@@ -69,6 +76,11 @@ impl Isolate {
     /// Where users' pages are (`SHARD_MAP` and the fences met so far).
     pub fn router<'a>(&'a self, env: &'a Env) -> crate::shards::Router<'a> {
         crate::shards::Router::new(env, &self.config.shard_map, &self.learned)
+    }
+
+    /// The `CACHE` KV binding, if the deployment has one.
+    pub fn cache(&self, env: &Env) -> Option<&KvStore> {
+        self.kv.get_or_init(|| env.kv("CACHE").ok()).as_ref()
     }
 
     /// `GET /api/openapi.json`, serialized at build time, completed on first use.

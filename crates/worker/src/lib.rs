@@ -27,14 +27,13 @@ use worker::{event, web_sys, Context, Env, ScheduleContext, ScheduledEvent};
 /// `request.cf` (built by the runtime on access) for nothing; see `http`.
 #[event(fetch)]
 async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
-    console_error_panic_hook::set_once();
+    // (The panic hook is set when the isolate's state is made, on its first request.)
     driver::handle(req, env, ctx).await
 }
 
 /// The daily cron (`[triggers]` in wrangler.toml): purge old tombstones.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    console_error_panic_hook::set_once();
     let isolate = isolate::Isolate::get(&env);
     let config = &isolate.config;
     let now = io::now_ms() + config.clock_offset_ms;
