@@ -47,6 +47,7 @@ const size = readResult('size');
 const storage = readResult('storage');
 const wasmCpu = readResult('wasm-cpu');
 const floor = readResult('floor');
+const inproc = readResult('inproc');
 const profiles = ['check304', 'health', 'checkD1', 'push10'].map((k) => readResult(`profile-${k}`)).filter(Boolean);
 const native = readCriterion(path.join(ROOT, 'bench', 'native', 'target', 'criterion'));
 
@@ -182,9 +183,10 @@ function cpuWhat(t) {
 
 // ---- 1. throughput --------------------------------------------------------------------
 p('## 1. Throughput and latency');
-if (floor || profiles.length) {
+if (floor || inproc || profiles.length) {
   p(BEGIN);
   if (floor) floorSection(floor);
+  if (inproc) inprocSection(inproc);
   if (profiles.length) profileSection(profiles);
   p(END);
   p('### Request kinds of edgesync');
@@ -293,6 +295,28 @@ function floorSection(f) {
       'then cloned in D1 before the measured worker started); such a check always asks D1 (a KV value is never handed out as a tag, issue #10): ' +
       `D1 reads 1 row, no KV token is read or written (the rate limiter reads its shared set at most once a minute; its responses: ${opsOf('checkD1', 'edgesync') || '—'}). floor has no such path.`,
     `- Errors: ${errs.length ? errs.join(', ') : 'none'}. Load average at the start: ${f.params.loadavg.map((x) => dec(x, 2)).join(', ')}; the step took ${int(f.seconds)} s.`,
+  );
+}
+
+function inprocSection(r) {
+  const W = ['floor', 'seed', 'edgesync'];
+  p('### Inside the isolate, without HTTP');
+  p(
+    '`bench/inproc.mjs`: each worker behind a small wrapper of its own entry (`bench/lib/workers.mjs`, `loop`) that hands one request to the entry N times in a row ' +
+      'inside the isolate; the workerd process\'s CPU time over that one request ÷ N is what a request costs the worker and the runtime\'s handling of its `Request` and ' +
+      '`Response`, plus the local KV simulator on the 304 (the same KV read for all three), without the TCP and HTTP parsing that the table above also carries and ' +
+      'without a load client beside it. A class entry (workers-rs\'s, the floor\'s) is constructed per call, as workerd does per request. ' +
+      `Cells: µs per call, median of ${r.rounds} rounds [min–max] (order rotated per round). **A/A** is a second edgesync server of the same build in the rotation: ` +
+      'its ratio to the first is what this machine\'s noise does to any ratio here.',
+  );
+  const kinds = Object.values(r.kinds);
+  const cell = (x) => (x ? `${dec(x.median)} <sub>[${dec(x.min)}–${dec(x.max)}]</sub>` : '—');
+  const ratio = (x) => `**${dec(x.value, 2)}** <sub>[${dec(x.min, 2)}–${dec(x.max, 2)}]</sub>`;
+  p(
+    table(
+      ['path', 'calls per round', ...W.map((w) => `${w} µs/call`), 'floor ÷ edgesync', 'seed ÷ edgesync', 'A/A'],
+      kinds.map((k) => [k.label, int(k.calls), ...W.map((w) => cell(k.us[w])), ratio(k.ratios.floor), ratio(k.ratios.seed), ratio(k.ratios.aa)]),
+    ),
   );
 }
 
@@ -688,6 +712,8 @@ p(
   'bash scripts/bench.sh --quick # short runs for iterating (~2 min); marks the report as quick',
   'node bench/throughput.mjs --help; node bench/growth.mjs --help; node bench/capacity.mjs --help',
   'node bench/floor.mjs --quick   # edgesync beside the reference workers: the issue #11 ratios',
+  'node bench/inproc.mjs --quick  # the same, inside the isolate (no HTTP), with an A/A check',
+  'node bench/profile.mjs --kind check304 --loop 2000   # a CPU profile of the isolate alone (no HTTP load)',
   'node bench/profile.mjs --kind check304   # CPU profile of the isolate (health, check304, checkD1, push10)',
   'node bench/capacity.mjs --mixes brief --quick   # one usage mix (presets: brief, two-device), no real-time waiting',
   'node bench/capacity.mjs --from-results --isolates 300 --cold-sync-share 0   # re-run only the model',
@@ -698,6 +724,7 @@ p(
   '|---|---|',
   '| `scripts/bench.sh` | runs everything below; fails when a step fails or a flat cost grows |',
   '| `bench/floor.mjs`, `bench/lib/workers.mjs` | section 1: edgesync beside the reference workers (floor, seed), interleaved rounds, the issue #11 ratios |',
+  '| `bench/inproc.mjs` | section 1: the same workers\' CPU per request inside the isolate (no HTTP, no load client), with an A/A check |',
   '| `bench/profile.mjs` | section 1: CPU profile of the isolate through the V8 inspector (DevTools `Profiler`) |',
   '| `bench/throughput.mjs`, `bench/lib/load.mjs` | sections 1–2: fixed-concurrency keep-alive load per request kind |',
   '| `bench/growth.mjs` | section 3: costs at 100 … 100,000 records; the flatness check |',

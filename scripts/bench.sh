@@ -67,6 +67,8 @@ node bench/check-lock.mjs || fail "lockfile versions"
 # ±0.1, and the median of nine is steadier (a quick run keeps its own small count).
 log "edgesync beside the reference workers (floor, seed)"
 timeout 1200 node bench/floor.mjs ${qflag:---rounds 9} || fail "reference workers (bench/floor.mjs)"
+log "edgesync beside the reference workers, inside the isolate (bench/inproc.mjs)"
+timeout 900 node bench/inproc.mjs $qflag || fail "reference workers inside the isolate (bench/inproc.mjs)"
 for kind in check304 health; do
   log "CPU profile of the isolate: $kind"
   if timeout 300 node bench/profile.mjs --kind "$kind" $qflag >"$results/profile-$kind.txt" 2>"$results/profile-$kind.log"; then
