@@ -99,7 +99,7 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> worker::Re
         reply.headers.extend(cors::response_headers(isolate.config.cors_origins.as_deref(), origin.as_deref()));
     }
     defer_writes(&mut pass, &ctx);
-    let total = now_ms().saturating_sub(wall) as f64;
+    let total = u64::try_from(now_ms().saturating_sub(wall)).unwrap_or(0);
     if pipeline::logs(reply.status, isolate.config.log_sample_rate, js_sys::Math::random()) {
         log(&method, name, reply.status, pass.trace.user.as_ref(), &ops, total);
     }
@@ -299,7 +299,7 @@ async fn body(
 fn defer_writes(pass: &mut Pass<'_>, ctx: &Context) {
     let Some(p) = pass.trace.persist.take() else { return };
     if let Some(kv) = pass.cache().cloned() {
-        pass.ops.kv(0, 1, 0.0);
+        pass.ops.kv(0, 1, 0);
         ctx.wait_until(boxed(limiter::persist(kv, p)));
     }
 }
@@ -353,11 +353,11 @@ fn user_hash(user: &UserId) -> String {
 
 /// One JSON line per request, written directly (no JSON tree per request): the method
 /// is the only part a client chooses, so it alone is escaped.
-fn log(method: &str, route: &str, status: u16, user: Option<&UserId>, ops: &Ops, ms: f64) {
+fn log(method: &str, route: &str, status: u16, user: Option<&UserId>, ops: &Ops, ms: u64) {
     let method = serde_json::to_string(method).unwrap_or_else(|_| "\"?\"".into());
     let user = user.map_or("null".to_string(), |u| format!("\"{}\"", user_hash(u)));
     worker::console_log!(
-        r#"{{"method":{method},"ms":{ms:.1},"ops":"{}","route":"{route}","status":{status},"user":{user}}}"#,
+        r#"{{"method":{method},"ms":{ms},"ops":"{}","route":"{route}","status":{status},"user":{user}}}"#,
         ops.header()
     );
 }

@@ -176,7 +176,7 @@ impl Lines {
     }
 }
 
-pub fn finish(reply: Reply, caching: Caching, ops: &Ops, total_ms: f64) -> worker::Result<web_sys::Response> {
+pub fn finish(reply: Reply, caching: Caching, ops: &Ops, total_ms: u64) -> worker::Result<web_sys::Response> {
     let mut h = Lines(Vec::with_capacity(reply.headers.len() + 5));
     if !reply.content_type.is_empty() {
         h.set("Content-Type", reply.content_type.to_string());

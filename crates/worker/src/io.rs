@@ -182,6 +182,6 @@ pub async fn kv_put_now(kv: KvStore, key: String, value: String, ttl: u64, ops: 
     ops.kv(0, 1, elapsed(started));
 }
 
-fn elapsed(started: i64) -> f64 {
-    now_ms().saturating_sub(started) as f64
+fn elapsed(started: i64) -> u64 {
+    u64::try_from(now_ms().saturating_sub(started)).unwrap_or(0)
 }
