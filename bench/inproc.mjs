@@ -119,12 +119,17 @@ try {
       }
       log(`${key} round ${r + 1}/${opt.rounds}: ${line.join(', ')} µs of workerd CPU per call`);
     }
-    const per = (a, b) => rounds[a].map((x, i) => x / rounds[b][i]);
-    const ratio = (xs) => ({ value: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+    // (cpuOf is null off Linux: such rounds count nowhere)
+    const per = (a, b) => rounds[a].map((x, i) => x / rounds[b][i]).filter(Number.isFinite);
+    const ratio = (xs) => ({ value: median(xs), min: xs.length ? Math.min(...xs) : null, max: xs.length ? Math.max(...xs) : null });
+    const spread = (raw) => {
+      const xs = raw.filter(Number.isFinite);
+      return { median: median(xs), min: xs.length ? Math.min(...xs) : null, max: xs.length ? Math.max(...xs) : null, rounds: raw };
+    };
     results[key] = {
       label: kind.label,
       calls: kind.calls,
-      us: Object.fromEntries(Object.entries(rounds).map(([w, xs]) => [w, { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), rounds: xs }])),
+      us: Object.fromEntries(Object.entries(rounds).map(([w, xs]) => [w, spread(xs)])),
       // theirs ÷ edgesync's, per round: as bench/floor.mjs's "from CPU per request"
       ratios: {
         floor: ratio(per('floor', 'edgesync')),

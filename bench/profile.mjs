@@ -54,7 +54,8 @@ if (opt.quick) {
   opt.warmupS = Math.min(opt.warmupS, 0.5);
   opt.coldUsers = Math.min(opt.coldUsers, 3_000);
 }
-const tag = opt.worker === 'edgesync' ? opt.kind : `${opt.worker}-${opt.kind}`;
+// --loop runs are written apart: report.mjs reads profile-<kind>.json as a profile under HTTP load.
+const tag = `${opt.worker === 'edgesync' ? opt.kind : `${opt.worker}-${opt.kind}`}${opt.loop > 0 ? '-loop' : ''}`;
 const out = opt.out || path.join(RESULTS, `profile-${tag}.cpuprofile`);
 
 /** A minimal DevTools protocol session over a WebSocket. */

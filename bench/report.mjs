@@ -18,7 +18,7 @@ const opt = flags(
   {
     quick: 'mark the report as a quick run',
     failures: 'steps that failed (comma list), shown at the top',
-    splice: 'only rewrite the reference-worker and profile part of section 1 in the existing BENCHMARKS.md (after running only bench/floor.mjs and bench/profile.mjs), keeping the rest',
+    splice: 'only rewrite the reference-worker and profile part of section 1 in the existing BENCHMARKS.md (after running only bench/floor.mjs, bench/inproc.mjs and bench/profile.mjs), keeping the rest',
   },
 );
 const BEGIN = '<!-- bench/floor.mjs + bench/profile.mjs: begin -->';
@@ -197,7 +197,7 @@ if (opt.splice) {
   const old = fs.readFileSync(file, 'utf8');
   const i = md.indexOf(BEGIN);
   const j = md.indexOf(END);
-  if (i < 0) throw new Error('--splice: no bench/floor.mjs or bench/profile.mjs results in bench/results/');
+  if (i < 0) throw new Error('--splice: no bench/floor.mjs, bench/inproc.mjs or bench/profile.mjs results in bench/results/');
   const when = `_This part regenerated on its own (\`node bench/report.mjs --splice\`) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, worker at commit ${commitText}${opt.quick ? ', **quick run**' : ''}; the rest of this file is from the run named at the top._`;
   const part = [BEGIN, '', when, '', ...md.slice(i + 1, j), END].join('\n').replace(/\n{3,}/g, '\n\n');
   let text;
@@ -314,7 +314,7 @@ function inprocSection(r) {
   const ratio = (x) => `**${dec(x.value, 2)}** <sub>[${dec(x.min, 2)}–${dec(x.max, 2)}]</sub>`;
   p(
     table(
-      ['path', 'calls per round', ...W.map((w) => `${w} µs/call`), 'floor ÷ edgesync', 'seed ÷ edgesync', 'A/A'],
+      ['path', 'calls per measured request', ...W.map((w) => `${w} µs/call`), 'floor ÷ edgesync', 'seed ÷ edgesync', 'A/A'],
       kinds.map((k) => [k.label, int(k.calls), ...W.map((w) => cell(k.us[w])), ratio(k.ratios.floor), ratio(k.ratios.seed), ratio(k.ratios.aa)]),
     ),
   );

@@ -19,7 +19,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${EDGESYNC_OUT_DIR:-build}"
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
-if [ "${EDGESYNC_SKIP_BUILD:-}" = 1 ] && [ -f "$out/worker/shim.mjs" ]; then exit 0; fi
+# The entry module wrangler runs, for the default (unwind) build: crates/worker/js/entry.mjs,
+# a plain module worker, in place of worker-build's re-export of its per-request
+# Proxy-wrapped class (see the file). Installed again when the build itself is skipped, so
+# an existing build/ never runs an older entry. The abort build keeps worker-build's own
+# (its shim has re-initialization code of its own that this entry does not carry).
+install_entry() {
+  if [ "${EDGESYNC_PANIC:-unwind}" = unwind ] && [ -f "$out/index.js" ]; then
+    cmp -s crates/worker/js/entry.mjs "$out/worker/shim.mjs" || cp crates/worker/js/entry.mjs "$out/worker/shim.mjs"
+  fi
+}
+if [ "${EDGESYNC_SKIP_BUILD:-}" = 1 ] && [ -f "$out/worker/shim.mjs" ]; then
+  install_entry
+  exit 0
+fi
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/@esbuild/linux-x64/bin/esbuild}"
@@ -51,9 +64,7 @@ case "${EDGESYNC_PANIC:-unwind}" in
     echo "[build] EDGESYNC_PANIC must be unwind or abort, not '${EDGESYNC_PANIC}'" >&2
     exit 2 ;;
 esac
-# The entry module wrangler runs: crates/worker/js/entry.mjs, a plain module worker, in
-# place of worker-build's re-export of its per-request Proxy-wrapped class (see the file).
-cp crates/worker/js/entry.mjs "$out/worker/shim.mjs"
+install_entry
 # The wasm's function names (wasm-opt --debuginfo keeps them; ~12% of the gzipped wasm)
 # go to wasm-names.json beside it, for bench/profile.mjs; EDGESYNC_WASM_NAMES=1 keeps them
 # in the module (e.g. for named frames in a panic's stack in the logs).

@@ -55,7 +55,7 @@ impl Ops {
         if self.d1.get() > 0 {
             s.push_str(&format!(", d1;dur={}", self.d1_ms.get()));
         }
-        if self.kv_read.get() + self.kv_write.get() > 0 {
+        if self.kv_read.get() != 0 || self.kv_write.get() != 0 {
             s.push_str(&format!(", kv;dur={}", self.kv_ms.get()));
         }
         s
