@@ -27,7 +27,7 @@ use crate::boxed::boxed;
 use crate::crypto;
 use crate::handlers::{self, Cx};
 use crate::http::{self, finish, Caching, In, H};
-use crate::io::{jitter, now_ms};
+use crate::io::{elapsed, jitter, now_ms};
 use crate::isolate::Isolate;
 use crate::limiter::{self, Persist};
 use crate::store::Store;
@@ -99,7 +99,7 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> worker::Re
         reply.headers.extend(cors::response_headers(isolate.config.cors_origins.as_deref(), origin.as_deref()));
     }
     defer_writes(&mut pass, &ctx);
-    let total = u64::try_from(now_ms().saturating_sub(wall)).unwrap_or(0);
+    let total = elapsed(wall);
     if pipeline::logs(reply.status, isolate.config.log_sample_rate, js_sys::Math::random()) {
         log(&method, name, reply.status, pass.trace.user.as_ref(), &ops, total);
     }

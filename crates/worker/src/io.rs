@@ -182,6 +182,7 @@ pub async fn kv_put_now(kv: KvStore, key: String, value: String, ttl: u64, ops: 
     ops.kv(0, 1, elapsed(started));
 }
 
-fn elapsed(started: i64) -> u64 {
+/// Whole milliseconds since `started` (a [`now_ms`] reading); 0 if the clock went back.
+pub fn elapsed(started: i64) -> u64 {
     u64::try_from(now_ms().saturating_sub(started)).unwrap_or(0)
 }
