@@ -25,7 +25,7 @@
 import os from 'node:os';
 
 import { token } from '../tests/helpers/client.mjs';
-import { closeAgents, expect, flags, log, send, writeResult } from './lib/common.mjs';
+import { closeAgents, expect, flags, log, median, send, writeResult } from './lib/common.mjs';
 import { load } from './lib/load.mjs';
 import { buildFloor, cpuOf, edgesyncWithColdUsers, startEdgesync, startFloor, startSeed } from './lib/workers.mjs';
 
@@ -58,12 +58,6 @@ const kindsWanted = opt.kinds.split(',').map((s) => s.trim()).filter(Boolean);
 for (const k of kindsWanted) if (!['health', 'check304', 'checkD1'].includes(k)) throw new Error(`unknown kind ${k}`);
 const WORKERS = ['floor', 'seed', 'edgesync'];
 const fmt = (x, d = 1) => (x == null || !Number.isFinite(x) ? '—' : x.toFixed(d));
-const median = (xs) => {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (!s.length) return null;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 const started = Date.now();
 const needCold = kindsWanted.includes('checkD1');

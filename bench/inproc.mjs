@@ -12,8 +12,8 @@
 //
 //   node bench/inproc.mjs [--rounds 7] [--calls 2000] [--kinds health,check304] [--help]
 import { token } from '../tests/helpers/client.mjs';
-import { closeAgents, expect, flags, log, send, writeResult } from './lib/common.mjs';
-import { LOOP_HEADER, cpuOf, startEdgesync, startFloor, startSeed } from './lib/workers.mjs';
+import { closeAgents, expect, flags, log, median, send, writeResult } from './lib/common.mjs';
+import { cpuOf, sendLoop, startEdgesync, startFloor, startSeed } from './lib/workers.mjs';
 
 const opt = flags(
   { rounds: 7, calls: 3000, kinds: 'health,check304', quick: false },
@@ -28,12 +28,6 @@ if (opt.quick) Object.assign(opt, { rounds: Math.min(opt.rounds, 3), calls: Math
 const kindsWanted = opt.kinds.split(',').map((s) => s.trim()).filter(Boolean);
 for (const k of kindsWanted) if (!['health', 'check304'].includes(k)) throw new Error(`unknown kind ${k}`);
 const WORKERS = ['floor', 'seed', 'edgesync', 'edgesync_b'];
-const median = (xs) => {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (!s.length) return null;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const fmt = (x, d = 1) => (x == null || !Number.isFinite(x) ? '—' : x.toFixed(d));
 
 const started = Date.now();
@@ -89,14 +83,9 @@ try {
   };
   // One measured request: `n` calls of the entry; µs of workerd CPU per call.
   const measure = async (w, kind, n) => {
-    const spec = kinds[kind].req[w];
     const cpu0 = cpuOf(servers[w]);
-    const res = await send(url[w], { ...spec, headers: { ...spec.headers, [LOOP_HEADER]: String(n) } });
+    await sendLoop(url[w], kinds[kind].req[w], n, kinds[kind].ok);
     const cpu1 = cpuOf(servers[w]);
-    const body = res.json;
-    if (res.status !== 200 || body?.n !== n || body.statuses?.[kinds[kind].ok] !== n) {
-      throw new Error(`${w} ${kind}: expected ${n} × ${kinds[kind].ok}, got HTTP ${res.status} ${JSON.stringify(body)}`);
-    }
     return cpu0 && cpu1 ? ((cpu1.runtime - cpu0.runtime) * 1000) / n : null;
   };
   const results = {};
@@ -119,17 +108,20 @@ try {
       }
       log(`${key} round ${r + 1}/${opt.rounds}: ${line.join(', ')} µs of workerd CPU per call`);
     }
-    // (cpuOf is null off Linux: such rounds count nowhere)
-    const per = (a, b) => rounds[a].map((x, i) => x / rounds[b][i]).filter(Number.isFinite);
-    const ratio = (xs) => ({ value: median(xs), min: xs.length ? Math.min(...xs) : null, max: xs.length ? Math.max(...xs) : null });
+    // The finite values' median and range (cpuOf is null off Linux: such rounds count nowhere).
     const spread = (raw) => {
       const xs = raw.filter(Number.isFinite);
-      return { median: median(xs), min: xs.length ? Math.min(...xs) : null, max: xs.length ? Math.max(...xs) : null, rounds: raw };
+      return { median: median(xs), min: xs.length ? Math.min(...xs) : null, max: xs.length ? Math.max(...xs) : null };
+    };
+    const per = (a, b) => rounds[a].map((x, i) => x / rounds[b][i]);
+    const ratio = (xs) => {
+      const { median: value, min, max } = spread(xs);
+      return { value, min, max };
     };
     results[key] = {
       label: kind.label,
       calls: kind.calls,
-      us: Object.fromEntries(Object.entries(rounds).map(([w, xs]) => [w, spread(xs)])),
+      us: Object.fromEntries(Object.entries(rounds).map(([w, xs]) => [w, { ...spread(xs), rounds: xs }])),
       // theirs ÷ edgesync's, per round: as bench/floor.mjs's "from CPU per request"
       ratios: {
         floor: ratio(per('floor', 'edgesync')),

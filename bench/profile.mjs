@@ -26,7 +26,7 @@ if (typeof globalThis.WebSocket === 'undefined') {
 const { token } = await import('../tests/helpers/client.mjs');
 const { RESULTS, closeAgents, expect, flags, log, send, tasks, writeResult } = await import('./lib/common.mjs');
 const { load } = await import('./lib/load.mjs');
-const { LOOP_HEADER, cpuOf, edgesyncWithColdUsers, startEdgesync, startFloor, startSeed } = await import('./lib/workers.mjs');
+const { cpuOf, edgesyncWithColdUsers, sendLoop, startEdgesync, startFloor, startSeed } = await import('./lib/workers.mjs');
 
 const KINDS = ['health', 'check304', 'checkD1', 'push10'];
 const opt = flags(
@@ -232,9 +232,7 @@ try {
     const until = performance.now() + seconds * 1000;
     let requests = 0;
     while (performance.now() < until) {
-      const one = spec.next(0);
-      const res = await send(base, { ...one, headers: { ...one.headers, [LOOP_HEADER]: String(opt.loop) } });
-      if (res.status !== 200 || res.json?.statuses?.[spec.ok[0]] !== opt.loop) throw new Error(`loop request: HTTP ${res.status} ${JSON.stringify(res.json)}`);
+      await sendLoop(base, spec.next(0), opt.loop, spec.ok[0]);
       requests += opt.loop;
     }
     return { requests, errors: 0, rps: null };

@@ -151,6 +151,14 @@ export function quantile(sorted, q) {
   return sorted[i];
 }
 
+/** The median of the finite values of `xs` (the mean of the middle two for an even count); null when there are none. */
+export function median(xs) {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!s.length) return null;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 /** Deterministic PRNG (mulberry32) so a replay is the same population every run. */
 export function rng(seed) {
   let a = seed >>> 0;

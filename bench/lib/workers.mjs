@@ -62,6 +62,18 @@ export function withoutBuild(config, out, replace = (line) => line, drop = ['bui
 export const LOOP_HEADER = 'x-bench-loop';
 
 /**
+ * One request to a `loop` worker: `request` (as for `send`) handed to its entry `n` times.
+ * Throws unless every call answered `ok`.
+ */
+export async function sendLoop(base, request, n, ok) {
+  const res = await send(base, { ...request, headers: { ...request.headers, [LOOP_HEADER]: String(n) } });
+  if (res.status !== 200 || res.json?.n !== n || res.json.statuses?.[ok] !== n) {
+    throw new Error(`loop request ${request.path}: expected ${n} × ${ok}, got HTTP ${res.status} ${JSON.stringify(res.json)}`);
+  }
+  return res;
+}
+
+/**
  * `config` with its `main` wrapped for bench/inproc.mjs: a request carrying `x-bench-loop:
  * N` is handed to the worker's own entry N times in a row inside the isolate (a fresh
  * `Request` each time, the header left out, each response's body read), and answered
