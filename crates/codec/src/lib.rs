@@ -646,22 +646,27 @@ impl Columns<'_> {
     }
 }
 
-/// `json`, known to be valid JSON, as a `RawValue` without parsing it again. serde_json
-/// writes a `RawValue`'s text as it is when it serializes one (the private struct name
-/// below is how its own `RawValue` does it), and `to_raw_value` keeps what it wrote. The
-/// codec's round-trip tests fail if a serde_json release ever changes that.
-fn trusted(json: &str) -> Result<Box<RawValue>, Error> {
-    struct Text<'a>(&'a str);
-    impl serde::Serialize for Text<'_> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            use serde::ser::SerializeStruct;
-            const TOKEN: &str = "$serde_json::private::RawValue";
-            let mut st = s.serialize_struct(TOKEN, 1)?;
-            st.serialize_field(TOKEN, self.0)?;
-            st.end()
-        }
+/// JSON text, known to be valid, that serializes as itself: serde_json writes a
+/// `RawValue`'s text as it is when it serializes one (the private struct name below is
+/// how its own `RawValue` does it). Lets a record be rebuilt from members of stored text
+/// without parsing them. The codec's round-trip tests fail if a serde_json release ever
+/// changes that.
+pub struct Verbatim<'a>(pub &'a str);
+
+impl serde::Serialize for Verbatim<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        const TOKEN: &str = "$serde_json::private::RawValue";
+        let mut st = s.serialize_struct(TOKEN, 1)?;
+        st.serialize_field(TOKEN, self.0)?;
+        st.end()
     }
-    Ok(serde_json::value::to_raw_value(&Text(json))?)
+}
+
+/// `json`, known to be valid JSON, as a `RawValue` without parsing it again
+/// ([`Verbatim`]; `to_raw_value` keeps what it wrote).
+fn trusted(json: &str) -> Result<Box<RawValue>, Error> {
+    Ok(serde_json::value::to_raw_value(&Verbatim(json))?)
 }
 
 /// Format 2's JSON for `entries` (the layout of [`Columns`]), written directly: the

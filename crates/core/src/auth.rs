@@ -433,7 +433,7 @@ impl Verified {
 /// of CPU each time. Bounded; when full it starts over (the cost of a miss is one
 /// verification). Only tokens that verified are kept, never refusals.
 #[derive(Default)]
-pub struct TokenCache(std::collections::HashMap<String, Verified>);
+pub struct TokenCache(crate::hash::HashMap<String, Verified>);
 
 impl TokenCache {
     pub const MAX: usize = 4_096;

@@ -15,6 +15,7 @@ pub mod entities;
 pub mod envelope;
 pub mod error;
 pub mod etag;
+pub mod hash;
 pub mod openapi;
 pub mod ops;
 pub mod pages;

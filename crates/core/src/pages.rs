@@ -17,7 +17,7 @@
 //! - The head keeps each bucket's newest rev (`dir`), so a pull from a cursor reads the
 //!   head and only the buckets changed after the cursor: recent pulls read one row.
 
-use std::collections::{HashMap, HashSet};
+use crate::hash::{map_with_capacity, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -118,7 +118,7 @@ struct Slots<K, V> {
 
 impl<K, V> Default for Slots<K, V> {
     fn default() -> Self {
-        Slots { at: HashMap::new(), values: Vec::new() }
+        Slots { at: HashMap::default(), values: Vec::new() }
     }
 }
 
@@ -170,7 +170,7 @@ impl<'p> Lookups<'p> {
 /// Entity and id to position, for the entries of a bucket (the first of a key, as a scan
 /// finds it).
 fn index_of(entries: &[Entry]) -> HashMap<(&'static str, &str), usize> {
-    let mut index = HashMap::with_capacity(entries.len());
+    let mut index = map_with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         index.entry((e.entity, e.id.as_str())).or_insert(i);
     }
@@ -196,7 +196,7 @@ fn merge(bucket: &mut Vec<Entry>, incoming: Vec<Entry>) -> u64 {
         return added;
     }
     // Each key's last entry in `incoming` (the one that stays), and where the bucket has it.
-    let mut last: HashMap<(&'static str, &str), usize> = HashMap::new();
+    let mut last: HashMap<(&'static str, &str), usize> = HashMap::default();
     for (j, e) in incoming.iter().enumerate() {
         last.insert((e.entity, e.id.as_str()), j);
     }
@@ -667,7 +667,7 @@ impl Pages {
         self.reindex();
         // Each target bucket takes its moving entries at once, through an index of its ids
         // when there are more than a few (an uncapped spill moves hundreds into each).
-        let mut by_bucket: HashMap<u32, Vec<Entry>> = HashMap::new();
+        let mut by_bucket: HashMap<u32, Vec<Entry>> = HashMap::default();
         for e in moving {
             by_bucket.entry(bucket_of(e.entity, &e.id, n)).or_default().push(e);
         }
@@ -785,7 +785,7 @@ impl Pages {
         };
         // The doomed keys in a map of the type the head's index is (the value unused), not
         // a HashSet<Key>: one hash table instantiation fewer (297,753 -> 296,983 B gzip).
-        let mut doomed: HashMap<Key, usize> = HashMap::new();
+        let mut doomed: HashMap<Key, usize> = HashMap::default();
         let mut horizon = self.head.horizon;
         for e in self.each() {
             if old(e)? {
@@ -981,7 +981,7 @@ mod tests {
     fn a_large_user_spills_splits_and_stays_consistent() {
         let mut p = Pages::default();
         let mut now = 1_000;
-        let mut truth: HashMap<String, (i64, String)> = HashMap::new();
+        let mut truth: HashMap<String, (i64, String)> = HashMap::default();
         let mut cursors = vec![0];
         for round in 0..60 {
             let mut changes = Vec::new();
@@ -1028,7 +1028,7 @@ mod tests {
         assert_eq!((live.len(), more), (truth.len(), false));
         // Pulls from each cursor, paged, return the changes after it exactly once.
         for since in cursors {
-            let mut seen = HashSet::new();
+            let mut seen = HashSet::default();
             let mut c = since;
             loop {
                 let rows = p.changes(c, None, &[], 250).unwrap();

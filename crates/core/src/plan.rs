@@ -2,14 +2,15 @@
 //! applied, an idempotent replay, or a conflict, and assigns revs. Pure: it sees the
 //! stored records the store read, and returns the rows the store must write.
 
-use std::collections::HashMap;
+use crate::hash::HashMap;
 
+use edgesync_codec::Verbatim;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::entities::Entity;
-use crate::envelope::{self as env, Record, RecordId, Stored, MAX_SAFE_INT};
+use crate::envelope::{self as env, Held, Record, RecordId, Stored, MAX_SAFE_INT};
 use crate::error::ApiError;
 use crate::parse::{default_for, Change, Op};
 
@@ -161,7 +162,7 @@ pub fn plan(changes: &[Change], stored: HashMap<Key, Stored>, seq: i64, now: i64
     // Each key's latest write, in first-write order so the rows written are
     // deterministic, and where it is by key (a Vec scan made 1,000-change pushes quadratic).
     let mut writes: Vec<(&'static Entity, Write)> = Vec::new();
-    let mut written: HashMap<Key, usize> = HashMap::new();
+    let mut written: HashMap<Key, usize> = HashMap::default();
 
     for c in changes {
         let key: Key = (c.entity.name, c.id.as_str().to_owned());
@@ -217,6 +218,8 @@ enum Member<'a> {
     Str(&'a str),
     Null,
     Json(&'a Value),
+    /// Stored JSON text, written as it is.
+    Text(&'a str),
 }
 
 /// A record's members sorted by key, serialized as a JSON object: the text a [`Record`]
@@ -233,6 +236,7 @@ impl Serialize for Members<'_> {
                 Member::Str(v) => map.serialize_entry(key, v)?,
                 Member::Null => map.serialize_entry(key, &())?,
                 Member::Json(v) => map.serialize_entry(key, v)?,
+                Member::Text(v) => map.serialize_entry(key, &Verbatim(v))?,
             }
         }
         map.end()
@@ -247,12 +251,13 @@ fn apply(c: &Change, current: Option<&Stored>, version: i64, rev: i64, now: i64)
     static NULL: Value = Value::Null;
     // A delete keeps the stored record's last values; without a stored record (or for a
     // field it lacks) it takes the defaults.
-    let (last, defaults): (Option<&Record>, Vec<Value>) = match c.op {
-        Op::Delete => (
-            current.map(Stored::record).transpose().map_err(ApiError::Internal)?,
-            c.entity.fields.iter().map(default_for).collect(),
-        ),
-        Op::Upsert(_) => (None, Vec::new()),
+    let (last, defaults): (Vec<Option<Held>>, Vec<Value>) = match (&c.op, current) {
+        (Op::Delete, Some(stored)) => {
+            let names: Vec<&str> = c.entity.fields.iter().map(|f| f.name).collect();
+            (stored.members(&names).map_err(ApiError::Internal)?, c.entity.fields.iter().map(default_for).collect())
+        }
+        (Op::Delete, None) => (Vec::new(), c.entity.fields.iter().map(default_for).collect()),
+        (Op::Upsert(_), _) => (Vec::new(), Vec::new()),
     };
     let mut members = Vec::with_capacity(env::FIELDS.len() + c.entity.fields.len());
     members.extend([
@@ -267,11 +272,15 @@ fn apply(c: &Change, current: Option<&Stored>, version: i64, rev: i64, now: i64)
     // Field names are unique and none is an envelope name (the declaration is checked
     // at build time, declaration.rs), so sorting gives a map's order.
     for (i, f) in c.entity.fields.iter().enumerate() {
-        let v = match &c.op {
-            Op::Upsert(values) => values.get(i).unwrap_or(&NULL),
-            Op::Delete => last.and_then(|r| r.get(f.name)).or(defaults.get(i)).unwrap_or(&NULL),
+        let member = match &c.op {
+            Op::Upsert(values) => Member::Json(values.get(i).unwrap_or(&NULL)),
+            Op::Delete => match last.get(i).copied().flatten() {
+                Some(Held::Text(text)) => Member::Text(text),
+                Some(Held::Value(v)) => Member::Json(v),
+                None => Member::Json(defaults.get(i).unwrap_or(&NULL)),
+            },
         };
-        members.push((f.name, Member::Json(v)));
+        members.push((f.name, member));
     }
     members.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let record = serde_json::value::to_raw_value(&Members(members))?;
@@ -321,7 +330,8 @@ mod tests {
         };
         let stored: HashMap<Key, Stored> = [("e", false), ("a", false), ("b", true), ("c", false), ("d", false)]
             .map(|(id, deleted)| (("tasks", id.to_string()), stored_as(id, deleted)))
-            .into();
+            .into_iter()
+            .collect();
         let given = [
             change(json!({"id": "c", "title": "c2", "version": 7})),
             change(json!({"id": "a", "title": "a2"})),
@@ -375,17 +385,17 @@ mod tests {
     fn revs_follow_the_sequence_not_the_clock() {
         let changes = vec![change(json!({"id": "a", "title": "1"})), change(json!({"id": "b", "title": "2"}))];
         // Clock behind the sequence: revs continue from seq.
-        let p = plan(&changes, HashMap::new(), 1_000, 10).unwrap();
+        let p = plan(&changes, HashMap::default(), 1_000, 10).unwrap();
         assert_eq!(p.revs, vec![1_001, 1_002]);
         assert_eq!(p.seq, 1_002);
         // Clock ahead: revs read as the server time.
-        let p = plan(&changes, HashMap::new(), 1_000, 5_000).unwrap();
+        let p = plan(&changes, HashMap::default(), 1_000, 5_000).unwrap();
         assert_eq!(p.revs, vec![5_000, 5_001]);
     }
 
     #[test]
     fn conflicts_carry_the_server_record_and_write_nothing() {
-        let mut stored = HashMap::new();
+        let mut stored = HashMap::default();
         stored.insert(("tasks", "t".to_string()), stored_task(2, "server", false));
         let p = plan(&[change(json!({"id": "t", "title": "mine", "version": 2}))], stored, 100, 200).unwrap();
         assert!(!p.changes_anything());
@@ -402,7 +412,7 @@ mod tests {
             change(json!({"id": "t", "title": "2"})),
             change(json!({"id": "t", "deleted": true})),
         ];
-        let p = plan(&changes, HashMap::new(), 0, 10).unwrap();
+        let p = plan(&changes, HashMap::default(), 0, 10).unwrap();
         assert_eq!(p.applied.iter().map(|a| a.version).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert_eq!(p.writes.len(), 1);
         let rows = &p.writes[0].1;
@@ -417,7 +427,7 @@ mod tests {
 
     #[test]
     fn no_version_past_max_safe_int() {
-        let mut stored = HashMap::new();
+        let mut stored = HashMap::default();
         stored.insert(("tasks", "t".to_string()), stored_task(MAX_SAFE_INT, "a", false));
         let edit = change(json!({"id": "t", "title": "b"}));
         let other = change(json!({"id": "u", "title": "fine"}));
@@ -458,9 +468,35 @@ mod tests {
         }
     }
 
+    /// A tombstone keeps the stored members as they were stored (their text, not a map's
+    /// rewrite of it), takes the defaults for fields the record lacks and drops members
+    /// that are no field; a record decoded through its map (a member twice) keeps the last.
+    #[test]
+    fn a_delete_keeps_the_stored_members_as_stored() {
+        let env = r#""created_at":1,"deleted_at":null,"device_id":null,"id":"t","rev":10"#;
+        let del = change(json!({"id": "t", "deleted": true}));
+        let tomb = |text: &str| {
+            let stored = Stored::decode(text).unwrap();
+            let w = apply(&del, Some(&stored), 3, 11, 1_000).unwrap();
+            assert!(w.deleted);
+            w.record.get().to_owned()
+        };
+        // A lone surrogate: JSON text that no `Value` holds. The delete no longer fails on it.
+        let odd = r#"{"completed":true,"created_at":1,"deleted_at":null,"device_id":null,"extra":[1, 2],"id":"t","rev":10,"title":"\ud800 x","updated_at":2,"version":2}"#;
+        let t = tomb(odd);
+        assert!(t.contains(r#""title":"\ud800 x""#), "{t}");
+        assert!(t.contains(r#""completed":true"#) && t.contains(r#""priority":"medium""#), "{t}");
+        assert!(!t.contains("extra"), "{t}");
+        assert!(t.contains(r#""deleted_at":1000"#) && t.contains(r#""rev":11"#), "{t}");
+
+        let twice = format!(r#"{{"title":"a",{env},"updated_at":2,"version":2,"title":"b"}}"#);
+        let t: Value = serde_json::from_str(&tomb(&twice)).unwrap();
+        assert_eq!((t["title"].as_str(), t["priority"].as_str()), (Some("b"), Some("medium")));
+    }
+
     #[test]
     fn created_at_survives_updates() {
-        let mut stored = HashMap::new();
+        let mut stored = HashMap::default();
         stored.insert(("tasks", "t".to_string()), stored_task(1, "a", false));
         let p = plan(&[change(json!({"id": "t", "title": "b"}))], stored, 100, 999).unwrap();
         let r = row(&p.writes[0].1[0]);

@@ -20,7 +20,7 @@
 //! wrote are missing from the set until one of their requests writes it again; the limit
 //! is then as lenient as it was before KV was shared at all, never stricter than the truth.
 
-use std::collections::HashMap;
+use edgesync_core::hash::HashMap;
 
 use worker::KvStore;
 

@@ -1,0 +1,199 @@
+// Where the worker's wasm bytes are: the code section by crate and by function, and the
+// data section, raw and gzipped, so that size work starts from a measurement (issue #11's
+// 200 KB goal) and each change can be checked by its exact difference.
+//
+//   node bench/wasm-size.mjs [build/index_bg.wasm] [--top 30] [--json out.json]
+//
+// Function names come from the module's `name` section or, when the build took it out
+// (scripts/wasm-names.mjs), from wasm-names.json beside the module. A crate's "gzip alone"
+// is its bodies gzipped together; "gzip saved" is what the whole code section loses in
+// gzip when that crate's bodies are left out: the better guide to what removing it would
+// save, since the code it shares patterns with stays.
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  if (i < 0) return dflt;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
+};
+const top = Number(opt('--top', '30'));
+const jsonOut = opt('--json', null);
+const wasmPath = args[0] ?? 'build/index_bg.wasm';
+const b = fs.readFileSync(wasmPath);
+if (b.readUInt32LE(0) !== 0x6d736100) throw new Error(`${wasmPath} is not a wasm module`);
+
+let i = 8;
+const leb = () => {
+  let r = 0;
+  let s = 0;
+  let x;
+  do {
+    x = b[i++];
+    r += (x & 0x7f) * 2 ** s;
+    s += 7;
+  } while (x & 0x80);
+  return r;
+};
+const str = () => {
+  const n = leb();
+  const s = b.toString('utf8', i, i + n);
+  i += n;
+  return s;
+};
+
+let importedFns = 0;
+const bodies = []; // [start, end) of each defined function's body
+const data = [];
+const sections = [];
+let names = {};
+while (i < b.length) {
+  const id = b[i++];
+  const size = leb();
+  const start = i;
+  const end = i + size;
+  let label = `#${id}`;
+  if (id === 0) {
+    label = str();
+    if (label === 'name') {
+      while (i < end) {
+        const sub = b[i++];
+        const len = leb();
+        const subEnd = i + len;
+        if (sub === 1) {
+          for (let n = leb(); n > 0; n--) {
+            const idx = leb();
+            names[idx] = str();
+          }
+        }
+        i = subEnd;
+      }
+    }
+  } else if (id === 2) {
+    label = 'import';
+    for (let n = leb(); n > 0; n--) {
+      str();
+      str();
+      const kind = b[i++];
+      if (kind === 0) {
+        leb();
+        importedFns++;
+      } else if (kind === 1) {
+        i++;
+        const flags = leb();
+        leb();
+        if (flags & 1) leb();
+      } else if (kind === 2) {
+        const flags = leb();
+        leb();
+        if (flags & 1) leb();
+      } else if (kind === 3) {
+        i += 2;
+      } else if (kind === 4) {
+        i++;
+        leb();
+      }
+    }
+  } else if (id === 10) {
+    label = 'code';
+    for (let n = leb(); n > 0; n--) {
+      const len = leb();
+      bodies.push([i, i + len]);
+      i += len;
+    }
+  } else if (id === 11) {
+    label = 'data';
+    for (let n = leb(); n > 0; n--) {
+      const flags = leb();
+      if (flags === 0) {
+        while (b[i++] !== 0x0b);
+      } else if (flags === 2) {
+        leb();
+        while (b[i++] !== 0x0b);
+      }
+      const len = leb();
+      data.push([i, i + len]);
+      i += len;
+    }
+  }
+  sections.push({ label, size: end - start, range: [start, end] });
+  i = end;
+}
+if (Object.keys(names).length === 0) {
+  const side = path.join(path.dirname(wasmPath), 'wasm-names.json');
+  if (fs.existsSync(side)) names = JSON.parse(fs.readFileSync(side, 'utf8'));
+}
+
+const gz = (bufs) => zlib.gzipSync(Buffer.concat(bufs), { level: 9 }).length;
+const slice = ([s, e]) => b.subarray(s, e);
+
+/** The crate a demangled name's code belongs to: its first path segment, taken after any
+ *  leading `<` / `&` / `mut ` / `dyn ` (so `<edgesync::X as serde::Serialize>::serialize`,
+ *  code generated for edgesync's type, counts as edgesync's). */
+function crateOf(name) {
+  if (!name) return '(unnamed)';
+  let s = name.replace(/^[<&\s]+|^(mut|dyn|const) /g, '');
+  while (/^(<|&|mut |dyn |const |\[|\()/.test(s)) s = s.replace(/^(<|&|mut |dyn |const |\[|\()/, '');
+  const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:\[[0-9a-f]+\])?(::|$)/.exec(s);
+  if (!m) return '(other)';
+  return m[2] === '' ? `(${m[1]})` : m[1];
+}
+
+const fns = bodies.map((r, k) => {
+  const name = names[importedFns + k] ?? `wasm-function[${importedFns + k}]`;
+  return { name: name.replace(/\[[0-9a-f]{16}\]/g, ''), crate: crateOf(names[importedFns + k]), raw: r[1] - r[0], range: r };
+});
+const codeAll = fns.map((f) => slice(f.range));
+const codeGz = gz(codeAll);
+const byCrate = new Map();
+for (const f of fns) {
+  const c = byCrate.get(f.crate) ?? { crate: f.crate, fns: 0, raw: 0, parts: [] };
+  c.fns++;
+  c.raw += f.raw;
+  c.parts.push(f);
+  byCrate.set(f.crate, c);
+}
+const crates = [...byCrate.values()].sort((x, y) => y.raw - x.raw);
+for (const c of crates) {
+  c.gzipAlone = gz(c.parts.map((f) => slice(f.range)));
+  c.gzipSaved = c.raw > 2000 ? codeGz - gz(fns.filter((f) => f.crate !== c.crate).map((f) => slice(f.range))) : null;
+}
+const dataGz = gz(data.map(slice));
+const dataRaw = data.reduce((n, [s, e]) => n + e - s, 0);
+
+const fmt = (n) => n.toLocaleString('en-US');
+console.log(`${wasmPath}: ${fmt(b.length)} B raw, ${fmt(gz([b]))} B gzip -9\n`);
+console.log('| section | raw | gzip -9 alone |\n|---|---:|---:|');
+console.log(`| code (${fmt(fns.length)} functions) | ${fmt(codeAll.reduce((n, x) => n + x.length, 0))} | ${fmt(codeGz)} |`);
+console.log(`| data (${data.length} segments) | ${fmt(dataRaw)} | ${fmt(dataGz)} |`);
+for (const s of sections.filter((s) => !['code', 'data'].includes(s.label) && s.size > 1000)) {
+  console.log(`| ${s.label} | ${fmt(s.size)} | ${fmt(gz([slice(s.range)]))} |`);
+}
+console.log('\n| crate | functions | raw | gzip alone | gzip saved without it |\n|---|---:|---:|---:|---:|');
+for (const c of crates.filter((c) => c.raw > 1000)) {
+  console.log(`| ${c.crate} | ${c.fns} | ${fmt(c.raw)} | ${fmt(c.gzipAlone)} | ${c.gzipSaved == null ? '—' : fmt(c.gzipSaved)} |`);
+}
+console.log(`\n| largest functions (of ${fmt(fns.length)}) | raw |\n|---|---:|`);
+for (const f of [...fns].sort((x, y) => y.raw - x.raw).slice(0, top)) {
+  console.log(`| \`${f.name.length > 110 ? `${f.name.slice(0, 107)}...` : f.name}\` | ${fmt(f.raw)} |`);
+}
+if (jsonOut) {
+  fs.writeFileSync(
+    jsonOut,
+    JSON.stringify(
+      {
+        wasm: { raw: b.length, gzip9: gz([b]) },
+        code: { raw: codeAll.reduce((n, x) => n + x.length, 0), gzip9: codeGz },
+        data: { raw: dataRaw, gzip9: dataGz },
+        crates: crates.map(({ parts, ...c }) => c),
+        functions: fns.map(({ range, ...f }) => f),
+      },
+      null,
+      1,
+    ),
+  );
+}
