@@ -201,7 +201,7 @@ fn main() {
     let head = edgesync_core::codec::decode_hex(&user(500).head_body).unwrap();
     for (id, entries) in [("head_h500", head), ("bucket_h5000", bucket)] {
         let json = serde_json::to_vec(&entries).unwrap();
-        let v1 = edgesync_core::codec::deflate(&json);
+        let v1 = edgesync_core::codec::deflate(&json).unwrap();
         let v2 = edgesync_core::codec::encode(&entries).unwrap();
         println!(
             "{}",
@@ -224,7 +224,7 @@ fn main() {
             &format!("codec/encode1_{id}"),
             budget,
             || (),
-            |_| edgesync_core::codec::deflate(&serde_json::to_vec(black_box(&entries)).unwrap()),
+            |_| edgesync_core::codec::deflate(&serde_json::to_vec(black_box(&entries)).unwrap()).unwrap(),
         );
         measure(
             &format!("codec/decode1_{id}"),

@@ -103,21 +103,32 @@ pub const MAX_JSON: usize = 32 * 1024 * 1024;
 
 /// A page's entries as stored (format 2).
 pub fn encode(entries: &[Entry]) -> Result<Vec<u8>, Error> {
-    Ok(tagged(COLUMNS, columns(entries)?.as_bytes()))
+    tagged(COLUMNS, columns(entries)?.as_bytes())
 }
 
 /// `json` compressed behind the format-1 tag: the form [`encode`] wrote before format 2
 /// (kept for the tests and benchmarks that compare the two).
-pub fn deflate(json: &[u8]) -> Vec<u8> {
+pub fn deflate(json: &[u8]) -> Result<Vec<u8>, Error> {
     tagged(DEFLATE, json)
 }
 
-fn tagged(tag: u8, json: &[u8]) -> Vec<u8> {
-    let packed = miniz_oxide::deflate::compress_to_vec(json, LEVEL);
-    let mut out = Vec::with_capacity(packed.len() + 1);
+/// `json` deflated behind `tag`. Deflated through miniz_oxide's output callback, straight
+/// onto the tag: `compress_to_vec` zero-fills an output buffer of half the input, where
+/// pages deflate to a twentieth of it, and the result was copied once more behind the tag.
+fn tagged(tag: u8, json: &[u8]) -> Result<Vec<u8>, Error> {
+    use miniz_oxide::deflate::core::{compress_to_output, create_comp_flags_from_zip_params};
+    use miniz_oxide::deflate::core::{CompressorOxide, TDEFLFlush, TDEFLStatus};
+    let mut compressor = CompressorOxide::new(create_comp_flags_from_zip_params(LEVEL.into(), 0, 0));
+    let mut out = Vec::with_capacity(json.len() / 16 + 64);
     out.push(tag);
-    out.extend_from_slice(&packed);
-    out
+    let (status, _) = compress_to_output(&mut compressor, json, TDEFLFlush::Finish, |chunk| {
+        out.extend_from_slice(chunk);
+        true
+    });
+    match status {
+        TDEFLStatus::Done => Ok(out),
+        other => Err(Error(format!("page does not deflate: {other:?}"))),
+    }
 }
 
 /// The JSON text of a stored body (either format) and its format tag.
@@ -1021,7 +1032,7 @@ mod tests {
     fn columns_take_far_less_than_the_tuples_and_format_1_still_reads() {
         let entries: Vec<Entry> = (0..400).map(task).collect();
         let json = serde_json::to_vec(&entries).unwrap();
-        let v1 = deflate(&json);
+        let v1 = deflate(&json).unwrap();
         let v2 = encode(&entries).unwrap();
         assert!(v2.len() * 10 < v1.len() * 7, "format 2: {} bytes, format 1: {}", v2.len(), v1.len());
         same(&decode(&v1, known).unwrap(), &entries);
@@ -1086,12 +1097,12 @@ mod tests {
             list("0"),
             list("0")
         );
-        let body = tagged(COLUMNS, json.as_bytes());
+        let body = tagged(COLUMNS, json.as_bytes()).unwrap();
         assert!(body.len() < 2_000, "{}", body.len());
         assert!(decode(&body, known).is_err());
         // The same shape for a few entries is fine.
         let few = json.replace(&list("0"), "0").replace(&list("\"x\""), "\"x\"").replace(&list("1"), "1");
-        assert_eq!(decode(&tagged(COLUMNS, few.as_bytes()), known).unwrap().len(), 1);
+        assert_eq!(decode(&tagged(COLUMNS, few.as_bytes()).unwrap(), known).unwrap().len(), 1);
     }
 
     #[test]
@@ -1110,7 +1121,7 @@ mod tests {
 
     #[test]
     fn damaged_columns_are_errors() {
-        let body = |json: &str| tagged(COLUMNS, json.as_bytes());
+        let body = |json: &str| tagged(COLUMNS, json.as_bytes()).unwrap();
         let good = r#"{"s":[["tasks",["id","rev"]]],"e":[0],"i":[null],"r":[null],"c":[0],"d":[0],"w":[],"t":[],"k":[["id",["a"]]],"n":[["rev",[3]]]}"#;
         let e = decode(&body(good), known).unwrap();
         assert_eq!((e[0].id.as_str(), e[0].rev, e[0].record.get()), ("a", 3, r#"{"id":"a","rev":3}"#));

@@ -252,7 +252,7 @@ proptest! {
                 _ => {}
             }
         }
-        let format1 = codec::deflate(serde_json::to_string(&entries).unwrap().as_bytes());
+        let format1 = codec::deflate(serde_json::to_string(&entries).unwrap().as_bytes()).unwrap();
         for body in [codec::encode(&entries).unwrap(), format1] {
             let (_, json) = codec::inflate(&body).unwrap();
             let mut all = HashSet::new();
