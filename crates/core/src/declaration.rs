@@ -42,6 +42,8 @@ pub const MAX_JSON_BYTES: u64 = 2_000_000;
 /// (`crate::envelope::FIELDS`) and `type` / `deleted`. A field or alias may not take them.
 pub const RESERVED_FIELDS: &[&str] =
     &["id", "version", "rev", "created_at", "updated_at", "deleted_at", "device_id", "type", "deleted"];
+/// How many of [`RESERVED_FIELDS`] are the envelope, in `crate::envelope::FIELDS` order.
+pub const ENVELOPE: usize = 7;
 /// Fixed paths beside `/api/sync/{type}` (`GET /api/sync/check`): no collection may take them.
 pub const RESERVED_COLLECTIONS: &[&str] = &["check"];
 /// A change without `type` is a task (the contract, §3.1): this collection must exist.
@@ -411,7 +413,14 @@ pub fn rust_table(d: &Declaration, source: &str) -> String {
                 list(&f.aliases)
             );
         }
-        out.push_str("        ],\n    },\n");
+        // The record's members in key order: envelope names, then the fields, each by its
+        // place in that sequence (names are unique: the declaration was checked).
+        let names: Vec<&str> =
+            RESERVED_FIELDS[..ENVELOPE].iter().copied().chain(c.fields.iter().map(|f| f.name.as_str())).collect();
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        order.sort_by_key(|&i| names[i]);
+        let order: Vec<String> = order.iter().map(usize::to_string).collect();
+        let _ = writeln!(out, "        ],\n        order: &[{}],\n    }},", order.join(", "));
     }
     out.push_str("];\n");
     out

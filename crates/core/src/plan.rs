@@ -213,6 +213,7 @@ pub fn plan(changes: &[Change], stored: HashMap<Key, Stored>, seq: i64, now: i64
 }
 
 /// A member of a record being written.
+#[derive(Clone, Copy)]
 enum Member<'a> {
     Int(i64),
     Str(&'a str),
@@ -269,8 +270,6 @@ fn apply(c: &Change, current: Option<&Stored>, version: i64, rev: i64, now: i64)
         (env::DELETED_AT, deleted_at.map_or(Member::Null, Member::Int)),
         (env::DEVICE_ID, c.device_id.as_deref().map_or(Member::Null, Member::Str)),
     ]);
-    // Field names are unique and none is an envelope name (the declaration is checked
-    // at build time, declaration.rs), so sorting gives a map's order.
     for (i, f) in c.entity.fields.iter().enumerate() {
         let member = match &c.op {
             Op::Upsert(values) => Member::Json(values.get(i).unwrap_or(&NULL)),
@@ -282,7 +281,9 @@ fn apply(c: &Change, current: Option<&Stored>, version: i64, rev: i64, now: i64)
         };
         members.push((f.name, member));
     }
-    members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // In key order, a map's (field names are unique and none is an envelope name: the
+    // declaration is checked at build time, declaration.rs).
+    let members = c.entity.order.iter().filter_map(|&i| members.get(i).copied()).collect();
     let record = serde_json::value::to_raw_value(&Members(members))?;
     Ok(Write { id: c.id.clone(), rev, deleted: deleted_at.is_some(), record })
 }
