@@ -44,6 +44,7 @@ const throughput = readResult('throughput');
 const growth = readResult('growth');
 const capacityRes = readResult('capacity');
 const size = readResult('size');
+const wasmSize = readResult('wasm-size');
 const storage = readResult('storage');
 const wasmCpu = readResult('wasm-cpu');
 const floor = readResult('floor');
@@ -442,6 +443,27 @@ if (size) {
     ),
   );
 }
+if (wasmSize) {
+  const kb = (b) => `${dec(b / 1000, 1)} KB`;
+  p(
+    `Where the bytes are (\`node bench/wasm-size.mjs\`, from the module's function names): code ${kb(wasmSize.code.raw)} raw, ${kb(wasmSize.code.gzip9)} gzipped alone; data ${kb(wasmSize.data.raw)} raw, ${kb(wasmSize.data.gzip9)} gzipped alone. ` +
+      'A function counts for the crate its name starts with, so the `edgesync` crate\'s async functions hold everything inlined into them (serde derives, workers-rs calls). "gzip saved" is what the code section loses in gzip without that crate\'s functions.',
+  );
+  p(
+    table(
+      ['crate', 'functions', 'raw', 'gzip saved'],
+      wasmSize.crates.slice(0, 12).map((c) => [c.crate, int(c.fns), int(c.raw), c.gzipSaved == null ? '—' : int(c.gzipSaved)]),
+      ['l', 'r', 'r', 'r'],
+    ),
+  );
+  p(
+    table(
+      ['largest functions', 'raw'],
+      [...wasmSize.functions].sort((a, b) => b.raw - a.raw).slice(0, 8).map((f) => [`\`${f.name.length > 100 ? `${f.name.slice(0, 97)}...` : f.name}\``, int(f.raw)]),
+      ['l', 'r'],
+    ),
+  );
+}
 const JWT_OPS = [
   ['jwt/hs256_verify', 'JWT HS256 verification'],
   ['jwt/rs256_verify', 'JWT RS256 verification (2048-bit key from a JWKS)'],
@@ -728,7 +750,7 @@ p(
   '| `bench/profile.mjs` | section 1: CPU profile of the isolate through the V8 inspector (DevTools `Profiler`) |',
   '| `bench/throughput.mjs`, `bench/lib/load.mjs` | sections 1–2: fixed-concurrency keep-alive load per request kind |',
   '| `bench/growth.mjs` | section 3: costs at 100 … 100,000 records; the flatness check |',
-  '| `bench/size.mjs`, `bench/native/` (criterion: `benches/hot_paths.rs`; wasm: `examples/wasm_cpu.rs`, inputs and the pure path in `src/fixtures.rs`), `bench/wasm-cpu.mjs` | section 4 |',
+  '| `bench/size.mjs`, `bench/wasm-size.mjs`, `bench/native/` (criterion: `benches/hot_paths.rs`; wasm: `examples/wasm_cpu.rs`, inputs and the pure path in `src/fixtures.rs`), `bench/wasm-cpu.mjs` | section 4 |',
   '| `bench/capacity.mjs`, `bench/lib/model.mjs` | section 5: the replayed day and the model |',
   '| `bench/sdk-day.mjs`, `bench/lib/sdk-section.mjs` | section 5: the same day driven by the client SDK\'s own scheduler |',
   '| `bench/storage.mjs` | section 6: bytes per record (dbstat), users per database, the native codec\'s CPU |',

@@ -132,12 +132,17 @@ const gz = (bufs) => zlib.gzipSync(Buffer.concat(bufs), { level: 9 }).length;
 const slice = ([s, e]) => b.subarray(s, e);
 
 /** The crate a demangled name's code belongs to: its first path segment, taken after any
- *  leading `<` / `&` / `mut ` / `dyn ` (so `<edgesync::X as serde::Serialize>::serialize`,
+ *  leading `<` / `&` / `*` / `mut ` / `dyn ` / `[` / `(` (so `<edgesync::X as serde::Serialize>::serialize`,
  *  code generated for edgesync's type, counts as edgesync's). */
 function crateOf(name) {
   if (!name) return '(unnamed)';
-  let s = name.replace(/^[<&\s]+|^(mut|dyn|const) /g, '');
-  while (/^(<|&|mut |dyn |const |\[|\()/.test(s)) s = s.replace(/^(<|&|mut |dyn |const |\[|\()/, '');
+  const lead = /^(<|&|\*|mut |dyn |const |\[|\()/;
+  let s = name;
+  while (lead.test(s)) s = s.replace(lead, '');
+  // Methods of primitive types (`<f64 as core::fmt::Display>::fmt`, `<str>::find`) are
+  // core's; wasm-bindgen's import shims are named after the JS function they call.
+  if (/^(str|char|bool|[iuf](8|16|32|64|128|size))\b/.test(s)) return 'core';
+  if (/^__wbg|^__wbindgen/.test(name)) return 'wasm_bindgen';
   const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:\[[0-9a-f]+\])?(::|$)/.exec(s);
   if (!m) return '(other)';
   return m[2] === '' ? `(${m[1]})` : m[1];

@@ -53,6 +53,7 @@ else
   EDGESYNC_SKIP_BUILD= bash scripts/build.sh || { log "the worker did not build"; exit 1; }
 fi
 node bench/size.mjs || fail "size"
+node bench/wasm-size.mjs --top 10 --json "$results/wasm-size.json" >"$results/wasm-size.txt" || fail "wasm size by crate"
 # The floor reference worker (workers-rs, stable toolchain; reused while unchanged).
 log "building the floor reference worker (.tmp/ref/floor-worker)"
 timeout 1200 node bench/floor.mjs --build-only || fail "floor reference worker build"
