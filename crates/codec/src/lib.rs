@@ -660,8 +660,9 @@ impl Columns<'_> {
 /// JSON text, known to be valid, that serializes as itself: serde_json writes a
 /// `RawValue`'s text as it is when it serializes one (the private struct name below is
 /// how its own `RawValue` does it). Lets a record be rebuilt from members of stored text
-/// without parsing them. The codec's round-trip tests fail if a serde_json release ever
-/// changes that.
+/// without parsing them. The text must be one JSON value, as [`jsontext::Reader::raw`]
+/// returns it: nothing checks it again. The codec's round-trip tests fail if a serde_json
+/// release ever changes that.
 pub struct Verbatim<'a>(pub &'a str);
 
 impl serde::Serialize for Verbatim<'_> {

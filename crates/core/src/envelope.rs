@@ -92,7 +92,7 @@ pub struct Envelope {
 /// A stored record: its envelope, decoded when it is read, and the whole record as
 /// clients see it, decoded on first use only. Most edits of a stored record need the
 /// envelope alone (a change that raises the version); the record is for the content
-/// check of a versionless or stale change, a delete's last values and a conflict's reply.
+/// check of a versionless or stale change and a conflict's reply.
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub envelope: Envelope,
@@ -184,8 +184,9 @@ impl Stored {
     /// The members named `names` (`None` where absent), read from the text in one pass
     /// without building the record: a delete keeps its last values as they were stored,
     /// and parsing them into a map only to write them back cost a full upload over a
-    /// large set most of its CPU. Taken from the map when the text was decoded that way
-    /// (a member twice: the last wins, as before).
+    /// large set most of its CPU. Taken from the map when it was built (text decoded that
+    /// way, a member twice: the last wins, as before; or an earlier [`Stored::record`]):
+    /// the same values either way, and the same text for any record this code wrote.
     pub fn members(&self, names: &[&str]) -> Result<Vec<Option<Held<'_>>>, String> {
         if let Some(record) = self.record.get() {
             return Ok(names.iter().map(|n| record.get(*n).map(Held::Value)).collect());

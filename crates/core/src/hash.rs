@@ -7,7 +7,8 @@
 //!
 //! Fx is unkeyed, so it does not resist HashDoS. The keys hashed here are one user's own
 //! record ids and page numbers, verified user ids and verified tokens: ids chosen to
-//! collide would slow only the requests of the user who chose them.
+//! collide would slow the requests of the user who chose them (and, while one runs,
+//! others waiting on the same isolate, until the CPU limit ends it).
 
 pub type HashMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
 pub type HashSet<K> = std::collections::HashSet<K, rustc_hash::FxBuildHasher>;

@@ -224,7 +224,8 @@ enum Member<'a> {
 }
 
 /// A record's members sorted by key, serialized as a JSON object: the text a [`Record`]
-/// map of the same members serializes to, without building the map.
+/// map of the same members serializes to, without building the map (members of stored
+/// text are written as stored: the same text for any record this code wrote).
 struct Members<'a>(Vec<(&'a str, Member<'a>)>);
 
 impl Serialize for Members<'_> {
@@ -283,6 +284,7 @@ fn apply(c: &Change, current: Option<&Stored>, version: i64, rev: i64, now: i64)
     }
     // In key order, a map's (field names are unique and none is an envelope name: the
     // declaration is checked at build time, declaration.rs).
+    debug_assert_eq!(c.entity.order.len(), members.len(), "{}: order names every member", c.entity.name);
     let members = c.entity.order.iter().filter_map(|&i| members.get(i).copied()).collect();
     let record = serde_json::value::to_raw_value(&Members(members))?;
     Ok(Write { id: c.id.clone(), rev, deleted: deleted_at.is_some(), record })
@@ -489,6 +491,29 @@ mod tests {
         assert!(t.contains(r#""completed":true"#) && t.contains(r#""priority":"medium""#), "{t}");
         assert!(!t.contains("extra"), "{t}");
         assert!(t.contains(r#""deleted_at":1000"#) && t.contains(r#""rev":11"#), "{t}");
+
+        // A json member with spacing, kept as stored: the tombstone reads back, and the
+        // page codec carries it.
+        let spaced = r#"{"created_at":1,"deleted_at":null,"device_id":null,"id":"s","rev":10,"updated_at":2,"value":{"a": [1, 2]},"version":2}"#;
+        let stored = Stored::decode(spaced).unwrap();
+        let w = apply(&change(json!({"type": "settings", "id": "s", "deleted": true})), Some(&stored), 3, 11, 1_000)
+            .unwrap();
+        assert!(w.record.get().contains(r#""value":{"a": [1, 2]}"#), "{}", w.record.get());
+        let back = w.stored().unwrap();
+        assert_eq!(
+            (back.envelope.deleted_at, back.record().unwrap()["value"].clone()),
+            (Some(1_000), json!({"a": [1, 2]}))
+        );
+        let entry = crate::pages::Entry {
+            entity: "settings",
+            id: "s".into(),
+            rev: 11,
+            created_rev: 10,
+            deleted: true,
+            record: w.record.clone(),
+        };
+        let decoded = crate::codec::decode(&crate::codec::encode(&[entry]).unwrap()).unwrap();
+        assert_eq!(decoded[0].record.get(), w.record.get());
 
         let twice = format!(r#"{{"title":"a",{env},"updated_at":2,"version":2,"title":"b"}}"#);
         let t: Value = serde_json::from_str(&tomb(&twice)).unwrap();

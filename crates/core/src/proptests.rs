@@ -471,7 +471,19 @@ proptest! {
                 // The comparisons first (before the record is decoded), then the record.
                 prop_assert_eq!(s.same_members(asked_refs()), Ok(expected), "{}", text);
                 prop_assert_eq!(s.same_members(record.iter().map(|(k, v)| (k.as_str(), v))), Ok(true), "{}", text);
+                // A delete's last values: each member as the map holds it, read from the
+                // text before the record is decoded and from the map after.
+                let names: Vec<&str> = record.keys().map(String::as_str).chain(["absent"]).collect();
+                let held = |s: &Stored| -> Vec<Option<Value>> {
+                    s.members(&names).unwrap().into_iter().map(|h| h.map(|h| match h {
+                        crate::envelope::Held::Text(t) => serde_json::from_str(t).unwrap(),
+                        crate::envelope::Held::Value(v) => v.clone(),
+                    })).collect()
+                };
+                let expected: Vec<Option<Value>> = names.iter().map(|n| record.get(*n).cloned()).collect();
+                prop_assert_eq!(held(s), expected.clone(), "{}", text);
                 prop_assert_eq!(s.record(), Ok(record));
+                prop_assert_eq!(held(s), expected, "{}", text);
             }
             (Err(a), Err(b)) => prop_assert_eq!(a, b),
             (Ok(s), Err(e)) => {
