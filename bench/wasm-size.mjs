@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { Cursor, functionNames, sections as moduleSections } from '../scripts/lib/wasm.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -25,103 +26,66 @@ const top = Number(opt('--top', '30'));
 const jsonOut = opt('--json', null);
 const wasmPath = args[0] ?? 'build/index_bg.wasm';
 const b = fs.readFileSync(wasmPath);
-if (b.readUInt32LE(0) !== 0x6d736100) throw new Error(`${wasmPath} is not a wasm module`);
-
-let i = 8;
-const leb = () => {
-  let r = 0;
-  let s = 0;
-  let x;
-  do {
-    x = b[i++];
-    r += (x & 0x7f) * 2 ** s;
-    s += 7;
-  } while (x & 0x80);
-  return r;
-};
-const str = () => {
-  const n = leb();
-  const s = b.toString('utf8', i, i + n);
-  i += n;
-  return s;
-};
 
 let importedFns = 0;
 const bodies = []; // [start, end) of each defined function's body
 const data = [];
 const sections = [];
 let names = {};
-while (i < b.length) {
-  const id = b[i++];
-  const size = leb();
-  const start = i;
-  const end = i + size;
-  let label = `#${id}`;
-  if (id === 0) {
-    label = str();
-    if (label === 'name') {
-      while (i < end) {
-        const sub = b[i++];
-        const len = leb();
-        const subEnd = i + len;
-        if (sub === 1) {
-          for (let n = leb(); n > 0; n--) {
-            const idx = leb();
-            names[idx] = str();
-          }
-        }
-        i = subEnd;
-      }
-    }
-  } else if (id === 2) {
+for (const s of moduleSections(b, wasmPath)) {
+  const c = new Cursor(b, s.start);
+  let label = `#${s.id}`;
+  if (s.id === 0) {
+    label = s.name;
+    if (s.name === 'name') names = functionNames(b, s);
+  } else if (s.id === 2) {
     label = 'import';
-    for (let n = leb(); n > 0; n--) {
-      str();
-      str();
-      const kind = b[i++];
+    for (let n = c.leb(); n > 0; n--) {
+      c.str();
+      c.str();
+      const kind = b[c.at++];
       if (kind === 0) {
-        leb();
+        c.leb();
         importedFns++;
       } else if (kind === 1) {
-        i++;
-        const flags = leb();
-        leb();
-        if (flags & 1) leb();
+        c.at++;
+        const flags = c.leb();
+        c.leb();
+        if (flags & 1) c.leb();
       } else if (kind === 2) {
-        const flags = leb();
-        leb();
-        if (flags & 1) leb();
+        const flags = c.leb();
+        c.leb();
+        if (flags & 1) c.leb();
       } else if (kind === 3) {
-        i += 2;
+        c.at += 2;
       } else if (kind === 4) {
-        i++;
-        leb();
+        c.at++;
+        c.leb();
       }
     }
-  } else if (id === 10) {
+  } else if (s.id === 10) {
     label = 'code';
-    for (let n = leb(); n > 0; n--) {
-      const len = leb();
-      bodies.push([i, i + len]);
-      i += len;
+    for (let n = c.leb(); n > 0; n--) {
+      const len = c.leb();
+      bodies.push([c.at, c.at + len]);
+      c.at += len;
     }
-  } else if (id === 11) {
+  } else if (s.id === 11) {
     label = 'data';
-    for (let n = leb(); n > 0; n--) {
-      const flags = leb();
+    for (let n = c.leb(); n > 0; n--) {
+      const flags = c.leb();
       if (flags === 0) {
-        while (b[i++] !== 0x0b);
+        while (b[c.at++] !== 0x0b);
       } else if (flags === 2) {
-        leb();
-        while (b[i++] !== 0x0b);
+        c.leb();
+        while (b[c.at++] !== 0x0b);
       }
-      const len = leb();
-      data.push([i, i + len]);
-      i += len;
+      const len = c.leb();
+      data.push([c.at, c.at + len]);
+      c.at += len;
     }
   }
-  sections.push({ label, size: end - start, range: [start, end] });
-  i = end;
+  sections.push({ label, size: s.end - s.start, range: [s.start, s.end] });
 }
 if (Object.keys(names).length === 0) {
   const side = path.join(path.dirname(wasmPath), 'wasm-names.json');
