@@ -281,7 +281,12 @@ proptest! {
     }
 
     /// A stored page's columns damaged (a byte changed, or the text cut short) decode to
-    /// an error or to entries whose records are valid JSON, never to a panic.
+    /// an error or to entries whose records are valid JSON, never to a panic. Valid JSON
+    /// is the grammar (what a `RawValue` holds), as the reader checks it: a changed digit
+    /// can make a number past f64's range and a changed escape a lone surrogate, which the
+    /// grammar allows and no `Value` holds (`Stored::decode` lets such a member fail only
+    /// what reads it). The test asked for a `Value` until session 14, and failed at about
+    /// one run in a few hundred on exactly those.
     #[test]
     fn damaged_columns_never_panic_nor_give_invalid_json(
         entries in prop::collection::vec(entry(), 1..12),
@@ -298,7 +303,13 @@ proptest! {
         body.extend(miniz_oxide::deflate::compress_to_vec(&bytes, 1));
         if let Ok(back) = codec::decode(&body) {
             for e in back {
-                prop_assert!(serde_json::from_str::<Value>(e.record.get()).is_ok(), "{}", e.record.get());
+                let text = e.record.get();
+                prop_assert!(serde_json::from_str::<&serde_json::value::RawValue>(text).is_ok(), "not JSON: {}", text);
+                if let Err(why) = serde_json::from_str::<Value>(text) {
+                    let why = why.to_string();
+                    let grammar_only = ["number out of range", "surrogate", "invalid unicode code point"];
+                    prop_assert!(grammar_only.iter().any(|g| why.contains(g)), "{}: {}", why, text);
+                }
             }
         }
     }
