@@ -253,13 +253,13 @@ fn apply(c: &Change, current: Option<&Stored>, version: i64, rev: i64, now: i64)
     static NULL: Value = Value::Null;
     // A delete keeps the stored record's last values; without a stored record (or for a
     // field it lacks) it takes the defaults.
-    let (last, defaults): (Vec<Option<Held>>, Vec<Value>) = match (&c.op, current) {
-        (Op::Delete, Some(stored)) => {
+    let (last, defaults): (Vec<Option<Held>>, Vec<Value>) = match c.op {
+        Op::Delete => {
             let names: Vec<&str> = c.entity.fields.iter().map(|f| f.name).collect();
-            (stored.members(&names).map_err(ApiError::Internal)?, c.entity.fields.iter().map(default_for).collect())
+            let last = current.map(|s| s.members(&names)).transpose().map_err(ApiError::Internal)?;
+            (last.unwrap_or_default(), c.entity.fields.iter().map(default_for).collect())
         }
-        (Op::Delete, None) => (Vec::new(), c.entity.fields.iter().map(default_for).collect()),
-        (Op::Upsert(_), _) => (Vec::new(), Vec::new()),
+        Op::Upsert(_) => (Vec::new(), Vec::new()),
     };
     let mut members = Vec::with_capacity(env::FIELDS.len() + c.entity.fields.len());
     members.extend([
