@@ -2,7 +2,7 @@
 // data section, raw and gzipped, so that size work starts from a measurement (issue #11's
 // 200 KB goal) and each change can be checked by its exact difference.
 //
-//   node bench/wasm-size.mjs [build/index_bg.wasm] [--top 30] [--json out.json]
+//   node bench/wasm-size.mjs [--wasm build/index_bg.wasm] [--top 30] [--json out.json]
 //
 // Function names come from the module's `name` section or, when the build took it out
 // (scripts/wasm-names.mjs), from wasm-names.json beside the module. A crate's "gzip alone"
@@ -13,18 +13,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { Cursor, functionNames, sections as moduleSections } from '../scripts/lib/wasm.mjs';
+import { flags, ROOT } from './lib/common.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  if (i < 0) return dflt;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-};
-const top = Number(opt('--top', '30'));
-const jsonOut = opt('--json', null);
-const wasmPath = args[0] ?? 'build/index_bg.wasm';
+const opt = flags(
+  { wasm: path.join(ROOT, 'build', 'index_bg.wasm'), top: 30, json: '' },
+  { wasm: 'the module', top: 'largest functions listed', json: 'also write the tables as JSON to this file' },
+);
+const wasmPath = opt.wasm;
 const b = fs.readFileSync(wasmPath);
 
 let importedFns = 0;
@@ -133,11 +128,13 @@ for (const c of crates) {
 }
 const dataGz = gz(data.map(slice));
 const dataRaw = data.reduce((n, [s, e]) => n + e - s, 0);
+const codeRaw = codeAll.reduce((n, x) => n + x.length, 0);
+const wasmGz = gz([b]);
 
 const fmt = (n) => n.toLocaleString('en-US');
-console.log(`${wasmPath}: ${fmt(b.length)} B raw, ${fmt(gz([b]))} B gzip -9\n`);
+console.log(`${wasmPath}: ${fmt(b.length)} B raw, ${fmt(wasmGz)} B gzip -9\n`);
 console.log('| section | raw | gzip -9 alone |\n|---|---:|---:|');
-console.log(`| code (${fmt(fns.length)} functions) | ${fmt(codeAll.reduce((n, x) => n + x.length, 0))} | ${fmt(codeGz)} |`);
+console.log(`| code (${fmt(fns.length)} functions) | ${fmt(codeRaw)} | ${fmt(codeGz)} |`);
 console.log(`| data (${data.length} segments) | ${fmt(dataRaw)} | ${fmt(dataGz)} |`);
 for (const s of sections.filter((s) => !['code', 'data'].includes(s.label) && s.size > 1000)) {
   console.log(`| ${s.label} | ${fmt(s.size)} | ${fmt(gz([slice(s.range)]))} |`);
@@ -147,16 +144,16 @@ for (const c of crates.filter((c) => c.raw > 1000)) {
   console.log(`| ${c.crate} | ${c.fns} | ${fmt(c.raw)} | ${fmt(c.gzipAlone)} | ${c.gzipSaved == null ? '—' : fmt(c.gzipSaved)} |`);
 }
 console.log(`\n| largest functions (of ${fmt(fns.length)}) | raw |\n|---|---:|`);
-for (const f of [...fns].sort((x, y) => y.raw - x.raw).slice(0, top)) {
+for (const f of [...fns].sort((x, y) => y.raw - x.raw).slice(0, opt.top)) {
   console.log(`| \`${f.name.length > 110 ? `${f.name.slice(0, 107)}...` : f.name}\` | ${fmt(f.raw)} |`);
 }
-if (jsonOut) {
+if (opt.json) {
   fs.writeFileSync(
-    jsonOut,
+    opt.json,
     JSON.stringify(
       {
-        wasm: { raw: b.length, gzip9: gz([b]) },
-        code: { raw: codeAll.reduce((n, x) => n + x.length, 0), gzip9: codeGz },
+        wasm: { raw: b.length, gzip9: wasmGz },
+        code: { raw: codeRaw, gzip9: codeGz },
         data: { raw: dataRaw, gzip9: dataGz },
         crates: crates.map(({ parts, ...c }) => c),
         functions: fns.map(({ range, ...f }) => f),
