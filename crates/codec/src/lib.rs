@@ -30,6 +30,8 @@ use serde_json::value::RawValue;
 
 /// One stored record. Wire form, in a page's JSON array:
 /// `[type, id, rev, created_rev, deleted (0/1), record]`, the record as clients see it.
+/// The record is set once ([`Entry::new`]), so that the [`Layout`] decoding found for it
+/// can never describe other text.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub entity: &'static str,
@@ -38,7 +40,53 @@ pub struct Entry {
     /// The rev at which the record (last) came into being: delta pulls call it created.
     pub created_rev: i64,
     pub deleted: bool,
-    pub record: Box<RawValue>,
+    record: Box<RawValue>,
+    layout: Option<Layout>,
+}
+
+impl Entry {
+    pub fn new(
+        entity: &'static str,
+        id: String,
+        rev: i64,
+        created_rev: i64,
+        deleted: bool,
+        record: Box<RawValue>,
+    ) -> Self {
+        Entry { entity, id, rev, created_rev, deleted, record, layout: None }
+    }
+
+    /// The record, as clients see it.
+    pub fn record(&self) -> &RawValue {
+        &self.record
+    }
+}
+
+/// How a record rebuilt from a page's columns splits into its members: its shape's keys
+/// (shared by the page's records of that shape) and where each value ends in its text.
+/// Encoding takes the members from it instead of scanning the text for them again: a
+/// page rewritten by a spill is mostly records that came out of it unchanged.
+#[derive(Debug, Clone)]
+struct Layout {
+    keys: std::sync::Arc<[String]>,
+    ends: Box<[u32]>,
+}
+
+impl Layout {
+    /// The record's members (key and value text) into `out`, or `None` when the layout
+    /// does not fit the text (then the text is split as any other).
+    fn members<'e>(&'e self, text: &'e str, out: &mut Vec<(&'e str, &'e str)>) -> Option<()> {
+        out.clear();
+        let mut from = 0usize;
+        for (key, &end) in self.keys.iter().zip(self.ends.iter()) {
+            // The text before the value: `{"key":` or `,"key":`.
+            let start = from.checked_add(key.len())?.checked_add(4)?;
+            let end = usize::try_from(end).ok()?;
+            out.push((key.as_str(), text.get(start..end)?));
+            from = end;
+        }
+        (self.keys.len() == self.ends.len() && from.checked_add(1) == Some(text.len())).then_some(())
+    }
 }
 
 impl Serialize for Entry {
@@ -80,7 +128,7 @@ pub fn parse_body(body: &str, known: Known) -> Result<Vec<Entry>, Error> {
     let wire: Vec<(String, String, i64, i64, u8, Box<RawValue>)> = serde_json::from_str(body)?;
     wire.into_iter()
         .map(|(t, id, rev, created_rev, deleted, record)| {
-            Ok(Entry { entity: stored_entity(known, &t)?, id, rev, created_rev, deleted: deleted != 0, record })
+            Ok(Entry::new(stored_entity(known, &t)?, id, rev, created_rev, deleted != 0, record))
         })
         .collect()
 }
@@ -424,6 +472,7 @@ enum Col {
 /// `,"key":` after), so a record is rebuilt by writing pieces one after another.
 struct Shape {
     entity: &'static str,
+    names: std::sync::Arc<[String]>,
     keys: Vec<(String, Col)>,
     id: Option<usize>,
     rev: Option<usize>,
@@ -452,6 +501,7 @@ fn damaged() -> Error {
 /// shape has them: the entry's own, unless the page says otherwise).
 struct Rebuilt<'c> {
     record: Box<RawValue>,
+    layout: Option<Layout>,
     id_json: Option<&'c str>,
     rev: Option<i64>,
 }
@@ -473,6 +523,7 @@ impl<'c> Cursors<'c> {
         let (mut id_json, mut rev) = (None, None);
         let mut number = itoa::Buffer::new();
         text.clear();
+        let mut ends = Vec::with_capacity(shape.keys.len());
         for (pos, (prefix, col)) in shape.keys.iter().enumerate() {
             text.push_str(prefix);
             match *col {
@@ -495,12 +546,16 @@ impl<'c> Cursors<'c> {
                     text.push_str(number.format(v));
                 }
             }
+            // (A page inflates to at most MAX_JSON, far below u32::MAX; a value past it would
+            // only make the layout not fit, and the record be split as any other.)
+            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
         }
         if shape.keys.is_empty() {
             text.push('{');
         }
         text.push('}');
-        Ok(Rebuilt { record: trusted(text)?, id_json, rev })
+        let layout = Some(Layout { keys: shape.names.clone(), ends: ends.into_boxed_slice() });
+        Ok(Rebuilt { record: trusted(text)?, layout, id_json, rev })
     }
 
     /// The JSON of the `id` of the next record of `shape` (as [`Cursors::record`] gives it),
@@ -572,6 +627,7 @@ impl Columns<'_> {
                 let at = |name: &str| keys.iter().position(|k| k == name);
                 Ok(Shape {
                     entity: stored_entity(known, t)?,
+                    names: keys.iter().cloned().collect(),
                     keys: cols.collect::<Result<_, Error>>()?,
                     id: at(ID),
                     rev: at(REV),
@@ -618,16 +674,16 @@ impl Columns<'_> {
                     continue;
                 }
             }
-            let (entity, record, id_json, record_rev) = match shape {
+            let (entity, record, layout, id_json, record_rev) = match shape {
                 Some(shape) => {
                     let r = at.record(shape, &mut text)?;
-                    (shape.entity, r.record, r.id_json, r.rev)
+                    (shape.entity, r.record, r.layout, r.id_json, r.rev)
                 }
                 None => {
                     let record = self.w.get(at.whole_at).ok_or_else(damaged)?;
                     let entity = stored_entity(known, &self.t[at.whole_at])?;
                     at.whole_at += 1;
-                    (entity, trusted(record)?, None, None)
+                    (entity, trusted(record)?, None, None, None)
                 }
             };
             total = total.saturating_add(record.get().len());
@@ -648,7 +704,7 @@ impl Columns<'_> {
                 1 => true,
                 _ => return Err(damaged()),
             };
-            out.push(Entry { entity, id, rev, created_rev: rev.wrapping_sub(self.c[j]), deleted, record });
+            out.push(Entry { entity, id, rev, created_rev: rev.wrapping_sub(self.c[j]), deleted, record, layout });
         }
         if !at.all_used() {
             return Err(damaged());
@@ -699,7 +755,9 @@ fn columns(entries: &[Entry]) -> Result<String, Error> {
     let mut pairs = Vec::with_capacity(16);
     for entry in entries {
         let (mut same_id, mut same_rev) = (false, false);
-        match members(entry.record.get(), &mut pairs) {
+        let text = entry.record.get();
+        let split = entry.layout.as_ref().and_then(|l| l.members(text, &mut pairs));
+        match split.or_else(|| members(text, &mut pairs)) {
             Some(()) => {
                 let found = shapes.iter().position(|s| {
                     s.entity == entry.entity
@@ -976,14 +1034,7 @@ mod tests {
             Some(at) => format!("{{\"id\":\"{id}\",\"deleted_at\":{at}}}"),
             None => format!("{{\"id\":\"{id}\",\"title\":\"t\",\"deleted_at\":null}}"),
         };
-        Entry {
-            entity: "tasks",
-            id: id.into(),
-            rev: 1,
-            created_rev: 1,
-            deleted: deleted_at.is_some(),
-            record: RawValue::from_string(record).unwrap(),
-        }
+        Entry::new("tasks", id.into(), 1, 1, deleted_at.is_some(), RawValue::from_string(record).unwrap())
     }
 
     fn same(a: &[Entry], b: &[Entry]) {
@@ -1003,14 +1054,7 @@ mod tests {
             1_700_000_000_000 + i * 7,
             100 + i
         );
-        Entry {
-            entity: "tasks",
-            id: format!("t{i}"),
-            rev: 100 + i,
-            created_rev: 90 + i,
-            deleted: false,
-            record: RawValue::from_string(record).unwrap(),
-        }
+        Entry::new("tasks", format!("t{i}"), 100 + i, 90 + i, false, RawValue::from_string(record).unwrap())
     }
 
     #[test]
@@ -1051,14 +1095,35 @@ mod tests {
     }
 
     #[test]
+    fn decoded_entries_encode_through_their_layout_to_the_same_page() {
+        let mut entries: Vec<Entry> = (0..50).map(task).collect();
+        entries.push(Entry::new(
+            "notes",
+            "n".into(),
+            7,
+            7,
+            false,
+            RawValue::from_string(r#"{"id":"n","v":{"a":[1,{"b":"}"}]},"rev":7}"#.into()).unwrap(),
+        ));
+        entries.push(Entry::new("notes", "e".into(), 8, 8, false, RawValue::from_string("{}".into()).unwrap()));
+        let body = encode(&entries).unwrap();
+        let back = decode(&body, known).unwrap();
+        assert!(back[..51].iter().all(|e| e.layout.is_some()), "records rebuilt from columns carry their layout");
+        assert_eq!(encode(&back).unwrap(), body);
+        // A layout that does not fit its text (never one decoding made) is not used: the
+        // text is split as any other's.
+        let mut other = back[1].clone();
+        other.layout = back[0].layout.clone();
+        other.record = RawValue::from_string(back[1].record.get().replace("task number", "task nr")).unwrap();
+        let mut split = Vec::new();
+        assert!(other.layout.as_ref().unwrap().members(other.record.get(), &mut split).is_none());
+        same(&decode(&encode(&[other.clone()]).unwrap(), known).unwrap(), &[other]);
+    }
+
+    #[test]
     fn records_that_would_not_come_back_identical_are_kept_whole() {
-        let odd = |text: &str, id: &str, rev: i64| Entry {
-            entity: "notes",
-            id: id.into(),
-            rev,
-            created_rev: rev,
-            deleted: true,
-            record: RawValue::from_string(text.into()).unwrap(),
+        let odd = |text: &str, id: &str, rev: i64| {
+            Entry::new("notes", id.into(), rev, rev, true, RawValue::from_string(text.into()).unwrap())
         };
         let entries = vec![
             task(1),

@@ -63,16 +63,16 @@ impl EntryExt for Entry {
         (self.entity, self.id.clone())
     }
     fn bytes(&self) -> usize {
-        self.record.get().len() + self.id.len() + 40
+        self.record().get().len() + self.id.len() + 40
     }
     fn typed(&self) -> Result<Box<RawValue>, ApiError> {
-        let raw = self.record.get();
+        let raw = self.record().get();
         let rest = raw.strip_prefix('{').ok_or_else(|| ApiError::Internal("stored record is not an object".into()))?;
         let sep = if rest.trim_start().starts_with('}') { "" } else { "," };
         Ok(RawValue::from_string(format!("{{\"type\":\"{}\"{sep}{rest}", self.entity))?)
     }
     fn stored(&self) -> Result<Stored, ApiError> {
-        Stored::decode(self.record.get()).map_err(ApiError::Internal)
+        Stored::decode(self.record().get()).map_err(ApiError::Internal)
     }
 }
 
@@ -508,7 +508,7 @@ impl Pages {
                 rev: e.rev,
                 created_rev: e.created_rev,
                 deleted: e.deleted,
-                record: &e.record,
+                record: e.record(),
             })
             .collect()
     }
@@ -534,7 +534,7 @@ impl Pages {
                     Some((created, was_deleted)) if !was_deleted || deleted => created,
                     _ => rev,
                 };
-                let entry = Entry { entity: entity.name, id, rev, created_rev, deleted, record: w.record.clone() };
+                let entry = Entry::new(entity.name, id, rev, created_rev, deleted, w.record.clone());
                 match self.index.get(&key) {
                     Some(&i) => self.head.entries[i] = entry,
                     None => {
@@ -759,7 +759,7 @@ impl Pages {
                     id: e.id.clone(),
                     deleted: e.deleted,
                     created: e.created_rev > since,
-                    record: if entity.is_some() { e.record.clone() } else { e.typed()? },
+                    record: if entity.is_some() { e.record().to_owned() } else { e.typed()? },
                 })
             })
             .collect()
@@ -773,7 +773,7 @@ impl Pages {
         rows.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         let limit = usize::try_from(limit).unwrap_or(0);
         let has_more = rows.len() > limit;
-        (rows.into_iter().take(limit).map(|e| e.record.clone()).collect(), has_more)
+        (rows.into_iter().take(limit).map(|e| e.record().to_owned()).collect(), has_more)
     }
 
     /// Removes tombstones deleted before `cutoff` (every copy of such a record) and raises
@@ -781,7 +781,7 @@ impl Pages {
     /// many records it removed.
     pub fn purge(&mut self, cutoff: i64) -> Result<usize, ApiError> {
         let old = |e: &Entry| -> Result<bool, ApiError> {
-            Ok(e.deleted && edgesync_codec::deleted_at(e.record.get())?.is_some_and(|at| at < cutoff))
+            Ok(e.deleted && edgesync_codec::deleted_at(e.record().get())?.is_some_and(|at| at < cutoff))
         };
         // The doomed keys in a map of the type the head's index is (the value unused), not
         // a HashSet<Key>: one hash table instantiation fewer (297,753 -> 296,983 B gzip).

@@ -504,16 +504,9 @@ mod tests {
             (back.envelope.deleted_at, back.record().unwrap()["value"].clone()),
             (Some(1_000), json!({"a": [1, 2]}))
         );
-        let entry = crate::pages::Entry {
-            entity: "settings",
-            id: "s".into(),
-            rev: 11,
-            created_rev: 10,
-            deleted: true,
-            record: w.record.clone(),
-        };
+        let entry = crate::pages::Entry::new("settings", "s".into(), 11, 10, true, w.record.clone());
         let decoded = crate::codec::decode(&crate::codec::encode(&[entry]).unwrap()).unwrap();
-        assert_eq!(decoded[0].record.get(), w.record.get());
+        assert_eq!(decoded[0].record().get(), w.record.get());
 
         let twice = format!(r#"{{"title":"a",{env},"updated_at":2,"version":2,"title":"b"}}"#);
         let t: Value = serde_json::from_str(&tomb(&twice)).unwrap();
