@@ -24,8 +24,9 @@ pub fn decode_hex(hex: &str) -> Result<Vec<Entry>, ApiError> {
     Ok(edgesync_codec::decode_hex(hex, KNOWN)?)
 }
 
-/// The entries of a body's JSON text, as [`inflate`] gives it with its format tag.
-pub fn decode_json(tag: u8, json: &str) -> Result<Vec<Entry>, ApiError> {
+/// The entries of a body's JSON text, as [`inflate`] gives it with its format tag (kept by
+/// the entries whose records are rebuilt from it when read).
+pub fn decode_json(tag: u8, json: String) -> Result<Vec<Entry>, ApiError> {
     Ok(edgesync_codec::decode_json(tag, json, KNOWN)?)
 }
 

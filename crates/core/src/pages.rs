@@ -63,16 +63,16 @@ impl EntryExt for Entry {
         (self.entity, self.id.clone())
     }
     fn bytes(&self) -> usize {
-        self.record().get().len() + self.id.len() + 40
+        self.record_len() + self.id.len() + 40
     }
     fn typed(&self) -> Result<Box<RawValue>, ApiError> {
-        let raw = self.record().get();
+        let raw = self.record()?.get();
         let rest = raw.strip_prefix('{').ok_or_else(|| ApiError::Internal("stored record is not an object".into()))?;
         let sep = if rest.trim_start().starts_with('}') { "" } else { "," };
         Ok(RawValue::from_string(format!("{{\"type\":\"{}\"{sep}{rest}", self.entity))?)
     }
     fn stored(&self) -> Result<Stored, ApiError> {
-        Stored::decode(self.record().get()).map_err(ApiError::Internal)
+        Stored::decode(self.record()?.get()).map_err(ApiError::Internal)
     }
 }
 
@@ -361,7 +361,7 @@ impl Pages {
         let mine = |k: &&Key| bucket_of(k.0, &k.1, n) == b && !self.index.contains_key(*k);
         let ids: Vec<&str> = keys.iter().filter(mine).take(SEAL_KEYS + 1).map(|k| k.1.as_str()).collect();
         if ids.is_empty() || ids.len() > SEAL_KEYS {
-            self.buckets.insert(b, crate::codec::decode_json(tag, &json)?);
+            self.buckets.insert(b, crate::codec::decode_json(tag, json)?);
             return Ok(());
         }
         let found = match crate::codec::mentions(&json, &ids) {
@@ -369,7 +369,7 @@ impl Pages {
             // A spill decodes its buckets whole later: a partial decode first would parse
             // them twice (a wrong guess costs only that).
             true if likely.get_or_insert_with(|| self.likely_spill(keys)).as_ref().is_none_or(|l| l.contains(&b)) => {
-                self.buckets.insert(b, crate::codec::decode_json(tag, &json)?);
+                self.buckets.insert(b, crate::codec::decode_json(tag, json)?);
                 return Ok(());
             }
             true => crate::codec::decode_json_only(tag, &json, &ids)?,
@@ -403,7 +403,7 @@ impl Pages {
         for b in wanted {
             match self.sealed.remove(&b) {
                 Some(Sealed { tag, json, .. }) => {
-                    self.buckets.insert(b, crate::codec::decode_json(tag, &json)?);
+                    self.buckets.insert(b, crate::codec::decode_json(tag, json)?);
                 }
                 None => rest.push(b),
             }
@@ -498,17 +498,19 @@ impl Pages {
 
     /// Every current record of every type, tombstones included, by type and id (the
     /// operators' export). Needs every bucket read.
-    pub fn export(&self) -> Vec<Exported<'_>> {
+    pub fn export(&self) -> Result<Vec<Exported<'_>>, ApiError> {
         let mut rows: Vec<&Entry> = self.each().collect();
         rows.sort_unstable_by(|a, b| (a.entity, &a.id).cmp(&(b.entity, &b.id)));
         rows.into_iter()
-            .map(|e| Exported {
-                entity: e.entity,
-                id: &e.id,
-                rev: e.rev,
-                created_rev: e.created_rev,
-                deleted: e.deleted,
-                record: e.record(),
+            .map(|e| {
+                Ok(Exported {
+                    entity: e.entity,
+                    id: &e.id,
+                    rev: e.rev,
+                    created_rev: e.created_rev,
+                    deleted: e.deleted,
+                    record: e.record()?,
+                })
             })
             .collect()
     }
@@ -759,7 +761,7 @@ impl Pages {
                     id: e.id.clone(),
                     deleted: e.deleted,
                     created: e.created_rev > since,
-                    record: if entity.is_some() { e.record().to_owned() } else { e.typed()? },
+                    record: if entity.is_some() { e.record()?.to_owned() } else { e.typed()? },
                 })
             })
             .collect()
@@ -767,13 +769,15 @@ impl Pages {
 
     /// A type's live records in id order after `after`: at most `limit`, and whether more
     /// follow. Needs every bucket read.
-    pub fn live(&self, entity: &str, after: &str, limit: i64) -> (Vec<Box<RawValue>>, bool) {
+    pub fn live(&self, entity: &str, after: &str, limit: i64) -> Result<(Vec<Box<RawValue>>, bool), ApiError> {
         let mut rows: Vec<&Entry> =
             self.each().filter(|e| e.entity == entity && !e.deleted && e.id.as_str() > after).collect();
         rows.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         let limit = usize::try_from(limit).unwrap_or(0);
         let has_more = rows.len() > limit;
-        (rows.into_iter().take(limit).map(|e| e.record().to_owned()).collect(), has_more)
+        let records =
+            rows.into_iter().take(limit).map(|e| Ok(e.record()?.to_owned())).collect::<Result<_, ApiError>>()?;
+        Ok((records, has_more))
     }
 
     /// Removes tombstones deleted before `cutoff` (every copy of such a record) and raises
@@ -781,7 +785,7 @@ impl Pages {
     /// many records it removed.
     pub fn purge(&mut self, cutoff: i64) -> Result<usize, ApiError> {
         let old = |e: &Entry| -> Result<bool, ApiError> {
-            Ok(e.deleted && edgesync_codec::deleted_at(e.record().get())?.is_some_and(|at| at < cutoff))
+            Ok(e.deleted && edgesync_codec::deleted_at(e.record()?.get())?.is_some_and(|at| at < cutoff))
         };
         // The doomed keys in a map of the type the head's index is (the value unused), not
         // a HashSet<Key>: one hash table instantiation fewer (297,753 -> 296,983 B gzip).
@@ -900,12 +904,12 @@ mod tests {
     fn reload(p: &Pages) -> Pages {
         let body = serde_json::to_string(&p.head.entries).unwrap();
         let mut head = p.head.clone();
-        head.entries = crate::codec::decode_json(crate::codec::DEFLATE, &body).unwrap();
+        head.entries = crate::codec::decode_json(crate::codec::DEFLATE, body).unwrap();
         let mut out = Pages::new(head);
         for (b, entries) in &p.buckets {
             out.add_bucket(
                 page_of(*b),
-                crate::codec::decode_json(crate::codec::DEFLATE, &serde_json::to_string(entries).unwrap()).unwrap(),
+                crate::codec::decode_json(crate::codec::DEFLATE, serde_json::to_string(entries).unwrap()).unwrap(),
             );
         }
         out
@@ -1024,7 +1028,7 @@ mod tests {
             let s = &cur.stored[&("tasks", id.clone())];
             assert_eq!((s.envelope.rev, s.record().unwrap()["title"].to_string()), (*rev, title.clone()), "{id}");
         }
-        let (live, more) = p.live("tasks", "", 10_000);
+        let (live, more) = p.live("tasks", "", 10_000).unwrap();
         assert_eq!((live.len(), more), (truth.len(), false));
         // Pulls from each cursor, paged, return the changes after it exactly once.
         for since in cursors {
@@ -1191,7 +1195,7 @@ mod tests {
         }
         let largest = p.buckets.values().map(Vec::len).max().unwrap_or(0) as u64;
         assert!(largest <= 3 * BUCKET_LOAD, "largest bucket {largest} of {}", p.head.buckets);
-        assert_eq!(p.live("tasks", "", 100_000).0.len(), 8_000);
+        assert_eq!(p.live("tasks", "", 100_000).unwrap().0.len(), 8_000);
     }
 
     #[test]

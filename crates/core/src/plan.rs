@@ -506,7 +506,7 @@ mod tests {
         );
         let entry = crate::pages::Entry::new("settings", "s".into(), 11, 10, true, w.record.clone());
         let decoded = crate::codec::decode(&crate::codec::encode(&[entry]).unwrap()).unwrap();
-        assert_eq!(decoded[0].record().get(), w.record.get());
+        assert_eq!(decoded[0].record().unwrap().get(), w.record.get());
 
         let twice = format!(r#"{{"title":"a",{env},"updated_at":2,"version":2,"title":"b"}}"#);
         let t: Value = serde_json::from_str(&tomb(&twice)).unwrap();

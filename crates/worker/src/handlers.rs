@@ -184,7 +184,7 @@ fn admin(cx: &Cx<'_>) -> Result<(), ApiError> {
 async fn admin_records(cx: &Cx<'_>, user: edgesync_core::envelope::UserId) -> Result<Reply, ApiError> {
     admin(cx)?;
     let (state, pages) = Store::new(cx.isolate.router(cx.env), user.clone(), cx.ops)?.export().await?;
-    let records = pages.export();
+    let records = pages.export()?;
     Reply::json(
         200,
         &serde_json::json!({

@@ -336,7 +336,7 @@ impl<'a> Store<'a> {
         limit: i64,
     ) -> Result<(State, Vec<Box<RawValue>>, bool), ApiError> {
         let p = self.all(false).await?;
-        let (records, has_more) = p.live(e.name, after.map_or("", RecordId::as_str), limit);
+        let (records, has_more) = p.live(e.name, after.map_or("", RecordId::as_str), limit)?;
         Ok((state_of(&p), records, has_more))
     }
 
