@@ -225,8 +225,8 @@ proptest! {
                 prop_assert_eq!((a.entity, &a.id, a.rev, a.created_rev, a.deleted), (b.entity, &b.id, b.rev, b.created_rev, b.deleted));
                 prop_assert_eq!(a.record().unwrap().get(), b.record().unwrap().get());
             }
-            // Decoded entries are split for the encoder by the layout their decoding found,
-            // not by scanning their text again: the same page, byte for byte.
+            // Decoded entries are written from the page they came from, not by splitting their
+            // text again: the same page, byte for byte.
             prop_assert_eq!(codec::encode(&back).unwrap(), body.clone());
         }
         let earliest = entries
