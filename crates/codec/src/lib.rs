@@ -226,7 +226,9 @@ pub fn inflate(body: &[u8]) -> Result<(u8, String), Error> {
 /// window as a ring and copied out: miniz_oxide's `decompress_to_vec` zero-fills an output
 /// buffer it doubles from twice the input, about four times the output's size (measured
 /// when the codec was built at `opt-level = "z"`, where it zeroed byte by byte: 16% of a
-/// push's instructions into a large user).
+/// push's instructions into a large user). Room for 32 times the input is made at once:
+/// pages deflate 20 to 60 times (bench/wasm-cpu.mjs prints both sizes), and each doubling
+/// of a smaller guess copied the output again (8 times: 1-2% of a push's instructions).
 fn inflate_raw(mut packed: &[u8]) -> Result<Vec<u8>, Error> {
     use miniz_oxide::inflate::core::{decompress, DecompressorOxide};
     use miniz_oxide::inflate::TINFLStatus;
@@ -234,7 +236,7 @@ fn inflate_raw(mut packed: &[u8]) -> Result<Vec<u8>, Error> {
     let fail = |why: &str| Error(format!("page body does not inflate: {why}"));
     let mut state = Box::<DecompressorOxide>::default();
     let mut ring = vec![0u8; WINDOW];
-    let mut out = Vec::with_capacity(packed.len().saturating_mul(8).min(MAX_JSON));
+    let mut out = Vec::with_capacity(packed.len().saturating_mul(32).min(MAX_JSON));
     let mut at = 0;
     loop {
         // Flags 0: no zlib header, the input is complete, the output buffer wraps.
