@@ -720,7 +720,11 @@ impl Columns<'_> {
             })
             .collect();
         let (mut json_at, mut int_at, mut whole_at) = (vec![0usize; self.k.len()], vec![0usize; self.n.len()], 0);
-        let mut slots: Vec<u32> = Vec::with_capacity(self.k.len().saturating_add(self.n.len()).saturating_mul(n));
+        // One slot per value of a column at most (each value is used once): room for that
+        // many, which the text holds, not for every column of every entry (a damaged page of
+        // many empty columns and records would reserve far more than its size).
+        let values = self.k.iter().map(|(_, v)| v.len()).chain(self.n.iter().map(|(_, v)| v.len()));
+        let mut slots: Vec<u32> = Vec::with_capacity(values.fold(0, usize::saturating_add));
         // A shape's keys are repeated in every record: the records a body gives back are
         // bounded like format 1's JSON, so that no body decodes to more than it could.
         let mut total = 0usize;
@@ -884,10 +888,9 @@ fn columns(entries: &[Entry]) -> Result<String, Error> {
         match split {
             Some(()) => {
                 let found = shapes.iter().position(|s| {
-                    (origin.is_some() && s.origin == origin)
-                        || (s.entity == entry.entity
-                            && s.keys.len() == pairs.len()
-                            && s.keys.iter().zip(&pairs).all(|(a, (b, _))| a == b))
+                    s.entity == entry.entity
+                        && ((origin.is_some() && s.origin == origin)
+                            || (s.keys.len() == pairs.len() && s.keys.iter().zip(&pairs).all(|(a, (b, _))| a == b)))
                 });
                 let s = match found {
                     Some(s) => s,
@@ -1276,6 +1279,30 @@ mod tests {
         want.extend(entries.iter().cloned());
         same(&decode(&encode(&mixed).unwrap(), known).unwrap(), &want);
         assert_eq!(encode(&mixed).unwrap(), encode(&want).unwrap());
+        // An entry given another type keeps it: a shape is its page's only for its type.
+        let mut moved = decode(&body, known).unwrap();
+        moved[1].entity = "lists";
+        let back = decode(&encode(&moved).unwrap(), known).unwrap();
+        assert_eq!((back[0].entity, back[1].entity, back[2].entity), ("tasks", "lists", "tasks"));
+    }
+
+    #[test]
+    fn a_page_of_many_records_and_empty_columns_decodes_within_its_size() {
+        // 100,000 empty records and as many empty columns (2.6 MB of text): room for a slot
+        // per column of every entry would be 40 GB (review of f959f5e); one per value is 0.
+        let n = 100_000;
+        let ids: Vec<String> = (0..n).map(|i| format!("\"r{i}\"")).collect();
+        let ones = vec!["1"; n].join(",");
+        let zeros = vec!["0"; n].join(",");
+        let empty: Vec<String> = (0..n).map(|c| format!("[\"k{c}\",[]]")).collect();
+        let json = format!(
+            r#"{{"s":[["tasks",[]]],"e":[{zeros}],"i":[{}],"r":[{ones}],"c":[{zeros}],"d":[{zeros}],"w":[],"t":[],"k":[{}],"n":[]}}"#,
+            ids.join(","),
+            empty.join(",")
+        );
+        let entries = decode_json(COLUMNS, json, known).unwrap();
+        assert_eq!(entries.len(), n);
+        assert_eq!((entries[7].id.as_str(), entries[7].rev, entries[7].record().unwrap().get()), ("r7", 1, "{}"));
     }
 
     #[test]

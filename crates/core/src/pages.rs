@@ -501,18 +501,19 @@ impl Pages {
     pub fn export(&self) -> Result<Vec<Exported<'_>>, ApiError> {
         let mut rows: Vec<&Entry> = self.each().collect();
         rows.sort_unstable_by(|a, b| (a.entity, &a.id).cmp(&(b.entity, &b.id)));
-        rows.into_iter()
-            .map(|e| {
-                Ok(Exported {
-                    entity: e.entity,
-                    id: &e.id,
-                    rev: e.rev,
-                    created_rev: e.created_rev,
-                    deleted: e.deleted,
-                    record: e.record()?,
-                })
-            })
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for e in rows {
+            let record = e.record()?;
+            out.push(Exported {
+                entity: e.entity,
+                id: &e.id,
+                rev: e.rev,
+                created_rev: e.created_rev,
+                deleted: e.deleted,
+                record,
+            });
+        }
+        Ok(out)
     }
 
     /// Every stored record of a type (for the full upload). Needs every bucket read.
@@ -775,8 +776,10 @@ impl Pages {
         rows.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         let limit = usize::try_from(limit).unwrap_or(0);
         let has_more = rows.len() > limit;
-        let records =
-            rows.into_iter().take(limit).map(|e| Ok(e.record()?.to_owned())).collect::<Result<_, ApiError>>()?;
+        let mut records = Vec::with_capacity(rows.len().min(limit));
+        for e in rows.into_iter().take(limit) {
+            records.push(e.record()?.to_owned());
+        }
         Ok((records, has_more))
     }
 
