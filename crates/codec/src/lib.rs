@@ -647,6 +647,10 @@ fn decode_columns(json: String, only: Option<&[&str]>, known: Known) -> Result<V
         let (shapes, ints, slots, found) = columns.entries(only, known)?;
         (shapes, text, ints, slots, found)
     };
+    // The page's text lives as long as its entries: without the room inflating made for it
+    // (a shrink in place, not a copy).
+    let mut json = json;
+    json.shrink_to_fit();
     let page = std::sync::Arc::new(Page { json, shapes, text, ints, slots });
     Ok(found
         .into_iter()
