@@ -578,13 +578,20 @@ impl Page {
     /// ([`key_prefix`]).
     fn record(&self, shape: u32, slot: u32, len: u32) -> Result<String, Error> {
         let shape = self.shapes.get(shape as usize).ok_or_else(damaged)?;
+        let slots = self.slots.get(slot as usize..).and_then(|s| s.get(..shape.keys.len())).ok_or_else(damaged)?;
         let mut text = String::with_capacity(len as usize);
         let mut number = itoa::Buffer::new();
-        for (p, (prefix, _)) in shape.keys.iter().enumerate() {
+        for ((prefix, col), &i) in shape.keys.iter().zip(slots) {
             text.push_str(prefix);
-            match self.value(shape, slot as usize, p).ok_or_else(damaged)? {
-                Value::Text(v) => text.push_str(v),
-                Value::Int(v) => text.push_str(number.format(v)),
+            match *col {
+                Col::Json(c) => {
+                    let (from, to) = *self.text.get(c).and_then(|t| t.get(i as usize)).ok_or_else(damaged)?;
+                    text.push_str(self.json.get(from as usize..to as usize).ok_or_else(damaged)?);
+                }
+                Col::Int(c) => {
+                    let v = *self.ints.get(c).and_then(|n| n.get(i as usize)).ok_or_else(damaged)?;
+                    text.push_str(number.format(v));
+                }
             }
         }
         if shape.keys.is_empty() {
