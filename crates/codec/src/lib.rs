@@ -44,10 +44,11 @@ pub struct Entry {
     body: Body,
 }
 
-/// An entry's record: its text, or where it is in a decoded page.
+/// An entry's record: its text (with its `deleted_at` when its writer said it), or where
+/// it is in a decoded page.
 #[derive(Clone)]
 enum Body {
-    Text(Box<RawValue>),
+    Text(Box<RawValue>, Option<Option<i64>>),
     Columns(InPage),
 }
 
@@ -85,14 +86,38 @@ impl Entry {
         deleted: bool,
         record: Box<RawValue>,
     ) -> Self {
-        Entry { entity, id, rev, created_rev, deleted, body: Body::Text(record) }
+        Entry { entity, id, rev, created_rev, deleted, body: Body::Text(record, None) }
+    }
+
+    /// An entry written by a push, whose writer knows its record's `deleted_at` (`None` for
+    /// a live record, which it is then): the page's `tomb` takes it from here instead of
+    /// parsing the record (a full upload writes thousands of tombstones). The record's
+    /// `deleted_at` member must be this value.
+    pub fn written(
+        entity: &'static str,
+        id: String,
+        rev: i64,
+        created_rev: i64,
+        deleted_at: Option<i64>,
+        record: Box<RawValue>,
+    ) -> Self {
+        let deleted = deleted_at.is_some();
+        Entry { entity, id, rev, created_rev, deleted, body: Body::Text(record, Some(deleted_at)) }
+    }
+
+    /// The record's `deleted_at`, as [`deleted_at`] reads it from the record.
+    pub fn deleted_at(&self) -> Result<Option<i64>, Error> {
+        match &self.body {
+            Body::Text(_, Some(at)) => Ok(*at),
+            _ => Ok(deleted_at(self.record()?.get())?),
+        }
     }
 
     /// The record, as clients see it (rebuilt from its page's columns on first use; that
     /// fails only for a damaged page).
     pub fn record(&self) -> Result<&RawValue, Error> {
         match &self.body {
-            Body::Text(record) => Ok(record),
+            Body::Text(record, _) => Ok(record),
             Body::Columns(p) => match p.built.get() {
                 Some(record) => Ok(record),
                 None => {
@@ -106,7 +131,7 @@ impl Entry {
     /// The length of the record's text, without rebuilding it.
     pub fn record_len(&self) -> usize {
         match &self.body {
-            Body::Text(record) => record.get().len(),
+            Body::Text(record, _) => record.get().len(),
             Body::Columns(p) => p.len as usize,
         }
     }
@@ -367,7 +392,7 @@ pub fn deleted_at(record: &str) -> Result<Option<i64>, serde_json::Error> {
 pub fn tomb<'e>(entries: impl IntoIterator<Item = &'e Entry>) -> Result<Option<i64>, Error> {
     let mut earliest: Option<i64> = None;
     for e in entries.into_iter().filter(|e| e.deleted) {
-        if let Some(at) = deleted_at(e.record()?.get())? {
+        if let Some(at) = e.deleted_at()? {
             earliest = Some(earliest.map_or(at, |t| t.min(at)));
         }
     }
@@ -666,7 +691,7 @@ fn decode_columns(json: String, only: Option<&[&str]>, known: Known) -> Result<V
                 Ok((shape, slot, len)) => {
                     Body::Columns(InPage { page: page.clone(), shape, slot, len, built: std::cell::OnceCell::new() })
                 }
-                Err(record) => Body::Text(record),
+                Err(record) => Body::Text(record, None),
             };
             Entry { entity: f.entity, id: f.id, rev: f.rev, created_rev: f.created_rev, deleted: f.deleted, body }
         })
@@ -894,7 +919,7 @@ fn columns(entries: &[Entry]) -> Result<String, Error> {
                 p.members(&mut pairs).ok_or_else(damaged)?;
                 (Some(()), Some((std::sync::Arc::as_ptr(&p.page) as usize, p.shape)))
             }
-            Body::Text(record) => (members(record.get(), &mut pairs), None),
+            Body::Text(record, _) => (members(record.get(), &mut pairs), None),
         };
         match split {
             Some(()) => {
@@ -1176,6 +1201,32 @@ mod tests {
     /// The types these tests store records of.
     fn known(name: &str) -> Option<&'static str> {
         ["tasks", "lists", "notes", "settings"].into_iter().find(|t| *t == name)
+    }
+
+    #[test]
+    fn a_written_entry_gives_the_deleted_at_its_writer_said() {
+        let live = Entry::written(
+            "tasks",
+            "a".into(),
+            1,
+            1,
+            None,
+            RawValue::from_string(r#"{"deleted_at":null,"id":"a"}"#.into()).unwrap(),
+        );
+        let gone = Entry::written(
+            "tasks",
+            "b".into(),
+            2,
+            1,
+            Some(7),
+            RawValue::from_string(r#"{"deleted_at":7,"id":"b"}"#.into()).unwrap(),
+        );
+        assert_eq!((live.deleted, gone.deleted), (false, true));
+        assert_eq!((live.deleted_at().unwrap(), gone.deleted_at().unwrap()), (None, Some(7)));
+        assert_eq!(tomb(&[live.clone(), gone.clone()]).unwrap(), Some(7));
+        // Decoded again, read from the record.
+        let back = decode(&encode(&[live, gone]).unwrap(), known).unwrap();
+        assert_eq!(tomb(&back).unwrap(), Some(7));
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub struct Write {
     pub id: RecordId,
     pub rev: i64,
     pub deleted: bool,
+    /// The record's `deleted_at` (`Some` exactly when it is a tombstone).
+    pub deleted_at: Option<i64>,
     /// The record as clients see it, its keys in the order a [`Record`] map has them.
     pub record: Box<RawValue>,
 }
@@ -287,7 +289,7 @@ fn apply(c: &Change, current: Option<&Stored>, version: i64, rev: i64, now: i64)
     debug_assert_eq!(c.entity.order.len(), members.len(), "{}: order names every member", c.entity.name);
     let members = c.entity.order.iter().filter_map(|&i| members.get(i).copied()).collect();
     let record = serde_json::value::to_raw_value(&Members(members))?;
-    Ok(Write { id: c.id.clone(), rev, deleted: deleted_at.is_some(), record })
+    Ok(Write { id: c.id.clone(), rev, deleted: deleted_at.is_some(), deleted_at, record })
 }
 
 #[cfg(test)]
@@ -468,6 +470,9 @@ mod tests {
             assert_eq!(serde_json::to_string(&map).unwrap(), w.record.get());
             assert_eq!((map["rev"].as_i64(), map["version"].as_i64()), (Some(7), Some(3)));
             assert_eq!(w.deleted, !map["deleted_at"].is_null());
+            // What the pages' `tomb` takes from the write instead of parsing its record.
+            assert_eq!(w.deleted_at, edgesync_codec::deleted_at(w.record.get()).unwrap());
+            assert_eq!(w.deleted_at, w.deleted.then_some(1_000));
         }
     }
 
