@@ -69,9 +69,9 @@ impl InPage {
     /// damaged page.
     fn members<'e>(&'e self, out: &mut Vec<(&'e str, Value<'e>)>) -> Option<()> {
         out.clear();
-        let shape = self.page.shapes.get(self.shape as usize)?;
-        for p in 0..shape.keys.len() {
-            out.push((shape.key(p)?, self.page.value(shape, self.slot as usize, p)?));
+        let (shape, slots) = self.page.entry(self.shape, self.slot)?;
+        for (p, (&i, (_, col))) in slots.iter().zip(&shape.keys).enumerate() {
+            out.push((shape.key(p)?, self.page.value(*col, i)?));
         }
         Some(())
     }
@@ -586,15 +586,20 @@ enum Value<'p> {
 }
 
 impl Page {
-    /// The value of key `p` of the entry of `shape` at `slot`.
-    fn value(&self, shape: &Shape, slot: usize, p: usize) -> Option<Value<'_>> {
-        let i = *self.slots.get(slot.checked_add(p)?)? as usize;
-        match shape.keys.get(p)?.1 {
+    /// The shape of an entry and its slots, one per key of the shape.
+    fn entry(&self, shape: u32, slot: u32) -> Option<(&Shape, &[u32])> {
+        let shape = self.shapes.get(shape as usize)?;
+        Some((shape, self.slots.get(slot as usize..)?.get(..shape.keys.len())?))
+    }
+
+    /// Value number `i` of column `col`.
+    fn value(&self, col: Col, i: u32) -> Option<Value<'_>> {
+        match col {
             Col::Json(c) => {
-                let (from, to) = *self.text.get(c)?.get(i)?;
+                let (from, to) = *self.text.get(c)?.get(i as usize)?;
                 self.json.get(from as usize..to as usize).map(Value::Text)
             }
-            Col::Int(c) => self.ints.get(c)?.get(i).copied().map(Value::Int),
+            Col::Int(c) => self.ints.get(c)?.get(i as usize).copied().map(Value::Int),
         }
     }
 
@@ -602,21 +607,14 @@ impl Page {
     /// were checked as JSON when the columns were read, and the keys need no escape
     /// ([`key_prefix`]).
     fn record(&self, shape: u32, slot: u32, len: u32) -> Result<String, Error> {
-        let shape = self.shapes.get(shape as usize).ok_or_else(damaged)?;
-        let slots = self.slots.get(slot as usize..).and_then(|s| s.get(..shape.keys.len())).ok_or_else(damaged)?;
+        let (shape, slots) = self.entry(shape, slot).ok_or_else(damaged)?;
         let mut text = String::with_capacity(len as usize);
         let mut number = itoa::Buffer::new();
         for ((prefix, col), &i) in shape.keys.iter().zip(slots) {
             text.push_str(prefix);
-            match *col {
-                Col::Json(c) => {
-                    let (from, to) = *self.text.get(c).and_then(|t| t.get(i as usize)).ok_or_else(damaged)?;
-                    text.push_str(self.json.get(from as usize..to as usize).ok_or_else(damaged)?);
-                }
-                Col::Int(c) => {
-                    let v = *self.ints.get(c).and_then(|n| n.get(i as usize)).ok_or_else(damaged)?;
-                    text.push_str(number.format(v));
-                }
+            match self.value(*col, i).ok_or_else(damaged)? {
+                Value::Text(v) => text.push_str(v),
+                Value::Int(v) => text.push_str(number.format(v)),
             }
         }
         if shape.keys.is_empty() {
@@ -654,7 +652,7 @@ struct Found {
 /// The entries of format 2's JSON text, or `only` those whose id is one of these (the
 /// others are passed over, nor checked more than where they end). Their records stay in
 /// the page, which they share.
-fn decode_columns(json: String, only: Option<&[&str]>, known: Known) -> Result<Vec<Entry>, Error> {
+fn decode_columns(mut json: String, only: Option<&[&str]>, known: Known) -> Result<Vec<Entry>, Error> {
     // Every place, index and length in the page then fits in a u32.
     if u32::try_from(json.len()).is_err() {
         return Err(damaged());
@@ -681,7 +679,6 @@ fn decode_columns(json: String, only: Option<&[&str]>, known: Known) -> Result<V
     };
     // The page's text lives as long as its entries: without the room inflating made for it
     // (a shrink in place, not a copy).
-    let mut json = json;
     json.shrink_to_fit();
     let page = std::sync::Arc::new(Page { json, shapes, text, ints, slots });
     Ok(found
@@ -798,7 +795,7 @@ impl Columns<'_> {
             // The entry's values placed (each the next of its column), with its `rev` and
             // its record's length; or its record kept whole. (Indexes and lengths fit in a
             // u32: the text does, checked above.)
-            let (record, record_rev) = match shape {
+            let (entity, record, len, record_rev) = match shape {
                 Some((s, shape)) => {
                     let slot = slots.len() as u32;
                     let mut rev = None;
@@ -829,19 +826,15 @@ impl Columns<'_> {
                         };
                         slots.push(at as u32);
                     }
-                    let len = u32::try_from(len).map_err(|_| damaged())?;
-                    (Ok((s as u32, slot, len)), rev)
+                    let record = Ok((s as u32, slot, u32::try_from(len).map_err(|_| damaged())?));
+                    (shape.entity, record, len, rev)
                 }
                 None => {
                     let record = *self.w.get(whole_at).ok_or_else(damaged)?;
                     let entity = stored_entity(known, &self.t[whole_at])?;
                     whole_at += 1;
-                    (Err((entity, record)), None)
+                    (entity, Err(trusted(record)?), record.len(), None)
                 }
-            };
-            let (entity, record, len) = match record {
-                Ok((s, slot, len)) => (shapes[s as usize].entity, Ok((s, slot, len)), len as usize),
-                Err((entity, record)) => (entity, Err(trusted(record)?), record.len()),
             };
             total = total.saturating_add(len);
             if total > MAX_JSON {
