@@ -530,7 +530,7 @@ impl Pages {
     pub fn apply(&mut self, plan: &Plan, prior: &Prior) -> Result<(), ApiError> {
         for (entity, writes) in &plan.writes {
             for w in writes {
-                let (id, rev, deleted) = (w.id.as_str().to_owned(), w.rev, w.deleted);
+                let (id, rev, deleted) = (w.id.as_str().to_owned(), w.rev, w.deleted());
                 let key: Key = (entity.name, id.clone());
                 // A record that comes back from a tombstone counts as created again.
                 let created_rev = match prior.get(&key) {

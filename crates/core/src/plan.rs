@@ -90,14 +90,18 @@ pub struct Conflict {
 pub struct Write {
     pub id: RecordId,
     pub rev: i64,
-    pub deleted: bool,
-    /// The record's `deleted_at` (`Some` exactly when it is a tombstone).
+    /// The record's `deleted_at`: `Some` exactly when it is a tombstone.
     pub deleted_at: Option<i64>,
     /// The record as clients see it, its keys in the order a [`Record`] map has them.
     pub record: Box<RawValue>,
 }
 
 impl Write {
+    /// Whether the record is a tombstone.
+    pub fn deleted(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+
     /// The record decoded again, for a later change of the same key in the same push.
     fn stored(&self) -> Result<Stored, ApiError> {
         Stored::decode(self.record.get()).map_err(ApiError::Internal)
@@ -289,7 +293,7 @@ fn apply(c: &Change, current: Option<&Stored>, version: i64, rev: i64, now: i64)
     debug_assert_eq!(c.entity.order.len(), members.len(), "{}: order names every member", c.entity.name);
     let members = c.entity.order.iter().filter_map(|&i| members.get(i).copied()).collect();
     let record = serde_json::value::to_raw_value(&Members(members))?;
-    Ok(Write { id: c.id.clone(), rev, deleted: deleted_at.is_some(), deleted_at, record })
+    Ok(Write { id: c.id.clone(), rev, deleted_at, record })
 }
 
 #[cfg(test)]
@@ -422,7 +426,7 @@ mod tests {
         assert_eq!(p.writes.len(), 1);
         let rows = &p.writes[0].1;
         assert_eq!(rows.len(), 1);
-        assert!(rows[0].deleted);
+        assert!(rows[0].deleted());
         let r = row(&rows[0]);
         assert_eq!(r["version"], 3);
         assert_eq!(r["title"], "2", "a tombstone keeps the last fields");
@@ -469,10 +473,10 @@ mod tests {
             let map: Record = serde_json::from_str(w.record.get()).unwrap();
             assert_eq!(serde_json::to_string(&map).unwrap(), w.record.get());
             assert_eq!((map["rev"].as_i64(), map["version"].as_i64()), (Some(7), Some(3)));
-            assert_eq!(w.deleted, !map["deleted_at"].is_null());
+            assert_eq!(w.deleted(), !map["deleted_at"].is_null());
             // What the pages' `tomb` takes from the write instead of parsing its record.
             assert_eq!(w.deleted_at, edgesync_codec::deleted_at(w.record.get()).unwrap());
-            assert_eq!(w.deleted_at, w.deleted.then_some(1_000));
+            assert_eq!(w.deleted_at, w.deleted().then_some(1_000));
         }
     }
 
@@ -486,7 +490,7 @@ mod tests {
         let tomb = |text: &str| {
             let stored = Stored::decode(text).unwrap();
             let w = apply(&del, Some(&stored), 3, 11, 1_000).unwrap();
-            assert!(w.deleted);
+            assert!(w.deleted());
             w.record.get().to_owned()
         };
         // A lone surrogate: JSON text that no `Value` holds. The delete no longer fails on it.
