@@ -122,6 +122,11 @@ describe('two devices', () => {
     await a.evaluate(() => window.edgesync.sync());
     assert.equal(a.apiRequests.length, before, 'no request while offline');
     assert.equal(await a.evaluate(() => window.edgesync.status.pending), 1);
+    // put() resolves once the outbox entry is committed to IndexedDB (durability 'strict');
+    // the list shows the edit before that. A tab closed before the commit loses the
+    // transaction, as in any browser, so wait for what the SDK promises: idle() resolves
+    // when every local write is persisted. (CI once closed the tab inside that window.)
+    await a.evaluate(() => window.edgesync.idle());
     await a.close(); // the tab goes away with the edit only in its outbox (IndexedDB)
     await devA.context.setOffline(false);
     a = await openDemo(devA, srv.url, user);
