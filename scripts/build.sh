@@ -36,7 +36,10 @@ fi
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/@esbuild/linux-x64/bin/esbuild}"
-export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
+# worker-build's wasm-opt is scripts/wasm-opt.sh: it drops the exports of wasm-bindgen
+# classes the worker never uses (scripts/wasm-exports.mjs), then runs binaryen's wasm-opt.
+export EDGESYNC_WASM_OPT_REAL="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
+export WASM_OPT_BIN="$PWD/scripts/wasm-opt.sh"
 # The client SDK: client/dist (bundle + .d.ts) and demo/sdk/edgesync.js; prints its size.
 node client/scripts/build.mjs
 # The worker crate is crates/worker; its output goes to build/ at the repository root
