@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use serde_json::value::RawValue;
 use wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement, D1Result};
+use worker::{D1Database, D1PreparedStatement};
 
 use edgesync_core::codec;
 use edgesync_core::entities::Entity;
@@ -179,7 +179,7 @@ fn keys(changes: &[Change]) -> Vec<Key> {
 
 /// Bucket reads add what they found ([`Pages::absorb`]; for a push's `keys`, sealed where
 /// it can); a bucket not in D1 yet (never written) reads empty.
-fn absorb(p: &mut Pages, wanted: &[u32], res: &D1Result, keys: Option<&[Key]>) -> Result<(), ApiError> {
+fn absorb(p: &mut Pages, wanted: &[u32], res: &io::Rows, keys: Option<&[Key]>) -> Result<(), ApiError> {
     let rows = io::rows::<BucketRow>(res)?;
     p.absorb(wanted, rows.iter().map(|r| (r.page, r.body.as_str())), keys)
 }
@@ -254,7 +254,7 @@ impl<'a> Store<'a> {
         Ok(self.db().prepare(sql).bind(&all)?)
     }
 
-    async fn batch(&self, statements: Vec<D1PreparedStatement>) -> Result<Vec<D1Result>, ApiError> {
+    async fn batch(&self, statements: Vec<D1PreparedStatement>) -> Result<Vec<io::Rows>, ApiError> {
         io::batch(&self.db(), self.ops, statements).await
     }
 
