@@ -8,7 +8,7 @@
 //! `edgesync_core` (endpoints, pipeline, parse, auth, ratelimit, quota), which is where
 //! the decisions are unit-tested.
 
-use worker::{web_sys, Context, Env, KvStore};
+use worker::{web_sys, Context, Env};
 
 use edgesync_core::accounting::Due;
 use edgesync_core::endpoints::{resolve, Access, Auth, Endpoint, Match};
@@ -27,7 +27,7 @@ use crate::boxed::boxed;
 use crate::crypto;
 use crate::handlers::{self, Cx};
 use crate::http::{self, finish, Caching, In, H};
-use crate::io::{elapsed, jitter, now_ms};
+use crate::io::{self, elapsed, jitter, now_ms};
 use crate::isolate::Isolate;
 use crate::limiter::{self, Persist};
 use crate::store::Store;
@@ -109,7 +109,7 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> worker::Re
 
 impl Pass<'_> {
     /// The `CACHE` KV binding (looked up once per isolate).
-    fn cache(&self) -> Option<&KvStore> {
+    fn cache(&self) -> Option<&io::Kv> {
         self.isolate.cache(self.env)
     }
 }

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::{D1Database, D1PreparedStatement, KvStore};
+use worker::{D1Database, D1PreparedStatement, Env};
 
 use edgesync_core::error::ApiError;
 use edgesync_core::ops::Ops;
@@ -199,33 +199,70 @@ impl FromRow for Map<String, Value> {
     }
 }
 
+#[wasm_bindgen(inline_js = r#"
+export function edgesync_kv_get(kv, key) {
+  return kv.get(key);
+}
+export function edgesync_kv_put(kv, key, value, ttl) {
+  return kv.put(key, value, { expirationTtl: ttl });
+}
+"#)]
+extern "C" {
+    /// `kv.get(key)`: the value as text, or null.
+    #[wasm_bindgen(catch)]
+    async fn edgesync_kv_get(kv: &JsValue, key: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn edgesync_kv_put(kv: &JsValue, key: &str, value: &str, ttl: f64) -> Result<JsValue, JsValue>;
+}
+
+/// A KV namespace binding, called straight from JS (`edgesync_kv_get` / `_put`) rather
+/// than through workers-rs's `KvStore`, whose builders pass their options through
+/// `serde_wasm_bindgen` (an object built property by property on every read of the 304
+/// path) and which is made with five property reads of the binding.
+#[derive(Clone)]
+pub struct Kv(JsValue);
+
+impl Kv {
+    /// The binding `name` of `env`, if the deployment has it.
+    pub fn binding(env: &Env, name: &str) -> Option<Kv> {
+        js_sys::Reflect::get(env, &JsValue::from_str(name)).ok().filter(|v| v.is_object()).map(Kv)
+    }
+}
+
+/// A JS error's message, for a log line.
+fn js_message(e: &JsValue) -> String {
+    match e.dyn_ref::<js_sys::Error>() {
+        Some(e) => e.message().into(),
+        None => e.as_string().unwrap_or_else(|| "unknown error".into()),
+    }
+}
+
 /// A KV text value, charged as one read. A failed read is logged and counts as missing:
 /// KV only ever saves work, so its failure must not fail the request.
-pub async fn kv_get(kv: &KvStore, key: &str, ops: &Ops) -> Option<String> {
+pub async fn kv_get(kv: &Kv, key: &str, ops: &Ops) -> Option<String> {
     let started = now_ms();
-    let value = kv.get(key).text().await;
+    let value = edgesync_kv_get(&kv.0, key).await;
     ops.kv(1, 0, elapsed(started));
-    value.unwrap_or_else(|e| {
-        worker::console_warn!("KV read of {key} failed: {e}");
-        None
-    })
+    match value {
+        Ok(v) => v.as_string(),
+        Err(e) => {
+            worker::console_warn!("KV read of {key} failed: {}", js_message(&e));
+            None
+        }
+    }
 }
 
 /// Writes `value` under `key` with a TTL (KV's minimum is 60 s). Meant for
 /// `ctx.wait_until`: never delays a response; the write was charged when scheduled.
-pub async fn kv_put(kv: KvStore, key: String, value: String, ttl: u64) {
-    let result = match kv.put(&key, value) {
-        Ok(b) => b.expiration_ttl(ttl.max(60)).execute().await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = result {
-        worker::console_warn!("KV write of {key} failed: {e}");
+pub async fn kv_put(kv: Kv, key: String, value: String, ttl: u64) {
+    if let Err(e) = edgesync_kv_put(&kv.0, &key, &value, ttl.max(60) as f64).await {
+        worker::console_warn!("KV write of {key} failed: {}", js_message(&e));
     }
 }
 
 /// [`kv_put`] awaited within the request, charged (and timed) as one write. A failed write
 /// is logged, never an error: KV only ever saves work.
-pub async fn kv_put_now(kv: KvStore, key: String, value: String, ttl: u64, ops: &Ops) {
+pub async fn kv_put_now(kv: Kv, key: String, value: String, ttl: u64, ops: &Ops) {
     let started = now_ms();
     kv_put(kv, key, value, ttl).await;
     ops.kv(0, 1, elapsed(started));

@@ -10,7 +10,7 @@
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
-use worker::{Env, KvStore};
+use worker::Env;
 
 use edgesync_core::auth::{TokenCache, Verifier};
 use edgesync_core::config::Config;
@@ -28,7 +28,7 @@ pub struct Isolate {
     /// The `CACHE` KV binding, looked up on first use. A binding is not tied to the request
     /// it was read in (workerd resolves the request at each call), and the lookup is six JS
     /// property reads and as many string copies: read once per isolate, not per request.
-    kv: OnceCell<Option<KvStore>>,
+    kv: OnceCell<Option<crate::io::Kv>>,
     pub buckets: RefCell<limiter::Buckets>,
     pub usage: RefCell<edgesync_core::accounting::Ledger>,
     /// Forwarding addresses of moved buckets met in fences (`shards`).
@@ -79,8 +79,8 @@ impl Isolate {
     }
 
     /// The `CACHE` KV binding, if the deployment has one.
-    pub fn cache(&self, env: &Env) -> Option<&KvStore> {
-        self.kv.get_or_init(|| env.kv("CACHE").ok()).as_ref()
+    pub fn cache(&self, env: &Env) -> Option<&crate::io::Kv> {
+        self.kv.get_or_init(|| crate::io::Kv::binding(env, "CACHE")).as_ref()
     }
 
     /// `GET /api/openapi.json`, serialized at build time, completed on first use.

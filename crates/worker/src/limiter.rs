@@ -22,8 +22,6 @@
 
 use edgesync_core::hash::HashMap;
 
-use worker::KvStore;
-
 use edgesync_core::envelope::UserId;
 use edgesync_core::ops::Ops;
 use edgesync_core::ratelimit::{reads_shared, writes_shared, Bucket, Policy, Throttled, Verdict};
@@ -60,7 +58,7 @@ pub struct Persist {
 #[allow(clippy::too_many_arguments)]
 pub async fn take(
     buckets: &std::cell::RefCell<Buckets>,
-    kv: &KvStore,
+    kv: &io::Kv,
     user: &UserId,
     policy: Policy,
     now: i64,
@@ -117,6 +115,6 @@ pub async fn take(
 
 /// Writes the shared set of throttled buckets (meant for `ctx.wait_until`; charged when
 /// scheduled).
-pub async fn persist(kv: KvStore, p: Persist) {
+pub async fn persist(kv: io::Kv, p: Persist) {
     io::kv_put(kv, SHARED_KEY.to_string(), p.value, p.ttl).await
 }

@@ -28,8 +28,6 @@
 //!
 //! Near either KV budget the worker neither reads nor trusts the token and answers from D1.
 
-use worker::KvStore;
-
 use edgesync_core::ops::Ops;
 
 use crate::io;
@@ -39,7 +37,7 @@ fn key(user: &str) -> String {
 }
 
 /// The cached sequence of `user`, if written on `today`. Costs one KV read.
-pub async fn get(kv: &KvStore, user: &str, today: i64, ops: &Ops) -> Option<i64> {
+pub async fn get(kv: &io::Kv, user: &str, today: i64, ops: &Ops) -> Option<i64> {
     let value = io::kv_get(kv, &key(user), ops).await?;
     parse(&value).filter(|(_, day)| *day == today).map(|(seq, _)| seq)
 }
@@ -51,6 +49,6 @@ fn parse(value: &str) -> Option<(i64, i64)> {
 
 /// Stores `seq` for `user`, stamped with the UTC `day`, and waits for the write: the
 /// write-ahead hook of the user's store. Costs one KV write.
-pub async fn put(kv: KvStore, user: String, seq: i64, day: i64, ttl: u64, ops: &Ops) {
+pub async fn put(kv: io::Kv, user: String, seq: i64, day: i64, ttl: u64, ops: &Ops) {
     io::kv_put_now(kv, key(&user), format!("{seq}:{day}"), ttl, ops).await
 }
