@@ -38,7 +38,11 @@ export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/@esbuild/linux-x64/bin/esbuild}"
 # worker-build's wasm-opt is scripts/wasm-opt.sh: it drops the exports of wasm-bindgen
 # classes the worker never uses (scripts/wasm-exports.mjs), then runs binaryen's wasm-opt.
-export EDGESYNC_WASM_OPT_REAL="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
+# A WASM_OPT_BIN given from outside is the real one, unless it is this wrapper already.
+case "${WASM_OPT_BIN:-}" in
+  "" | */scripts/wasm-opt.sh) export EDGESYNC_WASM_OPT_REAL="$PWD/node_modules/.bin/wasm-opt" ;;
+  *) export EDGESYNC_WASM_OPT_REAL="$WASM_OPT_BIN" ;;
+esac
 export WASM_OPT_BIN="$PWD/scripts/wasm-opt.sh"
 # The client SDK: client/dist (bundle + .d.ts) and demo/sdk/edgesync.js; prints its size.
 node client/scripts/build.mjs

@@ -23,13 +23,12 @@ const dead = (name) => DEAD.some((c) => name.startsWith(`${c}_`) || name.include
 
 const [wasmPath] = process.argv.slice(2);
 if (!wasmPath) throw new Error('usage: node scripts/wasm-exports.mjs <module.wasm>');
+// The check needs the glue wasm-bindgen wrote beside the module (worker-build: index.js).
 const glue = path.join(path.dirname(wasmPath), 'index.js');
-if (fs.existsSync(glue)) {
-  const text = fs.readFileSync(glue, 'utf8');
-  // `static __wrap(ptr)` is how the glue turns a pointer the wasm returns into an object.
-  if (/__wrap\b/.test(text)) {
-    throw new Error(`${glue} wraps wasm objects for JavaScript now (__wrap): check that none is of ${DEAD.join(', ')} before dropping their exports`);
-  }
+if (!fs.existsSync(glue)) throw new Error(`${glue} is missing: without the glue there is no checking that the dropped exports are unused`);
+// `static __wrap(ptr)` is how the glue turns a pointer the wasm returns into an object.
+if (/__wrap\b/.test(fs.readFileSync(glue, 'utf8'))) {
+  throw new Error(`${glue} wraps wasm objects for JavaScript now (__wrap): check that none is of ${DEAD.join(', ')} before dropping their exports`);
 }
 
 const leb = (n) => {

@@ -53,7 +53,7 @@ pub struct Config {
 /// A number from the environment as `str::parse::<f64>` reads it ("0.9", "30", "1e3",
 /// ".5", "5.", "+2", "007"), but through serde_json's number parser, which the wasm
 /// carries anyway: `str::parse::<f64>` brings core's own float parser and its tables,
-/// 13.4 KB of the gzipped wasm (296,827 -> 283,380 B) for five settings. The forms JSON
+/// 13 KB of the gzipped wasm (296,827 -> 283,754 B) for five settings. The forms JSON
 /// writes differently (a leading `+` or zeros, a bare point) are written as JSON first;
 /// `inf` and `NaN`, which the callers refuse anyway, are not numbers here.
 fn decimal(s: &str) -> Option<f64> {

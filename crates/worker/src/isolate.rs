@@ -26,8 +26,8 @@ pub struct Isolate {
     pub keys: crate::crypto::Keys,
     openapi: OnceCell<String>,
     /// The `CACHE` KV binding, looked up on first use. A binding is not tied to the request
-    /// it was read in (workerd resolves the request at each call), and the lookup is six JS
-    /// property reads and as many string copies: read once per isolate, not per request.
+    /// it was read in (workerd resolves the request at each call): read once per isolate,
+    /// not per request.
     kv: OnceCell<Option<crate::io::Kv>>,
     pub buckets: RefCell<limiter::Buckets>,
     pub usage: RefCell<edgesync_core::accounting::Ledger>,

@@ -25,7 +25,7 @@ struct Candidate {
 }
 
 impl io::FromRow for Candidate {
-    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+    fn from_row(r: io::Row<'_>) -> Result<Self, ApiError> {
         Ok(Candidate { user_id: r.text("user_id")? })
     }
 }

@@ -38,7 +38,7 @@ struct FenceRow {
 }
 
 impl io::FromRow for FenceRow {
-    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+    fn from_row(r: io::Row<'_>) -> Result<Self, ApiError> {
         Ok(FenceRow { state: r.text("state")?, target: r.text("target")? })
     }
 }
@@ -50,7 +50,7 @@ struct FencesRow {
 }
 
 impl io::FromRow for FencesRow {
-    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+    fn from_row(r: io::Row<'_>) -> Result<Self, ApiError> {
         Ok(FencesRow { bucket: r.int("bucket")?, state: r.text("state")?, target: r.text("target")? })
     }
 }
@@ -60,7 +60,7 @@ struct UserRow {
 }
 
 impl io::FromRow for UserRow {
-    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+    fn from_row(r: io::Row<'_>) -> Result<Self, ApiError> {
         Ok(UserRow { user_id: r.text("user_id")? })
     }
 }

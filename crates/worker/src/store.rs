@@ -74,7 +74,7 @@ struct StateRow {
 }
 
 impl io::FromRow for StateRow {
-    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+    fn from_row(r: io::Row<'_>) -> Result<Self, ApiError> {
         Ok(StateRow {
             fence: r.opt_text("fence")?,
             target: r.opt_text("target")?,
@@ -101,7 +101,7 @@ struct PageRow {
 }
 
 impl io::FromRow for PageRow {
-    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+    fn from_row(r: io::Row<'_>) -> Result<Self, ApiError> {
         Ok(PageRow {
             fence: r.opt_text("fence")?,
             target: r.opt_text("target")?,
@@ -125,7 +125,7 @@ struct BucketRow {
 }
 
 impl io::FromRow for BucketRow {
-    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+    fn from_row(r: io::Row<'_>) -> Result<Self, ApiError> {
         Ok(BucketRow { page: page_number(Some(r.int("page")?))?, body: r.text("body")? })
     }
 }

@@ -74,7 +74,7 @@ struct Stored {
 }
 
 impl io::FromRow for Stored {
-    fn from_row(r: io::Row) -> Result<Self, ApiError> {
+    fn from_row(r: io::Row<'_>) -> Result<Self, ApiError> {
         Ok(Stored {
             day: r.int("day")?,
             requests: r.int("requests")?,
