@@ -15,7 +15,7 @@
 //   node scripts/wasm-exports.mjs build/index_bg.wasm
 import fs from 'node:fs';
 import path from 'node:path';
-import { Cursor, sections } from './lib/wasm.mjs';
+import { Cursor, sections, uleb } from './lib/wasm.mjs';
 
 /** The classes, as wasm-bindgen spells them in export names (lower case, no separators). */
 const DEAD = ['containerstartupoptions', 'minifyconfig', 'r2range', 'intounderlyingsource', 'intounderlyingbytesource', 'intounderlyingsink'];
@@ -30,17 +30,6 @@ if (!fs.existsSync(glue)) throw new Error(`${glue} is missing: without the glue 
 if (/__wrap\b/.test(fs.readFileSync(glue, 'utf8'))) {
   throw new Error(`${glue} wraps wasm objects for JavaScript now (__wrap): check that none is of ${DEAD.join(', ')} before dropping their exports`);
 }
-
-const leb = (n) => {
-  const out = [];
-  do {
-    let x = n & 0x7f;
-    n = Math.floor(n / 128);
-    if (n) x |= 0x80;
-    out.push(x);
-  } while (n);
-  return Buffer.from(out);
-};
 
 const b = fs.readFileSync(wasmPath);
 const parts = [b.subarray(0, 8)];
@@ -61,8 +50,8 @@ for (const s of sections(b, wasmPath)) {
     if (dead(name)) dropped.push(name);
     else kept.push(b.subarray(from, c.at));
   }
-  const body = Buffer.concat([leb(kept.length), ...kept]);
-  parts.push(Buffer.from([7]), leb(body.length), body);
+  const body = Buffer.concat([uleb(kept.length), ...kept]);
+  parts.push(Buffer.from([7]), uleb(body.length), body);
 }
 fs.writeFileSync(wasmPath, Buffer.concat(parts));
 console.error(`[build] ${dropped.length} exports of unused wasm-bindgen classes dropped before wasm-opt (scripts/wasm-exports.mjs)`);

@@ -1,5 +1,6 @@
-// Reading a wasm module's sections, for scripts/wasm-names.mjs (the build) and
-// bench/wasm-size.mjs: the binary format's LEB128 integers, names and section headers.
+// Reading a wasm module's sections, for scripts/wasm-names.mjs (the build),
+// scripts/wasm-exports.mjs and bench/wasm-size.mjs: the binary format's LEB128 integers
+// (and their encoding, for a section written back), names and section headers.
 
 /** A position in a module's bytes. */
 export class Cursor {
@@ -28,6 +29,18 @@ export class Cursor {
     this.at += n;
     return s;
   }
+}
+
+/** `n` as an unsigned LEB128 integer (the inverse of `Cursor.leb`). */
+export function uleb(n) {
+  const out = [];
+  do {
+    let x = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n) x |= 0x80;
+    out.push(x);
+  } while (n);
+  return Buffer.from(out);
 }
 
 /** The module's sections in order: `id`, `from` (its first byte), `start` and `end` (its

@@ -113,14 +113,8 @@ pub async fn batch(db: &D1Database, ops: &Ops, statements: Vec<D1PreparedStateme
 /// A rejected `batch()` as an internal error: D1's reason is the `cause` of the error it
 /// throws (as workers-rs's `D1Error` reads it), else the error's own message.
 fn d1_error(e: JsValue) -> ApiError {
-    let message = |v: &JsValue| v.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message()));
-    let error = e.dyn_ref::<js_sys::Error>();
-    let detail = error
-        .and_then(|e| message(&e.cause()))
-        .or_else(|| message(&e))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| "unknown error".into());
-    ApiError::Internal(format!("D1: {detail}"))
+    let cause = e.dyn_ref::<js_sys::Error>().map(|e| e.cause()).filter(|c| c.is_instance_of::<js_sys::Error>());
+    ApiError::Internal(format!("D1: {}", js_message(cause.as_ref().unwrap_or(&e))))
 }
 
 /// One statement as its own [`batch`], and its result.
